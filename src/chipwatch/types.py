@@ -1,0 +1,173 @@
+"""The values that pass between the stages of the pipeline. No I/O here.
+
+Source -> FetchResult -> FeedEntry -> Article -> Classification -> DigestItem -> Digest
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One topic of the current corpus (config/topics.toml)."""
+
+    id: str
+    name: str
+    description: str
+    # language code -> terms; a term is a phrase matched on word boundaries, case-folded
+    terms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    alert: bool = False
+
+
+@dataclass(frozen=True)
+class CorpusDocument:
+    """A document of the reference corpus with the topics it carries."""
+
+    id: str
+    title: str
+    text: str
+    topics: tuple[str, ...]
+    language: str = "fr"
+    relevant: bool = True
+
+
+@dataclass(frozen=True)
+class Label:
+    """A user's judgement on a stored article (`chipwatch label`)."""
+
+    article_id: str
+    title: str
+    text: str
+    relevant: bool
+    topics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Source:
+    """A feed as storage knows it."""
+
+    id: int
+    url: str
+    name: str
+    full_text: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What one HTTP fetch of a feed gave. `error` is set instead of raising."""
+
+    source_url: str
+    final_url: str
+    status: int | None
+    content: bytes = b""
+    content_type: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False
+    permanent_redirect: str | None = None  # new URL after a 301/308
+    gone: bool = False  # 410
+    retry_after_seconds: float | None = None
+    max_age_seconds: float | None = None  # Cache-Control max-age or Expires
+    error: str | None = None
+    fetched_at: datetime | None = None
+    elapsed_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One entry as the parser returns it, before extraction."""
+
+    guid: str | None
+    url: str | None
+    title: str
+    summary: str  # plain text
+    published: datetime | None
+    author: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str
+    entries: tuple[FeedEntry, ...]
+    ttl_minutes: int | None = None
+    site_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Article:
+    """An entry made ready to store: canonical URL, identity, language, normalised date."""
+
+    identity: str  # stable key: guid:..., url:..., or hash:...
+    source_url: str
+    url: str | None
+    title: str
+    text: str
+    published: datetime
+    fetched_at: datetime
+    language: str
+    content_hash: str
+    date_flag: str | None = None  # "missing" or "future-clamped"
+
+
+@dataclass(frozen=True)
+class ClassifyInput:
+    """What the classifier reads: the fields of a `classify` input line."""
+
+    id: str
+    title: str
+    text: str
+    url: str | None = None
+    published: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A corpus passage close to the article, shown as evidence."""
+
+    doc_id: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    matched_terms: Mapping[str, tuple[str, ...]]  # topic id (or "scope") -> terms found
+    passages: tuple[Passage, ...] = ()
+    summary: str = ""  # one human sentence: why the article is here
+
+
+@dataclass(frozen=True)
+class Classification:
+    id: str
+    relevant: bool
+    relevance: float  # calibrated probability of relevance
+    topics: tuple[str, ...]
+    topic_scores: Mapping[str, float]
+    novel: bool
+    language: str
+    evidence: Evidence
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "relevant": self.relevant,
+            "relevance": round(self.relevance, 4),
+            "topics": list(self.topics),
+            "topic_scores": {k: round(v, 4) for k, v in self.topic_scores.items()},
+            "novel": self.novel,
+            "language": self.language,
+            "evidence": {
+                "summary": self.evidence.summary,
+                "matched_terms": {k: list(v) for k, v in self.evidence.matched_terms.items()},
+                "passages": [
+                    {"doc_id": p.doc_id, "text": p.text, "score": round(p.score, 4)}
+                    for p in self.evidence.passages
+                ],
+            },
+        }
