@@ -10,6 +10,7 @@ ChipwatchError
  +-- ClassifierError      the classifier cannot be fitted or applied
  +-- DeliveryError        the digest could not be delivered (nothing is marked sent)
  +-- LockBusy             another run of the same job holds the lock
+ +-- NotFound             a feed, article or recipient named on the command line does not exist
 
 Library errors become one of these where they enter chipwatch; anything else propagates.
 """
@@ -65,4 +66,8 @@ class DeliveryError(ChipwatchError):
 
 
 class LockBusy(ChipwatchError):
+    pass
+
+
+class NotFound(ChipwatchError):
     pass

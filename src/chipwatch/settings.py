@@ -167,7 +167,9 @@ def load_settings(
         config_path=config_path,
         config_dir=config_dir,
         data_dir=resolved_data_dir,
-        topics_path=_relative_to(config_dir, _str(raw.get("topics", "topics.toml"), source, "topics")),
+        topics_path=_relative_to(
+            config_dir, _str(raw.get("topics", "topics.toml"), source, "topics")
+        ),
         corpus_dir=_relative_to(
             config_dir, _str(raw.get("corpus_dir", "corpus"), source, "corpus_dir")
         ),
@@ -181,7 +183,9 @@ def load_settings(
 
 def with_overrides(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
     """Return settings with some section fields replaced (used by the demo and tests)."""
-    changes = {name: replace(getattr(settings, name), **values) for name, values in sections.items()}
+    changes = {
+        name: replace(getattr(settings, name), **values) for name, values in sections.items()
+    }
     return replace(settings, **changes)
 
 
@@ -276,7 +280,9 @@ def _list_of_tables(items: object, name: str, source: str) -> list[dict[str, Any
     return items
 
 
-def _build_list_item(cls: type, item: dict[str, Any], where: str, source: str, required: str) -> Any:
+def _build_list_item(
+    cls: type, item: dict[str, Any], where: str, source: str, required: str
+) -> Any:
     if required not in item:
         raise ConfigError(source, f"{where}.{required}", "missing required setting")
     known = {f.name: f for f in fields(cls)}

@@ -55,6 +55,7 @@ class Source:
     full_text: bool = False
     etag: str | None = None
     last_modified: str | None = None
+    language: str = ""  # configured language: a hint for detection ("" = detect)
 
 
 @dataclass(frozen=True)

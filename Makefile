@@ -1,0 +1,45 @@
+# chipwatch: `make demo` and `make test` do all set-up on a machine with Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR ?= demo-data
+
+.PHONY: install demo test test-fast lint bench bench-poll bench-classify bench-stories browser clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the whole watch once on loopback sample feeds: poll, classify, digest into a Maildir.
+demo: $(STAMP)
+	$(BIN)/chipwatch --data-dir $(DEMO_DIR) demo
+
+## Install what the tests need (browser included, where the machine allows) and run them.
+test: $(STAMP) browser
+	$(BIN)/python -m pytest -q
+
+browser:
+	@bash scripts/ensure-chromium.sh || echo "chromium unavailable: browser checks will skip"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/mypy src
+
+bench: bench-poll bench-classify bench-stories
+
+bench-poll: $(STAMP)
+	$(BIN)/python scripts/bench_poll.py
+
+bench-classify: $(STAMP)
+	$(BIN)/python scripts/bench_classify.py
+
+bench-stories: $(STAMP)
+	$(BIN)/python scripts/bench_stories.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

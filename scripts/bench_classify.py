@@ -1,0 +1,89 @@
+"""Benchmark the classifier: model load time, articles/s on the dev set and on real feed
+entries (../shared/feeds/realworld/*.xml, parsed here with feedparser), peak RSS.
+
+Usage: .venv/bin/python scripts/bench_classify.py [--shared ../shared] [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import re
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import feedparser
+
+from chipwatch.classify import load_or_fit
+from chipwatch.types import ClassifyInput
+
+ROOT = Path(__file__).resolve().parents[1]
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _plain(value: str) -> str:
+    return html.unescape(_TAGS.sub(" ", value or "")).strip()
+
+
+def feed_entries(folder: Path) -> list[ClassifyInput]:
+    items = []
+    for path in sorted(folder.glob("*.xml")):
+        parsed = feedparser.parse(path.read_bytes())
+        for n, entry in enumerate(parsed.entries):
+            items.append(ClassifyInput(
+                id=f"{path.stem}:{n}", title=_plain(entry.get("title", "")),
+                text=_plain(entry.get("summary", "")), url=entry.get("link"),
+            ))
+    return items
+
+
+def dev_items(path: Path) -> list[ClassifyInput]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [ClassifyInput(id=r["id"], title=r["title"], text=r["text"]) for r in rows]
+
+
+def rate(classifier, items: list[ClassifyInput]) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    results = classifier.classify(items)
+    elapsed = time.perf_counter() - start
+    return len(items) / elapsed, sum(r.relevant for r in results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--cache", type=Path, default=None)
+    args = parser.parse_args()
+    cache = args.cache or Path(tempfile.mkdtemp(prefix="chipwatch-bench-"))
+
+    start = time.perf_counter()
+    load_or_fit(ROOT / "config/corpus", ROOT / "config/topics.toml", [], cache)
+    print(f"fit (cold, incl. embedder load): {time.perf_counter() - start:.2f} s")
+    start = time.perf_counter()
+    classifier = load_or_fit(ROOT / "config/corpus", ROOT / "config/topics.toml", [], cache)
+    classifier.embedder.embed(["warm-up"])  # the embedder's weights load on first use
+    print(f"model load (cached + embedder):  {time.perf_counter() - start:.2f} s")
+
+    dev = args.shared / "eval/dev.jsonl"
+    if dev.exists():
+        # Language detection is left to the classifier, as for real input.
+        per_s, hits = rate(classifier, dev_items(dev))
+        print(f"dev set:   {per_s:8.1f} articles/s  ({hits} relevant)")
+    else:
+        print(f"dev set absent at {dev}: skipped")
+    feeds = args.shared / "feeds/realworld"
+    if feeds.exists():
+        items = feed_entries(feeds)
+        per_s, hits = rate(classifier, items)
+        print(f"realworld: {per_s:8.1f} articles/s  ({len(items)} entries, {hits} relevant)")
+    else:
+        print(f"feeds absent at {feeds}: skipped")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS:  {peak:8.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Fit once, reuse: the fitted classifier is pickled under a key of everything it is
+fitted from (topics.toml, corpus.toml and its texts, labels, params, code version)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from chipwatch.classify.corpus import CORPUS_FILE, load_corpus
+from chipwatch.classify.embed import Embedder, get_embedder
+from chipwatch.classify.model import ClassifierParams, FittedClassifier, fit
+from chipwatch.classify.topics import load_scope, load_topics
+from chipwatch.types import Label
+
+# Bump when the fitted structure or the features change, so old caches are ignored.
+MODEL_VERSION = "1"
+
+
+def fit_key(
+    corpus_dir: Path, topics_path: Path, labels: Sequence[Label], params: ClassifierParams
+) -> str:
+    digest = hashlib.sha256(MODEL_VERSION.encode())
+    digest.update(topics_path.read_bytes())
+    digest.update((corpus_dir / CORPUS_FILE).read_bytes())
+    for path in sorted(corpus_dir.glob("*.txt")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    for label in sorted(labels, key=lambda lb: lb.article_id):
+        digest.update(json.dumps(asdict(label), sort_keys=True, default=list).encode())
+    digest.update(json.dumps(asdict(params), sort_keys=True, default=list).encode())
+    return digest.hexdigest()
+
+
+def load_or_fit(
+    corpus_dir: Path,
+    topics_path: Path,
+    labels: Sequence[Label],
+    cache_dir: Path,
+    params: ClassifierParams | None = None,
+    embedder: Embedder | None = None,
+) -> FittedClassifier:
+    """The cached classifier when its key matches, else a fresh fit (then cached)."""
+    params = params or ClassifierParams()
+    key = fit_key(corpus_dir, topics_path, labels, params)
+    path = cache_dir / f"classifier-{key[:24]}.pkl"
+    if path.exists():
+        try:
+            with path.open("rb") as handle:
+                model = pickle.load(handle)
+            if isinstance(model, FittedClassifier):
+                if embedder is not None:
+                    model._embedder = embedder
+                return model
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            pass  # a stale or damaged cache is refitted, never fatal
+    topics = load_topics(topics_path)
+    model = fit(
+        load_corpus(corpus_dir, [t.id for t in topics]), topics, load_scope(topics_path),
+        labels, params, embedder or get_embedder(params.embedder),
+    )
+    _save(model, cache_dir, path)
+    return model
+
+
+def _save(model: FittedClassifier, cache_dir: Path, path: Path) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for old in cache_dir.glob("classifier-*.pkl"):
+        old.unlink(missing_ok=True)  # one fitted model at a time is enough
+    # Write then rename, so a concurrent reader never sees half a pickle.
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)

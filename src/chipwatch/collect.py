@@ -1,0 +1,460 @@
+"""The poll pipeline: due sources -> fetch -> parse + extract -> store.
+
+    report = poll_sync(settings, session_factory)          # or: await poll(...)
+    report.new_article_ids                                 # for the classifier
+
+Stages, and where each runs:
+- fetch: asyncio + httpx in the event loop (I/O bound), limited globally and per host;
+- parse + extract: a process pool (CPU bound; feedparser is pure Python), one call per
+  feed with a time limit enforced inside the worker;
+- store: one single-thread executor, so SQLite sees exactly one writer; one transaction
+  per feed, so a failure on one feed never loses another's articles.
+Every per-feed failure becomes a FeedReport with `error`; nothing stops the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from chipwatch.errors import ParseError
+from chipwatch.extract import detect_language, extract_full_text, to_article
+from chipwatch.fetch import Fetcher, utcnow
+from chipwatch.parse import NotAFeed, parse_feed, time_limit
+from chipwatch.settings import FetchSettings, Settings
+from chipwatch.store.articles import filter_new, insert_new
+from chipwatch.store.sources import FetchOutcome, due_sources, record_outcome
+from chipwatch.types import Article, FetchResult, Source
+
+SessionFactory = Callable[[], Session]
+T = TypeVar("T")
+MAX_FULL_TEXT_PER_FEED = 10  # page fetches per feed and poll, for full_text sources
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+
+
+# --- reports -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedReport:
+    source_id: int
+    url: str
+    status: str  # new | unchanged | not-modified | error | gone
+    http_status: int | None = None
+    new_articles: int = 0
+    entries: int = 0
+    error: str | None = None
+    moved_to: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class PollReport:
+    started_at: datetime
+    finished_at: datetime
+    feeds: tuple[FeedReport, ...] = ()
+    new_article_ids: tuple[int, ...] = ()
+
+    @property
+    def feeds_polled(self) -> int:
+        return len(self.feeds)
+
+    @property
+    def feeds_failed(self) -> int:
+        return sum(1 for f in self.feeds if f.error)
+
+    @property
+    def feeds_not_modified(self) -> int:
+        return sum(1 for f in self.feeds if f.status == "not-modified")
+
+    @property
+    def entries_seen(self) -> int:
+        return sum(f.entries for f in self.feeds)
+
+    @property
+    def new_articles(self) -> int:
+        return len(self.new_article_ids)
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+# --- the worker side (pure; runs in child processes) -------------------------------------
+
+
+@dataclass(frozen=True)
+class DocumentJob:
+    source: Source
+    content: bytes
+    content_type: str
+    base_url: str
+    fetched_at: datetime
+    max_entries: int
+    max_entry_chars: int
+    time_limit_seconds: float
+
+
+@dataclass(frozen=True)
+class DocumentResult:
+    articles: tuple[Article, ...] = ()
+    title: str | None = None
+    site_url: str | None = None
+    ttl_minutes: int | None = None
+    entries_per_week: float | None = None
+    error: str | None = None
+    alternates: tuple[str, ...] = ()
+
+
+def process_document(job: DocumentJob) -> DocumentResult:
+    """Parse one feed document and turn its entries into Articles (in a worker)."""
+    try:
+        with time_limit(job.time_limit_seconds, job.base_url):
+            parsed = parse_feed(
+                job.content,
+                job.base_url,
+                job.content_type,
+                max_entries=job.max_entries,
+                max_entry_chars=job.max_entry_chars,
+            )
+            articles = tuple(
+                to_article(e, job.source, job.fetched_at, job.base_url) for e in parsed.entries
+            )
+    except NotAFeed as exc:
+        return DocumentResult(error=_message(exc, job.base_url), alternates=exc.alternates)
+    except ParseError as exc:
+        return DocumentResult(error=_message(exc, job.base_url))
+    return DocumentResult(
+        articles=articles,
+        title=parsed.title or None,
+        site_url=parsed.site_url,
+        ttl_minutes=parsed.ttl_minutes,
+        entries_per_week=entries_per_week(parsed.entries, job.fetched_at),
+    )
+
+
+def entries_per_week(entries: Sequence[Any], now: datetime) -> float | None:
+    """Entries published in the last 7 days; None when no entry is dated."""
+    dates = [e.published for e in entries if e.published is not None]
+    if not dates:
+        return None
+    week_ago = now - timedelta(days=7)
+    return float(sum(1 for d in dates if week_ago <= d <= now + timedelta(days=1)))
+
+
+def full_text_job(page: bytes, url: str, hint: str, limit: float) -> tuple[str, str] | None:
+    """(text, language) of an article page, or None (in a worker)."""
+    try:
+        with time_limit(limit, url):
+            text = extract_full_text(page, url)
+            return (text, detect_language(text, hint)) if text else None
+    except ParseError:
+        return None
+
+
+def _message(exc: Exception, url: str) -> str:
+    text = str(exc)
+    return text[len(url) + 2 :] if text.startswith(f"{url}: ") else text
+
+
+# --- the process pool --------------------------------------------------------------------
+
+
+class ParsePool:
+    """A process pool that survives a dead worker (rebuilt, the job retried once)."""
+
+    def __init__(self, workers: int | None = None, executor: Executor | None = None) -> None:
+        self._workers = workers or max(1, os.cpu_count() or 1)
+        self._given = executor
+        self._executor = executor or self._new()
+
+    def _new(self) -> Executor:
+        # forkserver: workers never inherit the event loop's or the server's threads.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["chipwatch.collect"])
+        return ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        for attempt in range(2):
+            executor = self._executor
+            try:
+                return await loop.run_in_executor(executor, fn, *args)
+            except BrokenProcessPool:
+                if attempt or self._given is not None:
+                    raise
+                if executor is self._executor:  # first to notice rebuilds it
+                    executor.shutdown(wait=False, cancel_futures=True)
+                    self._executor = self._new()
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._given is None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+# --- the single writer -------------------------------------------------------------------
+
+
+class Writer:
+    """All database work of a poll goes through one thread: SQLite has one writer."""
+
+    def __init__(self, session_factory: SessionFactory, settings: Settings) -> None:
+        self._sessions = session_factory
+        self._poll = settings.poll
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chipwatch-writer")
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def load_due(self, now: datetime, all_feeds: bool) -> list[Source]:
+        with self._sessions() as session:
+            return due_sources(session, now, all_feeds=all_feeds)
+
+    def new_only(self, articles: Sequence[Article]) -> list[Article]:
+        with self._sessions() as session:
+            return filter_new(session, articles)
+
+    def store(
+        self, source: Source, outcome: FetchOutcome, articles: Sequence[Article], now: datetime
+    ) -> list[int]:
+        with self._sessions() as session, session.begin():
+            row = record_outcome(session, source.id, outcome, self._poll, now)
+            if row is None:
+                return []
+            return insert_new(session, articles, source_id=source.id, source_name=row.name)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+
+
+# --- one feed ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    settings: Settings
+    fetcher: Fetcher
+    pool: ParsePool
+    writer: Writer
+    now: datetime
+    backlog: asyncio.Semaphore
+    new_ids: list[int] = field(default_factory=list)
+
+
+async def collect_one(source: Source, ctx: _Context) -> FeedReport:
+    """Fetch, parse, extract and store one feed; never raises for a feed's own failure."""
+    async with ctx.backlog:  # bounds bodies fetched but not yet parsed (memory)
+        fetched = await ctx.fetcher.fetch(source)
+        result, fetched = await _parse(source, fetched, ctx)
+    if result is not None and result.articles and source.full_text and not result.error:
+        result = replace(result, articles=tuple(await _with_full_text(source, result, ctx)))
+    outcome = _outcome(fetched, result)
+    articles = result.articles if result is not None and outcome.ok else ()
+    ids = await ctx.writer.call(ctx.writer.store, source, outcome, articles, ctx.now)
+    ctx.new_ids.extend(ids)
+    return _report(source, fetched, result, outcome, len(ids))
+
+
+async def _parse(
+    source: Source, fetched: FetchResult, ctx: _Context
+) -> tuple[DocumentResult | None, FetchResult]:
+    if fetched.error or fetched.not_modified:
+        return None, fetched
+    result = await _run_document(source, fetched, ctx)
+    if result.alternates and fetched.final_url not in result.alternates:
+        # The URL is a web page advertising its feed: follow it once and remember it.
+        alternate = await ctx.fetcher.fetch_url(result.alternates[0])
+        if alternate.error is None and not alternate.not_modified:
+            found = await _run_document(source, alternate, ctx)
+            if found.error is None:
+                moved = alternate.permanent_redirect or alternate.final_url
+                return found, replace(alternate, permanent_redirect=moved, source_url=source.url)
+    return result, fetched
+
+
+async def _run_document(source: Source, fetched: FetchResult, ctx: _Context) -> DocumentResult:
+    fetch = ctx.settings.fetch
+    job = DocumentJob(
+        source=source,
+        content=fetched.content,
+        content_type=fetched.content_type,
+        base_url=fetched.final_url,
+        fetched_at=fetched.fetched_at or ctx.now,
+        max_entries=fetch.max_entries_per_feed,
+        max_entry_chars=fetch.max_entry_chars,
+        time_limit_seconds=fetch.parse_timeout_seconds,
+    )
+    try:
+        return await ctx.pool.run(process_document, job)
+    except BrokenProcessPool:
+        return DocumentResult(error="the parser process died on this feed")
+
+
+async def _with_full_text(source: Source, result: DocumentResult, ctx: _Context) -> list[Article]:
+    """Replace summaries by page text for new articles of a full_text source."""
+    fresh = {a.identity for a in await ctx.writer.call(ctx.writer.new_only, result.articles)}
+    todo = [a for a in result.articles if a.identity in fresh and a.url]
+    todo = todo[:MAX_FULL_TEXT_PER_FEED]
+    texts = await asyncio.gather(*(_page_text(a, source, ctx) for a in todo))
+    by_identity = {a.identity: t for a, t in zip(todo, texts, strict=True) if t}
+    return [
+        replace(a, text=by_identity[a.identity][0], language=by_identity[a.identity][1])
+        if a.identity in by_identity
+        else a
+        for a in result.articles
+    ]
+
+
+async def _page_text(article: Article, source: Source, ctx: _Context) -> tuple[str, str] | None:
+    page = await ctx.fetcher.fetch_url(article.url or "", accept=PAGE_ACCEPT)
+    if page.error or not page.content:
+        return None  # keep the feed's summary: a missing page is not the feed's failure
+    limit = ctx.settings.fetch.parse_timeout_seconds
+    try:
+        return await ctx.pool.run(full_text_job, page.content, page.final_url, source.language, limit)
+    except BrokenProcessPool:
+        return None
+
+
+def _outcome(fetched: FetchResult, result: DocumentResult | None) -> FetchOutcome:
+    error = fetched.error or (result.error if result is not None else None)
+    common: dict[str, Any] = {
+        "status": fetched.status,
+        "permanent_redirect": fetched.permanent_redirect,
+        "retry_after_seconds": fetched.retry_after_seconds,
+        "max_age_seconds": fetched.max_age_seconds,
+    }
+    if error:
+        return FetchOutcome(ok=False, error=error, gone=fetched.gone, **common)
+    return FetchOutcome(
+        ok=True,
+        etag=fetched.etag,
+        last_modified=fetched.last_modified,
+        not_modified=fetched.not_modified,
+        ttl_minutes=result.ttl_minutes if result else None,
+        entries_per_week=result.entries_per_week if result else None,
+        title=result.title if result else None,
+        site_url=result.site_url if result else None,
+        **common,
+    )
+
+
+def _report(
+    source: Source,
+    fetched: FetchResult,
+    result: DocumentResult | None,
+    outcome: FetchOutcome,
+    new: int,
+) -> FeedReport:
+    if outcome.gone:
+        status = "gone"
+    elif not outcome.ok:
+        status = "error"
+    elif outcome.not_modified:
+        status = "not-modified"
+    else:
+        status = "new" if new else "unchanged"
+    return FeedReport(
+        source_id=source.id,
+        url=source.url,
+        status=status,
+        http_status=fetched.status,
+        new_articles=new,
+        entries=len(result.articles) if result else 0,
+        error=outcome.error,
+        moved_to=outcome.permanent_redirect,
+        seconds=fetched.elapsed_seconds,
+    )
+
+
+# --- the poll ----------------------------------------------------------------------------
+
+
+def interleave_by_host(sources: Sequence[Source]) -> list[Source]:
+    """Round-robin over hosts, so one big host does not hold every slot at the start."""
+    by_host: dict[str, list[Source]] = defaultdict(list)
+    for source in sources:
+        by_host[(urlsplit(source.url).hostname or "").lower()].append(source)
+    queues = list(by_host.values())
+    ordered: list[Source] = []
+    for i in range(max((len(q) for q in queues), default=0)):
+        ordered.extend(q[i] for q in queues if i < len(q))
+    return ordered
+
+
+async def poll(
+    settings: Settings,
+    session_factory: SessionFactory,
+    *,
+    all_feeds: bool = False,
+    now: datetime | None = None,
+    pool: ParsePool | None = None,
+) -> PollReport:
+    """Poll the due feeds (or every enabled feed) once and store what is new."""
+    started = utcnow()
+    now = now or started
+    writer = Writer(session_factory, settings)
+    own_pool = pool is None
+    parse_pool = pool or ParsePool()
+    try:
+        sources = interleave_by_host(await writer.call(writer.load_due, now, all_feeds))
+        async with Fetcher(settings.fetch) as fetcher:
+            ctx = _Context(
+                settings, fetcher, parse_pool, writer, now, _backlog(settings.fetch)
+            )
+            feeds = await asyncio.gather(*(collect_one(s, ctx) for s in sources))
+    finally:
+        writer.close()
+        if own_pool:
+            parse_pool.close()
+    return PollReport(
+        started_at=started,
+        finished_at=utcnow(),
+        feeds=tuple(feeds),
+        new_article_ids=tuple(sorted(ctx.new_ids)),
+    )
+
+
+def _backlog(fetch: FetchSettings) -> asyncio.Semaphore:
+    return asyncio.Semaphore(max(4, fetch.concurrency * 2))
+
+
+def poll_sync(
+    settings: Settings,
+    session_factory: SessionFactory,
+    *,
+    all_feeds: bool = False,
+    now: datetime | None = None,
+) -> PollReport:
+    """`poll` for synchronous callers (CLI, scheduler jobs)."""
+    return asyncio.run(poll(settings, session_factory, all_feeds=all_feeds, now=now))
+
+
+async def discover_feed_url(url: str, fetch: FetchSettings) -> str:
+    """The feed URL for a URL given by a user: itself if it is a feed, else the feed its
+    page advertises. Raises ParseError (or FetchError) with a clear message otherwise."""
+    from chipwatch.errors import FetchError
+
+    async with Fetcher(fetch) as fetcher:
+        fetched = await fetcher.fetch_url(url)
+    if fetched.error:
+        raise FetchError(url, fetched.error, status=fetched.status)
+    try:
+        parse_feed(fetched.content, fetched.final_url, fetched.content_type, max_entries=1)
+    except NotAFeed as exc:
+        if exc.alternates:
+            return exc.alternates[0]
+        raise
+    return fetched.permanent_redirect or url

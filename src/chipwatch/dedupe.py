@@ -1,0 +1,57 @@
+"""Article identity (pure).
+
+An identity is the stable key of an article, in order of preference:
+
+- `guid:<source id>:<hash>`: the entry's GUID, namespaced by source (GUIDs are only unique
+  within one feed, and the source id survives a change of the feed's URL);
+- `url:<hash>`: the canonical URL when the entry has no GUID;
+- `hash:<hash>`: the content hash when it has neither.
+
+Feeds do change their GUIDs (a CMS migration, a permalink scheme change). So before an
+insert the store also looks for an article with the same canonical URL or the same content
+hash (`lookup_keys`); any match means "already seen".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from chipwatch.types import Article
+
+# Content shorter than this is too generic to prove two entries are the same article
+# (e.g. a title "Update" with no text).
+MIN_HASHABLE_CHARS = 40
+_SPACE = re.compile(r"\s+")
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def content_hash(title: str, text: str) -> str:
+    """Hash of the case-folded, whitespace-collapsed title and text."""
+    normal = _SPACE.sub(" ", f"{title}\n{text}").strip().casefold()
+    return _digest(normal)
+
+
+def article_identity(source_id: int, guid: str | None, url: str | None, digest: str) -> str:
+    if guid:
+        return f"guid:{source_id}:{_digest(guid)[:40]}"
+    if url:
+        return f"url:{_digest(url)[:40]}"
+    return f"hash:{digest}"
+
+
+def hashable(article: Article) -> bool:
+    """Whether the content hash is specific enough to count as a duplicate key."""
+    return len(article.title) + len(article.text) >= MIN_HASHABLE_CHARS
+
+
+def lookup_keys(article: Article) -> tuple[str, str | None, str | None]:
+    """(identity, canonical url, content hash) an existing article may match on."""
+    return (
+        article.identity,
+        article.url,
+        article.content_hash if hashable(article) else None,
+    )

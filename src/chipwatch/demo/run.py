@@ -1,0 +1,93 @@
+"""`chipwatch demo`: the whole watch once, offline, on loopback sample feeds.
+
+It serves the sample feeds on 127.0.0.1, polls them into a fresh demo database,
+classifies, writes an HTML preview, delivers the digest into the demo Maildir, and checks
+that the relevant samples reached the digest and the off-subject ones did not.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from chipwatch import pipeline
+from chipwatch.classify import load_corpus
+from chipwatch.demo.samples import ENGLISH_WIRE, FRENCH_GENERAL
+from chipwatch.demo.server import corpus_items, serve_demo_feeds
+from chipwatch.settings import Settings, SmtpSettings, SourceConfig, load_settings, with_overrides
+
+
+def demo_settings(config_path: Path | None, data_dir: Path, feed_urls: list[str]) -> Settings:
+    """The user's settings, pointed at the loopback feeds, a Maildir and the demo data dir."""
+    base = load_settings(config_path, data_dir.resolve())
+    names = {
+        "presse-fr": "La presse tech (démo)",
+        "wire-en": "Tech wire (demo)",
+        "general-fr": "Actualités générales (démo)",
+    }
+    sources = tuple(SourceConfig(url=url, name=names.get(Path(url).stem, url)) for url in feed_urls)
+    settings = replace(base, sources=sources, smtp=SmtpSettings(), recipients=())
+    return with_overrides(settings, fetch={"allow_private_networks": True})
+
+
+def reset_demo_data(data_dir: Path) -> None:
+    """Each demo starts from an empty database and Maildir; the fitted classifier is kept."""
+    for name in ("chipwatch.sqlite3", "chipwatch.sqlite3-wal", "chipwatch.sqlite3-shm"):
+        (data_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(data_dir / "maildir", ignore_errors=True)
+    shutil.rmtree(data_dir / "feeds", ignore_errors=True)
+
+
+def run_demo(config_path: Path | None, data_dir: Path) -> int:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    reset_demo_data(data_dir)
+    base = load_settings(config_path, data_dir.resolve())
+    corpus = load_corpus(base.corpus_dir)
+    with serve_demo_feeds(corpus) as (base_url, feed_urls):
+        print(f"serving {len(feed_urls)} sample feeds on {base_url}")
+        settings = demo_settings(config_path, data_dir, feed_urls)
+        poll_report = pipeline.poll_and_classify(settings, all_feeds=True, classify=True)
+    print(poll_report)
+    preview_path = pipeline.preview_digest(settings, data_dir / "digest-preview.html", None)
+    delivery = pipeline.build_and_send_digests(settings, send=True, only=None)
+    print(delivery)
+    messages = sorted(settings.maildir_path.glob("new/*")) + sorted(
+        settings.maildir_path.glob("cur/*")
+    )
+    if not messages:
+        print("no digest was delivered: nothing relevant was found")
+        return 1
+    message = message_from_bytes(messages[-1].read_bytes(), policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    print(f"digest delivered to the Maildir: {messages[-1].resolve()}")
+    print(f"subject: {message['Subject']}")
+    print(f"HTML preview: {preview_path.resolve()}")
+    return check_digest(message, [item.title for item in corpus_items(corpus)])
+
+
+def check_digest(message: EmailMessage, corpus_titles: list[str]) -> int:
+    """Print whether every relevant sample is in the digest and no off-subject one is."""
+    body = message.get_body(preferencelist=("plain",))
+    text = body.get_content() if body is not None else ""
+    samples = [*ENGLISH_WIRE, *FRENCH_GENERAL]
+    wanted = corpus_titles + [s.title for s in samples if s.relevant]
+    unwanted = [s.title for s in samples if not s.relevant]
+    missing = [title for title in wanted if _short(title) not in text]
+    intruders = [title for title in unwanted if _short(title) in text]
+    print(
+        f"check: {len(wanted) - len(missing)}/{len(wanted)} relevant samples in the digest, "
+        f"{len(intruders)}/{len(unwanted)} off-subject samples in it"
+    )
+    for title in missing:
+        print(f"  missing: {title}")
+    for title in intruders:
+        print(f"  should not be there: {title}")
+    return 0
+
+
+def _short(title: str) -> str:
+    # Titles may be wrapped or shortened in the text part: compare on their opening words.
+    return " ".join(title.split()[:6])

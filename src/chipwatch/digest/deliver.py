@@ -1,0 +1,155 @@
+"""Build the email and hand it to SMTP or a local Maildir.
+
+The outbox stores the complete message bytes before any send, so a retry sends exactly
+the same message, with the same Message-ID. That is what makes a retry after a crash
+harmless: Maildir delivery checks the Message-ID before adding, and over SMTP the
+receiving side can drop the copy (many MTAs, list managers and mail clients dedupe on
+Message-ID; SMTP itself cannot tell us whether a lost acknowledgment was delivered).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mailbox
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+from typing import Protocol
+
+from chipwatch.errors import DeliveryError
+from chipwatch.settings import Settings, SmtpSettings
+
+LIST_ID = "chipwatch digest <digest.chipwatch.localhost>"
+
+
+def message_id(digest_id: int, recipient: str, content_hash: str, sender: str) -> str:
+    """Stable: the same digest for the same recipient with the same content, same id."""
+    digest = hashlib.sha256(f"{digest_id}\0{recipient}\0{content_hash}".encode()).hexdigest()
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "chipwatch.localhost"
+    return f"<chipwatch.{digest_id}.{digest[:24]}@{domain}>"
+
+
+def content_hash(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+
+
+def build_message(
+    *,
+    subject: str,
+    text: str,
+    html: str,
+    sender: str,
+    recipient: str,
+    msg_id: str,
+    date: datetime,
+    list_id: str = LIST_ID,
+) -> EmailMessage:
+    """multipart/alternative: the text part first, HTML last (the preferred one)."""
+    message = EmailMessage(policy=policy.SMTP)
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = recipient
+    message["Date"] = format_datetime(_aware(date))
+    message["Message-ID"] = msg_id
+    message["List-Id"] = list_id
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text, subtype="plain", charset="utf-8")
+    message.add_alternative(html, subtype="html", charset="utf-8")
+    return message
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Transport(Protocol):
+    name: str
+
+    def send(self, message: bytes, recipient: str, msg_id: str) -> None:
+        """Deliver or raise DeliveryError; returning means the message was accepted."""
+
+
+@dataclass
+class SmtpTransport:
+    smtp: SmtpSettings
+    password: str = ""
+    name: str = "smtp"
+
+    def send(self, message: bytes, recipient: str, msg_id: str) -> None:
+        envelope_from = parseaddr(self.smtp.sender)[1] or "chipwatch@localhost"
+        try:
+            with self._connect() as client:
+                if self.smtp.username:
+                    client.login(self.smtp.username, self.password)
+                client.sendmail(envelope_from, [recipient], message)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(
+                f"SMTP {self.smtp.host}:{self.smtp.port} to {recipient}: {_describe(exc)}"
+            ) from exc
+
+    def _connect(self) -> smtplib.SMTP:
+        timeout = self.smtp.timeout_seconds
+        if self.smtp.security == "tls":
+            context = ssl.create_default_context()
+            return smtplib.SMTP_SSL(
+                self.smtp.host, self.smtp.port, timeout=timeout, context=context
+            )
+        client = smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=timeout)
+        if self.smtp.security == "starttls":
+            try:
+                client.starttls(context=ssl.create_default_context())
+            except BaseException:
+                client.close()
+                raise
+        return client
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        error = exc.smtp_error
+        text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+        return f"{exc.smtp_code} {text}"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(f"{r}: {code} {msg!r}" for r, (code, msg) in exc.recipients.items())
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class MaildirTransport:
+    path: Path
+    name: str = "maildir"
+
+    def send(self, message: bytes, recipient: str, msg_id: str) -> None:
+        try:
+            box = mailbox.Maildir(self.path, create=True)
+            if maildir_has(box, msg_id):
+                return  # delivered before a crash lost the commit: do not add it twice
+            box.add(message)
+        except OSError as exc:
+            raise DeliveryError(f"Maildir {self.path}: {exc}") from exc
+
+
+def maildir_has(box: mailbox.Maildir, msg_id: str) -> bool:
+    """Scan the headers of new/ and cur/ (a personal digest box stays small)."""
+    parser = BytesHeaderParser(policy=policy.default)
+    for key in box.iterkeys():
+        try:
+            with box.get_file(key) as handle:
+                headers = parser.parse(handle)  # type: ignore[arg-type]
+        except (FileNotFoundError, KeyError):
+            continue  # moved or deleted by a mail client meanwhile
+        if (headers.get("Message-ID") or "").strip() == msg_id:
+            return True
+    return False
+
+
+def transport_for(settings: Settings) -> Transport:
+    if settings.smtp.host:
+        return SmtpTransport(settings.smtp, settings.smtp_password)
+    return MaildirTransport(settings.maildir_path)

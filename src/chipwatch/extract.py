@@ -1,0 +1,152 @@
+"""FeedEntry -> Article: canonical URL, identity, language, normalised date (pure).
+
+Full-text extraction (trafilatura) is here too; fetching the page is the collector's job,
+through the same guarded fetcher as the feeds.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from chipwatch.dedupe import article_identity, content_hash
+from chipwatch.types import Article, FeedEntry, Source
+
+# Query parameters that only track the reader; dropping them makes URLs comparable.
+TRACKING_PARAMS = {
+    "fbclid",
+    "gclid",
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "msclkid",
+    "yclid",
+    "mc_cid",
+    "mc_eid",
+    "_hsenc",
+    "_hsmi",
+    "mkt_tok",
+    "igshid",
+    "ref_src",
+    "cmpid",
+    "oly_anon_id",
+    "oly_enc_id",
+    "vero_id",
+}
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "itm_")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# Restricting the model to languages a news watch meets avoids exotic misfires on
+# short titles (py3langid knows 97 languages).
+LANGUAGES = (
+    "en", "fr", "de", "es", "it", "pt", "nl", "sv", "da", "no", "fi", "pl", "cs", "ro",
+    "hu", "el", "ru", "uk", "tr", "ar", "he", "fa", "hi", "zh", "ja", "ko", "vi", "id",
+)  # fmt: skip
+MIN_CONFIDENT_CHARS = 40  # below this a source's configured language beats the detector
+MIN_CONFIDENCE = 0.90
+LANGUAGE_SAMPLE_CHARS = 400  # langid cost grows with length; 400 chars are plenty
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def canonical_url(url: str | None, base: str | None = None) -> str | None:
+    """Absolute http(s) URL without tracking parameters, fragment or default port."""
+    if not url:
+        return None
+    url = url.strip()
+    if base:
+        url = urljoin(base, url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    host = parts.hostname.lower().rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"  # IPv6 literal
+    if port is not None and port != DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@{host}" if userinfo else host
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _tracking(k)]
+    )
+    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+
+
+def _tracking(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
+
+
+def normalise_date(
+    published: datetime | None, fetched_at: datetime
+) -> tuple[datetime, str | None]:
+    """Naive UTC; missing -> fetch time ("missing"); far future -> fetch time ("future-clamped")."""
+    if published is None:
+        return fetched_at, "missing"
+    if published.tzinfo is not None:
+        published = published.astimezone(tz=None).replace(tzinfo=None)  # pragma: no cover
+    if published > fetched_at + FUTURE_TOLERANCE:
+        return fetched_at, "future-clamped"
+    return published, None
+
+
+@lru_cache(maxsize=1)
+def _identifier() -> Any:
+    # Loaded once per process (~0.6 s); worker processes each load their own copy.
+    from py3langid.langid import _load_identifier
+
+    return _load_identifier(norm_probs=True, langs=list(LANGUAGES))
+
+
+_WORDS = re.compile(r"\w", re.U)
+
+
+def detect_language(text: str, hint: str = "") -> str:
+    """ISO 639-1 code; the source's configured language wins when evidence is thin."""
+    sample = text[:LANGUAGE_SAMPLE_CHARS]
+    if len(_WORDS.findall(sample[:400])) < 3:
+        return hint or "und"
+    language, confidence = _identifier().classify(sample)
+    if hint and (len(sample) < MIN_CONFIDENT_CHARS or confidence < MIN_CONFIDENCE):
+        return hint
+    return str(language)
+
+
+def to_article(
+    entry: FeedEntry, source: Source, fetched_at: datetime, base_url: str | None = None
+) -> Article:
+    """Make one parsed entry ready to store; relative links resolve against `base_url`."""
+    url = canonical_url(entry.url, base=base_url or source.url)
+    digest = content_hash(entry.title, entry.summary)
+    published, flag = normalise_date(entry.published, fetched_at)
+    language = detect_language(f"{entry.title}\n{entry.summary}", source.language)
+    return Article(
+        identity=article_identity(source.id, entry.guid, url, digest),
+        source_url=source.url,
+        url=url,
+        title=entry.title,
+        text=entry.summary,
+        published=published,
+        fetched_at=fetched_at,
+        language=language,
+        content_hash=digest,
+        date_flag=flag,
+    )
+
+
+def extract_full_text(page: bytes, url: str) -> str | None:
+    """Main text of an article page, or None when trafilatura finds nothing useful."""
+    import trafilatura  # imported lazily: only full_text sources need it
+
+    text = trafilatura.extract(
+        page, url=url, include_comments=False, include_tables=False, favor_precision=True
+    )
+    return text.strip() if text and len(text.strip()) >= 200 else None
+

@@ -1,0 +1,397 @@
+"""Polite, bounded HTTP fetching of feeds and pages -> FetchResult.
+
+Every failure comes back as `FetchResult.error`; one feed never stops the others.
+
+Politeness: a global limit on requests in flight, a per-host limit and delay, our
+User-Agent, conditional GET (ETag / Last-Modified), Retry-After and Cache-Control honoured
+by the caller's scheduling (we only report them here).
+
+Safety: http and https only; redirects are followed by hand so each hop is checked; the
+network guard resolves host names itself and connects to the address it checked (so a DNS
+answer cannot change between the check and the connection); the decompressed body is
+capped, and the whole fetch runs under one deadline however slowly the server trickles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+import typing
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+import httpx
+
+from chipwatch import USER_AGENT
+from chipwatch.errors import BodyTooLarge, DeadlineExceeded, FetchError, UnsafeURLError
+from chipwatch.settings import FetchSettings
+from chipwatch.types import FetchResult, Source
+
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+PERMANENT_REDIRECTS = {301, 308}
+ACCEPT_FEED = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
+    "text/xml;q=0.9, application/feed+json;q=0.8, application/json;q=0.7, */*;q=0.5"
+)
+_CHUNK = 64 * 1024
+
+
+def utcnow() -> datetime:
+    """Naive UTC: the database stores naive UTC datetimes everywhere."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# --- network guard ---------------------------------------------------------------------
+
+
+def is_public_address(address: str) -> bool:
+    """False for loopback, private, link-local, multicast, reserved and unspecified."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
+    return ip.is_global and not ip.is_multicast
+
+
+def check_url(url: str) -> None:
+    """Refuse anything but http(s) with a host; raise UnsafeURLError."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeURLError(url, f"scheme {parts.scheme!r} refused (http and https only)")
+    if not parts.hostname:
+        raise UnsafeURLError(url, "no host in URL")
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolve, refuse non-public addresses, then connect to the very address checked."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[typing.Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await _resolve(host, port)
+        refused = [a for a in addresses if not is_public_address(a)]
+        if refused:
+            # Refuse if any answer is private: round-robin must not reach an inside host.
+            raise UnsafeURLError(host, f"resolves to non-public address {refused[0]} (refused)")
+        return await self._inner.connect_tcp(
+            addresses[0],
+            port,
+            timeout=timeout,
+            local_address=local_address,
+            socket_options=socket_options,
+        )
+
+    async def connect_unix_socket(self, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        raise UnsafeURLError("unix socket", "refused")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+async def _resolve(host: str, port: int) -> list[str]:
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )
+    except socket.gaierror as exc:
+        raise httpx.ConnectError(f"DNS resolution failed for {host}: {exc}") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise httpx.ConnectError(f"no address for {host}")
+    return addresses
+
+
+def build_client(settings: FetchSettings) -> httpx.AsyncClient:
+    """An AsyncClient with our timeouts, limits and (unless allowed) the network guard."""
+    timeout = httpx.Timeout(
+        connect=settings.connect_timeout_seconds,
+        read=settings.read_timeout_seconds,
+        write=settings.read_timeout_seconds,
+        pool=None,  # our own semaphores do the queueing
+    )
+    limits = httpx.Limits(
+        max_connections=settings.concurrency,
+        max_keepalive_connections=settings.concurrency,
+    )
+    transport = httpx.AsyncHTTPTransport(limits=limits, retries=0)
+    if not settings.allow_private_networks:
+        # httpx 0.28 has no public hook for the network backend; the pool is rebuilt with
+        # the same limits and our guarded backend (pinned httpx==0.28.1).
+        transport._pool = httpcore.AsyncConnectionPool(
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            retries=0,
+            network_backend=GuardedBackend(),
+        )
+    # trust_env=False: no proxy from the environment; a proxy would bypass the guard.
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
+    )
+
+
+# --- header parsing (pure) ---------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After is either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = (now or utcnow()).replace(tzinfo=UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def parse_max_age(headers: httpx.Headers, now: datetime | None = None) -> float | None:
+    """Freshness lifetime from Cache-Control max-age, else Expires (relative to Date)."""
+    for directive in headers.get("cache-control", "").split(","):
+        name, _, value = directive.strip().partition("=")
+        if name.lower() == "max-age" and value.strip().strip('"').isdigit():
+            return float(value.strip().strip('"'))
+    expires = headers.get("expires")
+    if not expires:
+        return None
+    try:
+        when = parsedate_to_datetime(expires)
+        base = parsedate_to_datetime(headers["date"]) if "date" in headers else None
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if base is None or base.tzinfo is None:
+        base = (now or utcnow()).replace(tzinfo=UTC)
+    return max(0.0, (when - base).total_seconds())
+
+
+# --- body ------------------------------------------------------------------------------
+
+
+async def read_capped(response: httpx.Response, url: str, cap: int) -> bytes:
+    """Read and decompress the body ourselves so no chunk can inflate past the cap."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+        raise FetchError(url, f"unsupported content-encoding {encoding!r}")
+    # wbits 47 = auto-detect a gzip or zlib header (what servers send for gzip/deflate).
+    decoder = zlib.decompressobj(47) if encoding not in ("", "identity") else None
+    parts: list[bytes] = []
+    size = 0
+    async for raw in response.aiter_raw(_CHUNK):
+        pending = raw
+        while pending:
+            if decoder is None:
+                piece, pending = pending, b""
+            else:
+                piece = _inflate(decoder, pending, cap - size + 1, url)
+                pending = decoder.unconsumed_tail
+            size += len(piece)
+            if size > cap:
+                raise BodyTooLarge(url, f"body larger than {cap} bytes after decompression")
+            parts.append(piece)
+    return b"".join(parts)
+
+
+def _inflate(decoder: typing.Any, data: bytes, limit: int, url: str) -> bytes:
+    try:
+        return typing.cast(bytes, decoder.decompress(data, max(1, limit)))
+    except zlib.error as exc:
+        raise FetchError(url, f"corrupt compressed body: {exc}") from None
+
+
+# --- the fetcher -------------------------------------------------------------------------
+
+
+@dataclass
+class _Hop:
+    permanent_chain: bool = True
+    statuses: list[int] = field(default_factory=list)
+
+
+class Fetcher:
+    """Shared client and limits for one poll cycle. Use as an async context manager."""
+
+    def __init__(self, settings: FetchSettings, client: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self._client = client or build_client(settings)
+        self._global = asyncio.Semaphore(settings.concurrency)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._next_slot: dict[str, float] = {}
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+
+    async def fetch(self, source: Source) -> FetchResult:
+        """Conditional GET of a source's feed URL."""
+        return await self.fetch_url(source.url, etag=source.etag, last_modified=source.last_modified)
+
+    async def fetch_url(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        accept: str = ACCEPT_FEED,
+    ) -> FetchResult:
+        """GET a URL; every failure is returned as FetchResult.error."""
+        started = time.monotonic()
+        fetched_at = utcnow()
+        host = (urlsplit(url).hostname or "").lower()
+        try:
+            async with self._host_slot(host), self._global:
+                await self._polite_delay(host)
+                async with asyncio.timeout(self.settings.deadline_seconds):
+                    result = await self._follow(url, etag, last_modified, accept, fetched_at)
+        except TimeoutError:
+            error = DeadlineExceeded(url, f"fetch took longer than {self.settings.deadline_seconds:g} s")
+            result = _failed(url, None, error, fetched_at)
+        except FetchError as exc:
+            result = _failed(url, exc.status, exc, fetched_at)
+        except httpx.HTTPError as exc:
+            result = _failed(url, None, FetchError(url, _describe(exc)), fetched_at)
+        except (OSError, ValueError) as exc:
+            # httpx raises ValueError/InvalidURL for some malformed URLs and Location headers
+            result = _failed(url, None, FetchError(url, f"{type(exc).__name__}: {exc}"), fetched_at)
+        return replace(result, elapsed_seconds=time.monotonic() - started)
+
+    def _host_slot(self, host: str) -> asyncio.Semaphore:
+        if host not in self._hosts:
+            self._hosts[host] = asyncio.Semaphore(self.settings.per_host_concurrency)
+        return self._hosts[host]
+
+    async def _polite_delay(self, host: str) -> None:
+        delay = self.settings.per_host_delay_seconds
+        if delay <= 0:
+            return
+        now = time.monotonic()
+        slot = max(now, self._next_slot.get(host, now))
+        self._next_slot[host] = slot + delay  # reserve before sleeping: no two share a slot
+        await asyncio.sleep(slot - now)
+
+    async def _follow(
+        self,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        accept: str,
+        fetched_at: datetime,
+    ) -> FetchResult:
+        hops = _Hop()
+        current = url
+        for _ in range(self.settings.max_redirects + 1):
+            check_url(current)
+            # Validators belong to the stored URL; after a redirect they may not apply.
+            conditional = current == url
+            headers = {"Accept": accept}
+            if conditional and etag:
+                headers["If-None-Match"] = etag
+            if conditional and last_modified:
+                headers["If-Modified-Since"] = last_modified
+            request = self._client.build_request("GET", current, headers=headers)
+            response = await self._client.send(request, stream=True)
+            try:
+                if response.status_code in REDIRECT_STATUSES:
+                    hops.statuses.append(response.status_code)
+                    hops.permanent_chain &= response.status_code in PERMANENT_REDIRECTS
+                    location = response.headers.get("location")
+                    if not location:
+                        raise FetchError(current, "redirect without Location", status=response.status_code)
+                    current = urljoin(current, location.strip())
+                    continue
+                return await self._finish(url, current, response, hops, fetched_at, etag, last_modified)
+            finally:
+                await response.aclose()
+        raise FetchError(url, f"more than {self.settings.max_redirects} redirects", status=hops.statuses[-1])
+
+    async def _finish(
+        self,
+        url: str,
+        final_url: str,
+        response: httpx.Response,
+        hops: _Hop,
+        fetched_at: datetime,
+        etag: str | None,
+        last_modified: str | None,
+    ) -> FetchResult:
+        status = response.status_code
+        moved = final_url if hops.statuses and hops.permanent_chain and final_url != url else None
+        common: dict[str, typing.Any] = {
+            "source_url": url,
+            "final_url": final_url,
+            "status": status,
+            "permanent_redirect": moved,
+            "fetched_at": fetched_at,
+            "max_age_seconds": parse_max_age(response.headers, fetched_at),
+            "retry_after_seconds": parse_retry_after(response.headers.get("retry-after"), fetched_at),
+        }
+        if status == 304:
+            return FetchResult(
+                **common,
+                not_modified=True,
+                etag=response.headers.get("etag", etag),
+                last_modified=response.headers.get("last-modified", last_modified),
+            )
+        if status == 410:
+            return FetchResult(**common, gone=True, error="HTTP 410 Gone: the feed was removed")
+        if status >= 400 or status < 200:
+            reason = response.reason_phrase or ""
+            return FetchResult(**common, error=f"HTTP {status} {reason}".strip())
+        body = await read_capped(response, final_url, self.settings.max_body_bytes)
+        return FetchResult(
+            **common,
+            content=body,
+            content_type=response.headers.get("content-type", ""),
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
+        )
+
+
+def _failed(url: str, status: int | None, error: Exception, fetched_at: datetime) -> FetchResult:
+    message = str(error)
+    prefix = f"{url}: "
+    if message.startswith(prefix):
+        message = message[len(prefix) :]  # the outcome already names the feed
+    return FetchResult(source_url=url, final_url=url, status=status, error=message, fetched_at=fetched_at)
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    kind = {
+        httpx.ConnectTimeout: "connect timeout",
+        httpx.ReadTimeout: "read timeout",
+        httpx.ConnectError: "connection failed",
+    }.get(type(exc), type(exc).__name__)
+    detail = str(exc)
+    return f"{kind}: {detail}" if detail else kind
+
+
+async def fetch_once(url: str, settings: FetchSettings) -> FetchResult:
+    """One GET with a throwaway client (CLI `add`, feed discovery)."""
+    async with Fetcher(settings) as fetcher:
+        return await fetcher.fetch_url(url)

@@ -1,0 +1,36 @@
+"""A per-job file lock so two runs of the same job (cron, timer, `chipwatch run`) never overlap."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from chipwatch.errors import LockBusy
+
+
+@contextmanager
+def job_lock(data_dir: Path, job: str) -> Iterator[None]:
+    """Hold an exclusive lock named after the job; raise LockBusy at once if it is taken.
+
+    flock locks vanish with the process that holds them, so a crashed run never leaves
+    a stale lock behind.
+    """
+    lock_dir = data_dir / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    path = lock_dir / f"{job}.lock"
+    handle = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockBusy(f"another '{job}' run holds {path}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()

@@ -1,0 +1,461 @@
+"""The order of the stages: poll -> classify -> digest. Each step is one call per stage.
+
+The CLI, the scheduler and the demo all go through these functions, so a one-shot
+`chipwatch poll` from cron and the in-process scheduler do exactly the same work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from chipwatch.errors import ConfigError, NotFound
+from chipwatch.settings import Settings
+from chipwatch.store.db import open_engine, session_factory
+from chipwatch.store.models import ArticleRow, ClassificationRow, LabelRow
+from chipwatch.types import Classification, ClassifyInput, Label
+
+log = logging.getLogger(__name__)
+
+CLASSIFY_BATCH = 256
+
+
+@dataclass(frozen=True)
+class ClassifyReport:
+    classified: int
+    relevant: int
+    novel: int
+
+
+def open_sessions(settings: Settings) -> sessionmaker[Session]:
+    return session_factory(open_engine(settings.database_path))
+
+
+def stored_labels(session: Session) -> list[Label]:
+    rows = session.execute(select(LabelRow, ArticleRow).join(ArticleRow)).all()
+    return [
+        Label(str(article.id), article.title, article.text, label.relevant, tuple(label.topics))
+        for label, article in rows
+    ]
+
+
+def load_classifier(settings: Settings, sessions: sessionmaker[Session]) -> Any:
+    """The classifier fitted on the corpus, the topics and the user's labels (cached)."""
+    from chipwatch.classify import load_or_fit
+
+    with sessions() as session:
+        labels = stored_labels(session)
+    return load_or_fit(settings.corpus_dir, settings.topics_path, labels, settings.cache_dir)
+
+
+def classify_backlog(
+    settings: Settings, sessions: sessionmaker[Session], classifier: Any | None = None
+) -> ClassifyReport:
+    """Classify every stored article that has no classification yet."""
+    with sessions() as session:
+        pending = session.scalars(
+            select(ArticleRow)
+            .outerjoin(ClassificationRow)
+            .where(ClassificationRow.article_id.is_(None))
+            .order_by(ArticleRow.id)
+        ).all()
+    if not pending:
+        return ClassifyReport(0, 0, 0)
+    classifier = classifier or load_classifier(settings, sessions)
+    relevant = novel = 0
+    for start in range(0, len(pending), CLASSIFY_BATCH):
+        batch = pending[start : start + CLASSIFY_BATCH]
+        results = classifier.classify([_as_input(row) for row in batch])
+        with sessions.begin() as session:
+            for row, result in zip(batch, results, strict=True):
+                session.add(_classification_row(row.id, result, classifier_key(classifier)))
+        relevant += sum(r.relevant for r in results)
+        novel += sum(r.novel for r in results)
+    return ClassifyReport(len(pending), relevant, novel)
+
+
+def classifier_key(classifier: Any) -> str:
+    return str(getattr(classifier, "key", ""))[:64]
+
+
+def _as_input(row: ArticleRow) -> ClassifyInput:
+    return ClassifyInput(
+        id=str(row.id),
+        title=row.title,
+        text=row.text,
+        url=row.url,
+        published=row.published_at.date().isoformat(),
+        language=row.language or None,
+    )
+
+
+def _classification_row(article_id: int, result: Classification, key: str) -> ClassificationRow:
+    payload = result.to_json()
+    return ClassificationRow(
+        article_id=article_id,
+        relevant=result.relevant,
+        relevance=result.relevance,
+        topics=list(result.topics),
+        topic_scores=dict(payload["topic_scores"]),  # type: ignore[call-overload]
+        novel=result.novel,
+        language=result.language,
+        evidence=dict(payload["evidence"]),  # type: ignore[call-overload]
+        model_key=key,
+        classified_at=datetime.now(UTC).replace(tzinfo=None),
+    )
+
+
+def reclassify_all(settings: Settings, sessions: sessionmaker[Session]) -> ClassifyReport:
+    """Drop every stored classification and classify again (after a corpus or label change)."""
+    with sessions.begin() as session:
+        session.query(ClassificationRow).delete()
+    return classify_backlog(settings, sessions)
+
+
+def label_article(
+    sessions: sessionmaker[Session], article_id: int, relevant: bool, topics: Sequence[str]
+) -> None:
+    with sessions.begin() as session:
+        if session.get(ArticleRow, article_id) is None:
+            raise NotFound(f"no stored article with id {article_id}")
+        existing = session.get(LabelRow, article_id)
+        if existing is not None:
+            session.delete(existing)
+            session.flush()
+        session.add(
+            LabelRow(
+                article_id=article_id,
+                relevant=relevant,
+                topics=list(topics),
+                created_at=datetime.now(UTC).replace(tzinfo=None),
+            )
+        )
+
+
+# --- poll --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PollSummary:
+    feeds: int
+    failed: int
+    not_modified: int
+    new_articles: int
+    seconds: float
+    classified: ClassifyReport | None
+    errors: tuple[str, ...]
+
+    def __str__(self) -> str:
+        lines = [
+            f"polled {self.feeds} feeds in {self.seconds:.1f}s: {self.new_articles} new articles, "
+            f"{self.not_modified} unchanged (304), {self.failed} failed"
+        ]
+        if self.classified is not None:
+            c = self.classified
+            lines.append(f"classified {c.classified}: {c.relevant} relevant, {c.novel} novel")
+        lines += [f"  error: {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+def sync_config_sources(settings: Settings, sessions: sessionmaker[Session]) -> None:
+    """The sources listed in the config file join those added with `feeds add`."""
+    from chipwatch.store.sources import sync_sources
+
+    with sessions.begin() as session:
+        sync_sources(session, settings.sources)
+
+
+def poll_and_classify(settings: Settings, *, all_feeds: bool, classify: bool) -> PollSummary:
+    from chipwatch.collect import poll_sync
+
+    sessions = open_sessions(settings)
+    sync_config_sources(settings, sessions)
+    report = poll_sync(settings, sessions, all_feeds=all_feeds)
+    classified = classify_backlog(settings, sessions) if classify else None
+    return PollSummary(
+        feeds=report.feeds_polled,
+        failed=report.feeds_failed,
+        not_modified=report.feeds_not_modified,
+        new_articles=report.new_articles,
+        seconds=report.seconds,
+        classified=classified,
+        errors=tuple(f"{f.url}: {f.error}" for f in report.feeds if f.error),
+    )
+
+
+# --- digest ------------------------------------------------------------------------------
+
+
+def _topics(settings: Settings) -> Any:
+    from chipwatch.classify import load_topics
+
+    return load_topics(settings.topics_path)
+
+
+def _recipient(settings: Settings, address: str | None) -> Any:
+    from chipwatch.digest import recipients_of
+
+    if address is None:
+        return None
+    for recipient in recipients_of(settings):
+        if recipient.address == address:
+            return recipient
+    raise ConfigError(str(settings.config_path), "recipients", f"no recipient {address!r}")
+
+
+def preview_digest(settings: Settings, path: Path, address: str | None) -> Path:
+    from chipwatch.digest import load_feed_health, preview
+
+    sessions = open_sessions(settings)
+    with sessions() as session:
+        preview(
+            session,
+            settings,
+            _topics(settings),
+            load_feed_health(session),
+            path,
+            _recipient(settings, address),
+        )
+    return path
+
+
+def build_and_send_digests(settings: Settings, *, send: bool, only: str | None) -> str:
+    """Build a digest for every recipient (or one) now, then send what is pending."""
+    from chipwatch.digest import build_digests, load_feed_health, send_pending, write_feeds
+
+    sessions = open_sessions(settings)
+    now = datetime.now(UTC)
+    with sessions() as session:
+        recipients = None if only is None else [_recipient(settings, only)]
+        built = build_digests(
+            session,
+            settings,
+            _topics(settings),
+            load_feed_health(session),
+            now,
+            recipients=recipients,
+        )
+        write_feeds(session, settings, _topics(settings), now)
+        if not send:
+            return f"built {len(built)} digests into the outbox (not sent)"
+        report = send_pending(session, settings, now)
+    lines = [f"built {len(built)} digests; sent {len(report.sent)}, failed {len(report.failed)}"]
+    lines += [
+        f"  digest {i}: {error} (kept in the outbox, retried later)" for i, error in report.failed
+    ]
+    return "\n".join(lines)
+
+
+def run_due_digests(settings: Settings) -> str:
+    """The scheduler's tick: alerts, digests whose cron time came, retries of failed sends."""
+    from chipwatch.digest import load_feed_health, run_due
+
+    sessions = open_sessions(settings)
+    now = datetime.now(UTC)
+    with sessions() as session:
+        built, report = run_due(
+            session, settings, _topics(settings), load_feed_health(session), now
+        )
+    return f"built {len(built)}; sent {len(report.sent)}, failed {len(report.failed)}"
+
+
+def outbox_table(settings: Settings) -> str:
+    from chipwatch.digest import list_outbox
+
+    sessions = open_sessions(settings)
+    with sessions() as session:
+        entries = list_outbox(session)
+    if not entries:
+        return "the outbox is empty"
+    rows = [("id", "kind", "status", "tries", "recipient", "created", "subject / last error")]
+    for e in entries:
+        note = e.subject if not e.last_error else f"{e.subject} | {e.last_error}"
+        rows.append(
+            (
+                str(e.id),
+                e.kind,
+                e.status,
+                str(e.attempts),
+                e.recipient,
+                f"{e.created_at:%Y-%m-%d %H:%M}",
+                note[:90],
+            )
+        )
+    return format_table(rows)
+
+
+def format_table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        + "  "
+        + row[-1]
+        for row in rows
+    )
+
+
+# --- scheduled jobs ----------------------------------------------------------------------
+
+
+def scheduled(settings: Settings, job: str) -> None:
+    """One scheduler job under its lock; failures are logged and the scheduler goes on."""
+    from chipwatch.errors import LockBusy
+    from chipwatch.lock import job_lock
+
+    try:
+        with job_lock(settings.data_dir, job):
+            if job == "poll":
+                log.warning(
+                    "%s",
+                    poll_and_classify(
+                        settings, all_feeds=False, classify=settings.poll.classify_on_poll
+                    ),
+                )
+            log.warning("%s", run_due_digests(settings))
+    except LockBusy as exc:
+        log.warning("skipped: %s", exc)
+    except Exception:  # noqa: BLE001 - one failed run must not stop the watch
+        log.exception("scheduled %s run failed", job)
+
+
+# --- feeds -------------------------------------------------------------------------------
+
+
+def add_feed(settings: Settings, url: str, name: str, full_text: bool) -> str:
+    import asyncio
+
+    from chipwatch.collect import discover_feed_url
+    from chipwatch.store.sources import add_source
+
+    feed_url = asyncio.run(discover_feed_url(url, settings.fetch))
+    sessions = open_sessions(settings)
+    with sessions.begin() as session:
+        row, created = add_source(session, feed_url, name, "", full_text)
+        row_id = row.id
+    found = f" (found from {url})" if feed_url != url else ""
+    return f"{'added' if created else 'updated'} feed {row_id}: {feed_url}{found}"
+
+
+def remove_feed(settings: Settings, key: str) -> str:
+    from chipwatch.store.sources import remove_source
+
+    with open_sessions(settings).begin() as session:
+        if not remove_source(session, key):
+            raise NotFound(f"no feed {key!r}")
+    return f"removed feed {key}"
+
+
+def feeds_table(settings: Settings, *, health: bool) -> str:
+    from chipwatch.store.sources import feed_health
+
+    sessions = open_sessions(settings)
+    sync_config_sources(settings, sessions)
+    with sessions() as session:
+        feeds = feed_health(session)
+    if not feeds:
+        return "no feeds: add one with `chipwatch feeds add URL`"
+    if not health:
+        rows = [("id", "state", "name / url")]
+        rows += [(str(f.id), "on" if f.enabled else "off", f"{f.name}  {f.url}") for f in feeds]
+        return format_table(rows)
+    rows = [("id", "state", "errors", "last ok", "next check", "name / last error")]
+    for f in feeds:
+        state = (
+            "ok"
+            if f.enabled and not f.consecutive_errors
+            else ("failing" if f.enabled else "disabled")
+        )
+        note = f.name or f.url
+        if f.last_error:
+            note += f" | {f.disabled_reason or f.last_error}"
+        rows.append(
+            (
+                str(f.id),
+                state,
+                str(f.consecutive_errors),
+                _when(f.last_success_at),
+                _when(f.next_check_at),
+                note[:100],
+            )
+        )
+    return format_table(rows)
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
+
+
+def import_opml(settings: Settings, path: Path) -> str:
+    from chipwatch.opml import read_opml
+    from chipwatch.store.sources import sync_sources
+
+    configs = read_opml(path)
+    with open_sessions(settings).begin() as session:
+        report = sync_sources(session, configs)
+    return (
+        f"imported {len(report.added)} new feeds, updated {len(report.updated)}, "
+        f"{report.unchanged} unchanged"
+    )
+
+
+def export_opml(settings: Settings) -> str:
+    from chipwatch.opml import write_opml
+    from chipwatch.store.sources import list_sources, to_config
+
+    sessions = open_sessions(settings)
+    sync_config_sources(settings, sessions)
+    with sessions() as session:
+        return write_opml([to_config(row) for row in list_sources(session)])
+
+
+# --- corpus and topics -------------------------------------------------------------------
+
+
+def add_corpus_document(
+    settings: Settings, source: str, topics: Sequence[str], language: str
+) -> str:
+    from chipwatch.classify import add_document
+
+    doc = add_document(
+        settings.corpus_dir,
+        source,
+        topics,
+        language=language or None,
+        topics_path=settings.topics_path,
+        fetch=settings.fetch,
+    )
+    return f"added {doc.id} to the corpus with topics {', '.join(doc.topics)}"
+
+
+def suggest_topics_text(settings: Settings, days: int, count: int) -> str:
+    from datetime import timedelta
+
+    from chipwatch.classify import suggest_topics
+
+    sessions = open_sessions(settings)
+    since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=days)
+    with sessions() as session:
+        rows = session.scalars(
+            select(ArticleRow)
+            .join(ClassificationRow)
+            .where(ClassificationRow.novel.is_(True), ArticleRow.fetched_at >= since)
+        ).all()
+        novel = [_as_input(row) for row in rows]
+    if not novel:
+        return f"no novel articles in the last {days} days"
+    suggestions = suggest_topics(novel, count)
+    blocks = []
+    for s in suggestions:
+        blocks.append(
+            f"[[topic]]  # {len(s.member_ids)} articles: {', '.join(s.member_ids[:8])}\n"
+            f'id = "{s.id}"\nname = "{s.name}"\n'
+            f"[topic.terms]\nen = {list(s.terms)!r}\n"
+        )
+    return "\n".join(blocks)
