@@ -11,11 +11,11 @@ The page gets a small script appended that writes its measurements into the DOM;
 from __future__ import annotations
 
 import json
-from html import escape
 import re
 import shutil
 import subprocess
 import tempfile
+from html import escape
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -81,8 +81,7 @@ def measure(html: str, width: int, height: int = 2000) -> dict[str, object]:
         page = Path(tmp) / "page.html"
         page.write_text(framed(html, width, height), encoding="utf-8")
         window = f"--window-size={max(width, 500)},{height}"
-        dom = _run([window, "--dump-dom", page.as_uri()],
-                   str(Path(tmp) / "profile"))
+        dom = _run([window, "--dump-dom", page.as_uri()], str(Path(tmp) / "profile"))
     match = re.search(r'<pre id="cw-measure">(.*?)</pre>', dom, re.S)
     if not match:
         raise RuntimeError("measurement missing from the dumped DOM")
@@ -94,8 +93,15 @@ def screenshot(html: str, width: int, png: Path, height: int = 2000, dark: bool 
         page = Path(tmp) / "page.html"
         page.write_text(framed(html, width, height), encoding="utf-8")
         extra = ["--force-dark-mode", "--blink-settings=preferredColorScheme=0"] if dark else []
-        _run([*extra, f"--window-size={max(width, 500)},{height}", f"--screenshot={png}", page.as_uri()],
-             str(Path(tmp) / "profile"))
+        _run(
+            [
+                *extra,
+                f"--window-size={max(width, 500)},{height}",
+                f"--screenshot={png}",
+                page.as_uri(),
+            ],
+            str(Path(tmp) / "profile"),
+        )
     if not png.exists():
         shutil.rmtree(png, ignore_errors=True)
         raise RuntimeError("chromium wrote no screenshot")

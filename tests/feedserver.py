@@ -49,7 +49,9 @@ class FeedServer:
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def host(self) -> str:
@@ -188,3 +190,42 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
             pass  # keep test output quiet
 
     return Handler
+
+
+# --- small feed builders for tests (our own words) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    title: str
+    link: str | None = None
+    guid: str | None = None
+    description: str = ""
+    pub_date: str | None = "Mon, 03 Mar 2025 09:00:00 GMT"
+
+
+def rss(items: list[Item], title: str = "Test feed", ttl: int | None = None) -> bytes:
+    """An RSS 2.0 document; text is escaped the way publishers do."""
+    from html import escape
+
+    parts = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        '<rss version="2.0"><channel>',
+        f"<title>{escape(title)}</title><link>http://example.test/</link>",
+        "<description>fixture</description>",
+    ]
+    if ttl is not None:
+        parts.append(f"<ttl>{ttl}</ttl>")
+    for item in items:
+        parts.append("<item>")
+        parts.append(f"<title>{escape(item.title)}</title>")
+        if item.link:
+            parts.append(f"<link>{escape(item.link)}</link>")
+        if item.guid:
+            parts.append(f'<guid isPermaLink="false">{escape(item.guid)}</guid>')
+        parts.append(f"<description>{escape(item.description)}</description>")
+        if item.pub_date:
+            parts.append(f"<pubDate>{item.pub_date}</pubDate>")
+        parts.append("</item>")
+    parts.append("</channel></rss>")
+    return "\n".join(parts).encode("utf-8")

@@ -217,7 +217,10 @@ def digest(
             written = pipeline.preview_digest(s, preview, recipient)
             typer.echo(f"preview written to {written}")
             return
-        typer.echo(pipeline.build_and_send_digests(s, send=send, only=recipient))
+        result = pipeline.build_and_send_digests(s, send=send, only=recipient)
+        typer.echo(result)
+        if result.failures:
+            raise typer.Exit(1)  # cron and timers report it; the digest waits in the outbox
 
     guarded(body)
 

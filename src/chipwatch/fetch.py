@@ -20,7 +20,7 @@ import socket
 import time
 import typing
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -71,8 +71,9 @@ def check_url(url: str) -> None:
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Resolve, refuse non-public addresses, then connect to the very address checked."""
 
-    def __init__(self) -> None:
+    def __init__(self, is_allowed: Callable[[str], bool] = is_public_address) -> None:
         self._inner = httpcore.AnyIOBackend()
+        self._is_allowed = is_allowed  # injectable so tests can trust one loopback address
 
     async def connect_tcp(
         self,
@@ -83,7 +84,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[typing.Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         addresses = await _resolve(host, port)
-        refused = [a for a in addresses if not is_public_address(a)]
+        refused = [a for a in addresses if not self._is_allowed(a)]
         if refused:
             # Refuse if any answer is private: round-robin must not reach an inside host.
             raise UnsafeURLError(host, f"resolves to non-public address {refused[0]} (refused)")
@@ -115,7 +116,9 @@ async def _resolve(host: str, port: int) -> list[str]:
     return addresses
 
 
-def build_client(settings: FetchSettings) -> httpx.AsyncClient:
+def build_client(
+    settings: FetchSettings, is_allowed: Callable[[str], bool] = is_public_address
+) -> httpx.AsyncClient:
     """An AsyncClient with our timeouts, limits and (unless allowed) the network guard."""
     timeout = httpx.Timeout(
         connect=settings.connect_timeout_seconds,
@@ -136,7 +139,7 @@ def build_client(settings: FetchSettings) -> httpx.AsyncClient:
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
             retries=0,
-            network_backend=GuardedBackend(),
+            network_backend=GuardedBackend(is_allowed),
         )
     # trust_env=False: no proxy from the environment; a proxy would bypass the guard.
     return httpx.AsyncClient(

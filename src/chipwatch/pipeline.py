@@ -226,31 +226,39 @@ def preview_digest(settings: Settings, path: Path, address: str | None) -> Path:
     return path
 
 
-def build_and_send_digests(settings: Settings, *, send: bool, only: str | None) -> str:
+@dataclass(frozen=True)
+class DigestRun:
+    built: int
+    sent: int
+    failures: tuple[str, ...]
+    sent_now: bool
+
+    def __str__(self) -> str:
+        if not self.sent_now:
+            return f"built {self.built} digests into the outbox (not sent)"
+        lines = [f"built {self.built} digests; sent {self.sent}, failed {len(self.failures)}"]
+        lines += [f"  {failure} (kept in the outbox, retried later)" for failure in self.failures]
+        return "\n".join(lines)
+
+
+def build_and_send_digests(settings: Settings, *, send: bool, only: str | None) -> DigestRun:
     """Build a digest for every recipient (or one) now, then send what is pending."""
     from chipwatch.digest import build_digests, load_feed_health, send_pending, write_feeds
 
     sessions = open_sessions(settings)
     now = datetime.now(UTC)
+    topics = _topics(settings)
     with sessions() as session:
         recipients = None if only is None else [_recipient(settings, only)]
         built = build_digests(
-            session,
-            settings,
-            _topics(settings),
-            load_feed_health(session),
-            now,
-            recipients=recipients,
+            session, settings, topics, load_feed_health(session), now, recipients=recipients
         )
-        write_feeds(session, settings, _topics(settings), now)
+        write_feeds(session, settings, topics, now)
         if not send:
-            return f"built {len(built)} digests into the outbox (not sent)"
+            return DigestRun(len(built), 0, (), sent_now=False)
         report = send_pending(session, settings, now)
-    lines = [f"built {len(built)} digests; sent {len(report.sent)}, failed {len(report.failed)}"]
-    lines += [
-        f"  digest {i}: {error} (kept in the outbox, retried later)" for i, error in report.failed
-    ]
-    return "\n".join(lines)
+    failures = tuple(f"digest {digest_id}: {error}" for digest_id, error in report.failed)
+    return DigestRun(len(built), len(report.sent), failures, sent_now=True)
 
 
 def run_due_digests(settings: Settings) -> str:

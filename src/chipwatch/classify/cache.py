@@ -44,8 +44,28 @@ def load_or_fit(
     cache_dir: Path,
     params: ClassifierParams | None = None,
     embedder: Embedder | None = None,
+    *,
+    warm: bool = True,
 ) -> FittedClassifier:
-    """The cached classifier when its key matches, else a fresh fit (then cached)."""
+    """The cached classifier when its key matches, else a fresh fit (then cached).
+
+    `warm` loads the language identifier and embedder weights before returning, so the
+    first batch is not slowed down (about 2 s, part of the model load budget).
+    """
+    model = _load_or_fit(corpus_dir, topics_path, labels, cache_dir, params, embedder)
+    if warm:
+        model.warm_up()
+    return model
+
+
+def _load_or_fit(
+    corpus_dir: Path,
+    topics_path: Path,
+    labels: Sequence[Label],
+    cache_dir: Path,
+    params: ClassifierParams | None,
+    embedder: Embedder | None,
+) -> FittedClassifier:
     params = params or ClassifierParams()
     key = fit_key(corpus_dir, topics_path, labels, params)
     path = cache_dir / f"classifier-{key[:24]}.pkl"

@@ -139,6 +139,12 @@ class FittedClassifier:
             self._embedder = get_embedder(self.embedder_name)
         return self._embedder
 
+    def warm_up(self) -> None:
+        """Load the language identifier and the embedder now rather than on first use."""
+        detect_language("warm-up", "Nvidia may sell chips to China again.")
+        if self.passage_vectors is not None:
+            self.embedder.embed(["Nvidia may sell chips to China again."])
+
     # ---------- scoring ----------
     def relevance(self, m: ArticleMatches) -> float:
         x = relevance_features(m)

@@ -13,8 +13,7 @@ from chipwatch.types import ClassifyInput
 
 # Terms that are everywhere in this watch, so they never distinguish a candidate topic.
 _WATCH_WORDS = frozenset(
-    "china chinese chine chinois us u.s. united states export exports exportation chip chips "
-    "puces semiconductor semiconductors nvidia said says year new".split()
+    ["china", "chinese", "chine", "chinois", "us", "u.s.", "united", "states", "export", "exports", "exportation", "chip", "chips", "puces", "semiconductor", "semiconductors", "nvidia", "said", "says", "year", "new"]
 )
 # Cosine distance under which two novel articles join the same group (average linkage).
 DISTANCE_THRESHOLD = 0.55

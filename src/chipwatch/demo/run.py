@@ -65,29 +65,29 @@ def run_demo(config_path: Path | None, data_dir: Path) -> int:
     print(f"digest delivered to the Maildir: {messages[-1].resolve()}")
     print(f"subject: {message['Subject']}")
     print(f"HTML preview: {preview_path.resolve()}")
-    return check_digest(message, [item.title for item in corpus_items(corpus)])
+    return check_digest(message, [item.slug for item in corpus_items(corpus)])
 
 
-def check_digest(message: EmailMessage, corpus_titles: list[str]) -> int:
-    """Print whether every relevant sample is in the digest and no off-subject one is."""
-    body = message.get_body(preferencelist=("plain",))
-    text = body.get_content() if body is not None else ""
+def check_digest(message: EmailMessage, corpus_slugs: list[str]) -> int:
+    """Print whether every relevant sample is in the digest and no off-subject one is.
+
+    Items are recognised by their links, which the digest keeps for every article of a
+    story (lead and "also in").
+    """
+    body = message.get_body(preferencelist=("html",))
+    html = str(body.get_content()) if body is not None else ""
     samples = [*ENGLISH_WIRE, *FRENCH_GENERAL]
-    wanted = corpus_titles + [s.title for s in samples if s.relevant]
-    unwanted = [s.title for s in samples if not s.relevant]
-    missing = [title for title in wanted if _short(title) not in text]
-    intruders = [title for title in unwanted if _short(title) in text]
+    titles = {s.slug: s.title for s in samples} | {slug: f"corpus {slug}" for slug in corpus_slugs}
+    wanted = corpus_slugs + [s.slug for s in samples if s.relevant]
+    unwanted = [s.slug for s in samples if not s.relevant]
+    missing = [slug for slug in wanted if f"/articles/{slug}" not in html]
+    intruders = [slug for slug in unwanted if f"/articles/{slug}" in html]
     print(
         f"check: {len(wanted) - len(missing)}/{len(wanted)} relevant samples in the digest, "
         f"{len(intruders)}/{len(unwanted)} off-subject samples in it"
     )
-    for title in missing:
-        print(f"  missing: {title}")
-    for title in intruders:
-        print(f"  should not be there: {title}")
+    for slug in missing:
+        print(f"  missing: {titles[slug]}")
+    for slug in intruders:
+        print(f"  should not be there: {titles[slug]}")
     return 0
-
-
-def _short(title: str) -> str:
-    # Titles may be wrapped or shortened in the text part: compare on their opening words.
-    return " ".join(title.split()[:6])

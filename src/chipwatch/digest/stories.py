@@ -115,19 +115,24 @@ def shingles(text: str, size: int = 3) -> set[str]:
 def anchors(text: str) -> set[str]:
     """Names and numbers that identify an event in any language."""
     found: set[str] = set()
-    for match in _PERCENT.finditer(text):
-        found.add("%" + match.group(1).replace(",", "."))
+    percents = {m.group(1).replace(",", ".") for m in _PERCENT.finditer(text)}
+    found.update("%" + value for value in percents)
     for match in _CODE.finditer(text):
         found.add("#" + match.group(0).upper())
     for match in _NUMBER.finditer(text):
         value = match.group(0).replace(",", ".")
-        if len(value) >= 2 and not (len(value) == 4 and value.startswith(("19", "20"))):
-            found.add("n" + value)  # years are too common to identify anything
+        # A percentage counts once; years are too common to identify anything.
+        if len(value) >= 2 and value not in percents and not _is_year(value):
+            found.add("n" + value)
     for match in _NAME.finditer(text):
         word = _fold(match.group(0)).strip("'’-")
-        if len(word) >= 3 and word not in _STOP_NAMES:
+        if len(word) >= 3 and word not in _STOP_NAMES and not any(c.isdigit() for c in word):
             found.add("@" + word)
     return found
+
+
+def _is_year(value: str) -> bool:
+    return len(value) == 4 and value.startswith(("19", "20"))
 
 
 # --- union-find -------------------------------------------------------------------------
@@ -157,7 +162,7 @@ class StoryParams:
     window: timedelta = timedelta(hours=72)  # same event: published this close together
     lsh_threshold: float = 0.5  # estimated Jaccard of shingles for a near-duplicate
     num_perm: int = 64
-    anchor_threshold: float = 0.5  # weighted anchor overlap for the same event
+    anchor_threshold: float = 0.6  # weighted anchor overlap for the same event
     min_shared_anchors: int = 3
     max_anchor_df: int = 200  # anchors more frequent than this do not block
     embed_threshold: float = 0.80
@@ -189,7 +194,9 @@ def _join_near_duplicates(texts: Sequence[str], groups: _Groups, params: StoryPa
         if mh is None:
             continue
         for other in lsh.query(mh):
-            groups.union(i, int(other))
+            # LSH buckets are candidates; the estimated Jaccard confirms (fewer false joins).
+            if mh.jaccard(hashes[int(other)]) >= params.lsh_threshold:
+                groups.union(i, int(other))
         lsh.insert(str(i), mh)
 
 

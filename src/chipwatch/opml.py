@@ -1,0 +1,83 @@
+"""OPML import and export of the feed list.
+
+Import walks nested outlines (folders) and keeps every outline with an `xmlUrl`; export
+writes OPML 2.0. The XML is parsed with the standard library after refusing DTDs, so an
+OPML file cannot expand entities (billion laughs) or reach external resources.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from email.utils import format_datetime
+from pathlib import Path
+
+from chipwatch.errors import ConfigError
+from chipwatch.fetch import utcnow
+from chipwatch.settings import SourceConfig
+
+_TRUE = {"1", "true", "yes"}
+
+
+def read_opml(path: Path) -> list[SourceConfig]:
+    """Sources of an OPML file; ConfigError naming the file on anything malformed."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), "-", f"cannot read OPML: {exc.strerror or exc}") from None
+    return parse_opml(data, str(path))
+
+
+def parse_opml(data: bytes, origin: str = "OPML") -> list[SourceConfig]:
+    if b"<!DOCTYPE" in data[:4096].upper() or b"<!ENTITY" in data.upper():
+        raise ConfigError(origin, "-", "OPML with a DTD or entities is refused")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise ConfigError(origin, f"line {exc.position[0]}", f"malformed OPML: {exc}") from None
+    if root.tag.lower() != "opml":
+        raise ConfigError(origin, root.tag, "not an OPML document (root element is not <opml>)")
+    body = root.find("body")
+    if body is None:
+        raise ConfigError(origin, "opml", "OPML without <body>")
+    sources: dict[str, SourceConfig] = {}
+    for outline in body.iter("outline"):
+        config = _outline(outline, origin)
+        if config is not None:
+            sources.setdefault(config.url, config)  # the first listing of a URL wins
+    return list(sources.values())
+
+
+def _outline(outline: ET.Element, origin: str) -> SourceConfig | None:
+    url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
+    if not url:
+        return None  # a folder: its children are visited by iter()
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(origin, f"outline {url!r}", "xmlUrl must start with http:// or https://")
+    name = outline.get("title") or outline.get("text") or ""
+    return SourceConfig(
+        url=url,
+        name=name.strip(),
+        language=(outline.get("language") or "").strip(),
+        full_text=(outline.get("fullText") or "").strip().lower() in _TRUE,
+    )
+
+
+def write_opml(sources: Iterable[SourceConfig], title: str = "chipwatch feeds") -> str:
+    """OPML 2.0 of the given sources (language and fullText kept as extra attributes)."""
+    root = ET.Element("opml", version="2.0")
+    head = ET.SubElement(root, "head")
+    ET.SubElement(head, "title").text = title
+    ET.SubElement(head, "dateCreated").text = format_datetime(utcnow(), usegmt=False)
+    body = ET.SubElement(root, "body")
+    for source in sources:
+        attributes = {"type": "rss", "text": source.name or source.url, "xmlUrl": source.url}
+        if source.name:
+            attributes["title"] = source.name
+        if source.language:
+            attributes["language"] = source.language
+        if source.full_text:
+            attributes["fullText"] = "true"
+        ET.SubElement(body, "outline", attributes)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, "unicode") + "\n"

@@ -1,0 +1,15 @@
+"""Shared test set-up."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Every test that runs chipwatch in a fresh data directory would otherwise refit the
+# classifier; one cache for the session keeps that to a single fit (the cache is keyed by
+# the corpus, topics and labels, so sharing it cannot mix up different inputs).
+os.environ.setdefault(
+    "CHIPWATCH_CLASSIFY_CACHE_DIR",
+    str(Path(tempfile.gettempdir()) / f"chipwatch-test-cache-{os.getuid()}"),
+)

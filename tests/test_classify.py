@@ -1,0 +1,307 @@
+"""Behavioural tests of chipwatch.classify on short articles written for these tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from chipwatch.classify import (
+    HashingEmbedder,
+    add_document,
+    fit,
+    load_corpus,
+    load_or_fit,
+    load_scope,
+    load_topics,
+    run_classify,
+    suggest_topics,
+)
+from chipwatch.classify.model import FittedClassifier
+from chipwatch.errors import ClassifierError, ConfigError
+from chipwatch.types import ClassifyInput, Label
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPICS = ROOT / "config" / "topics.toml"
+CORPUS = ROOT / "config" / "corpus"
+TOPIC_IDS = {
+    "ai-chip-licensing", "rare-earths-leverage", "security-debate", "chipmaker-stakes",
+    "china-response",
+}
+
+# Our own short sample articles (not copied from anywhere).
+LICENSING_EN = ClassifyInput(
+    id="lic-en",
+    title="US grants Nvidia licences to resume H20 sales to China",
+    text=(
+        "The Commerce Department has approved export licences that allow Nvidia to sell "
+        "its H20 AI chips to Chinese customers again, reversing an April ban.\n\n"
+        "Under the deal, the chipmaker will hand 15% of its China chip sales revenue to the "
+        "US government, officials said."
+    ),
+)
+TRADE_OFF_EN = ClassifyInput(
+    id="trade-en",
+    title="Chip export curbs eased as Beijing loosens rare earth restrictions",
+    text=(
+        "Washington agreed to lift the ban on H20 chip sales to China as part of a trade "
+        "truce, officials said, after export licences had been frozen since spring.\n\n"
+        "In exchange, Beijing will resume exports of rare earths and permanent magnets, "
+        "whose export restrictions had hit carmakers; negotiators called the minerals "
+        "its main leverage."
+    ),
+)
+NOVEL_EN = ClassifyInput(
+    id="asml-en",
+    title="Dutch government widens export controls on ASML lithography machines",
+    text=(
+        "The Netherlands will require export licences for more of ASML's deep ultraviolet "
+        "lithography systems shipped to China, the government said on Friday.\n\n"
+        "The new rule follows talks with Washington and covers servicing of machines "
+        "already installed at Chinese chip factories."
+    ),
+)
+FRENCH = ClassifyInput(
+    id="lic-fr",
+    title="Washington autorise de nouveau l'exportation des puces Nvidia H20 vers la Chine",
+    text=(
+        "Le département du Commerce a accordé des licences d'exportation à Nvidia, qui "
+        "pourra vendre ses puces IA H20 en Chine malgré les restrictions imposées en avril."
+    ),
+)
+GERMAN = ClassifyInput(
+    id="lic-de",
+    title="USA erteilen Nvidia Exportlizenz für KI-Chips nach China",
+    text=(
+        "Das US-Handelsministerium hat die Genehmigung für den Export der H20-Chips erteilt. "
+        "Der Exportstopp aus dem April ist damit aufgehoben."
+    ),
+)
+OFF_WEATHER = ClassifyInput(
+    id="weather",
+    title="Storm warning for the Atlantic coast this weekend",
+    text="Forecasters expect gusts of up to 120 km/h and heavy rain on Saturday night.",
+)
+OFF_PRODUCT = ClassifyInput(
+    id="gpu-launch",
+    title="Nvidia unveils a faster graphics card for gamers",
+    text=(
+        "The new GPU doubles ray-tracing performance and goes on sale next month at a "
+        "price of 999 dollars, the company said at its keynote."
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def classifier() -> FittedClassifier:
+    topics = load_topics(TOPICS)
+    corpus = load_corpus(CORPUS, [t.id for t in topics])
+    # The hashing embedder keeps the suite fast; decisions do not depend on the embedder.
+    return fit(corpus, topics, load_scope(TOPICS), [], embedder=HashingEmbedder())
+
+
+def one(classifier: FittedClassifier, item: ClassifyInput):  # type: ignore[no-untyped-def]
+    return classifier.classify([item])[0]
+
+
+# ---------- configuration ----------
+def test_topics_toml_loads_the_five_taxonomy_topics() -> None:
+    topics = load_topics(TOPICS)
+    assert {t.id for t in topics} == TOPIC_IDS
+    for topic in topics:
+        assert topic.name and topic.description
+        assert {"en", "fr", "de", "it", "es"} <= set(topic.terms)
+    scope = load_scope(TOPICS)
+    assert {"en", "fr", "de", "it", "es"} <= set(scope.goods)
+
+
+def test_corpus_loads_with_known_topics() -> None:
+    corpus = load_corpus(CORPUS, TOPIC_IDS)
+    assert len(corpus) == 5
+    assert all(set(d.topics) <= TOPIC_IDS and d.text for d in corpus)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_topic_without_id_names_file_and_field(tmp_path: Path) -> None:
+    bad = TOPICS.read_text(encoding="utf-8").replace('id = "security-debate"', "", 1)
+    path = _write(tmp_path / "topics.toml", bad)
+    with pytest.raises(ConfigError) as info:
+        load_topics(path)
+    assert info.value.source == str(path)
+    assert info.value.field == "topic[2].id"
+
+
+def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
+    path = _write(tmp_path / "topics.toml", "[[topic]\nid = ")
+    with pytest.raises(ConfigError) as info:
+        load_topics(path)
+    assert str(path) in str(info.value)
+
+
+def test_corpus_with_unknown_topic_names_the_field(tmp_path: Path) -> None:
+    _write(tmp_path / "a.txt", "Some text.")
+    _write(tmp_path / "corpus.toml",
+           '[[document]]\nid = "a"\nfile = "a.txt"\nlanguage = "en"\n'
+           'topics = ["ai-chip-licensing", "quantum-sanctions"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_corpus(tmp_path, TOPIC_IDS)
+    assert info.value.field == "document[0].topics[1]"
+    assert info.value.source.endswith("corpus.toml")
+
+
+def test_corpus_missing_field(tmp_path: Path) -> None:
+    _write(tmp_path / "corpus.toml", '[[document]]\nid = "a"\nlanguage = "en"\ntopics = []\n')
+    with pytest.raises(ConfigError) as info:
+        load_corpus(tmp_path, TOPIC_IDS)
+    assert info.value.field == "document[0].file"
+
+
+# ---------- decisions ----------
+@pytest.mark.parametrize("item", [LICENSING_EN, FRENCH, GERMAN, TRADE_OFF_EN])
+def test_on_subject_articles_are_relevant(
+    classifier: FittedClassifier, item: ClassifyInput
+) -> None:
+    result = one(classifier, item)
+    assert result.relevant and result.relevance > 0.5
+    assert "ai-chip-licensing" in result.topics
+
+
+@pytest.mark.parametrize("item", [OFF_WEATHER, OFF_PRODUCT])
+def test_off_subject_articles_are_rejected(
+    classifier: FittedClassifier, item: ClassifyInput
+) -> None:
+    result = one(classifier, item)
+    assert not result.relevant and result.relevance < 0.2
+    assert not result.topics and not result.novel
+
+
+def test_gate_rejects_articles_without_any_scope_term(classifier: FittedClassifier) -> None:
+    result = one(classifier, OFF_WEATHER)
+    assert result.evidence.matched_terms == {}
+    assert result.relevance < 0.05
+
+
+def test_multi_label(classifier: FittedClassifier) -> None:
+    result = one(classifier, TRADE_OFF_EN)
+    assert {"ai-chip-licensing", "rare-earths-leverage"} <= set(result.topics)
+
+
+def test_lithography_story_is_novel(classifier: FittedClassifier) -> None:
+    result = one(classifier, NOVEL_EN)
+    assert result.relevant and result.novel and result.topics == ()
+    assert "Novel" in result.evidence.summary
+
+
+def test_evidence_is_present(classifier: FittedClassifier) -> None:
+    result = one(classifier, LICENSING_EN)
+    evidence = result.evidence
+    assert "H20" in evidence.matched_terms["ai-chip-licensing"]
+    assert evidence.matched_terms["scope"]
+    corpus_ids = {d.id for d in load_corpus(CORPUS)}
+    assert evidence.passages and evidence.passages[0].doc_id in corpus_ids
+    assert evidence.summary.startswith("Relevant")
+
+
+def test_language_detected_or_respected(classifier: FittedClassifier) -> None:
+    assert one(classifier, FRENCH).language == "fr"
+    assert one(classifier, GERMAN).language == "de"
+    given = ClassifyInput(id="x", title=GERMAN.title, text=GERMAN.text, language="de")
+    assert one(classifier, given).language == "de"
+
+
+def test_label_overrides_the_same_story(classifier: FittedClassifier) -> None:
+    topics = load_topics(TOPICS)
+    label = Label(article_id="g", title=OFF_PRODUCT.title, text=OFF_PRODUCT.text,
+                  relevant=True, topics=("chipmaker-stakes",))
+    labelled = fit(load_corpus(CORPUS), topics, load_scope(TOPICS), [label],
+                   embedder=HashingEmbedder())
+    result = one(labelled, OFF_PRODUCT)
+    assert result.relevant and result.topics == ("chipmaker-stakes",)
+
+
+# ---------- cache ----------
+def test_cache_refits_when_corpus_changes(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    cache = tmp_path / "cache"
+    first = load_or_fit(corpus, TOPICS, [], cache, embedder=HashingEmbedder(), warm=False)
+    files = sorted(cache.glob("*.pkl"))
+    assert len(files) == 1
+    again = load_or_fit(corpus, TOPICS, [], cache, embedder=HashingEmbedder(), warm=False)
+    assert sorted(cache.glob("*.pkl")) == files
+    assert len(again.passages) == len(first.passages)
+    add_document(corpus, "Les Pays-Bas restreignent l'export des machines de lithographie.\n\n"
+                 "ASML devra demander une licence pour ses ventes en Chine.",
+                 ["ai-chip-licensing"], language="fr", known_topics=TOPIC_IDS)
+    refit = load_or_fit(corpus, TOPICS, [], cache, embedder=HashingEmbedder(), warm=False)
+    assert sorted(cache.glob("*.pkl")) != files
+    assert len(refit.passages) > len(first.passages)
+    assert len(load_corpus(corpus, TOPIC_IDS)) == 6
+
+
+def test_add_document_rejects_unknown_topic(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    with pytest.raises(ConfigError):
+        add_document(corpus, "Some text about chips.", ["nope"], known_topics=TOPIC_IDS)
+
+
+# ---------- JSONL ----------
+def test_classify_jsonl_round_trip(classifier: FittedClassifier, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    lines = [
+        {"id": LICENSING_EN.id, "title": LICENSING_EN.title, "text": LICENSING_EN.text,
+         "url": "https://example.org/a", "published": "2025-08-01"},
+        {"id": OFF_WEATHER.id, "title": OFF_WEATHER.title, "text": OFF_WEATHER.text,
+         "language": "en"},
+    ]
+    source.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert run_classify(source, out, classifier) == 2
+    results = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    keys = {"id", "relevant", "relevance", "topics", "topic_scores", "novel", "language",
+            "evidence"}
+    assert all(set(r) == keys for r in results)
+    assert [r["id"] for r in results] == ["lic-en", "weather"]
+    assert results[0]["relevant"] and not results[1]["relevant"]
+
+
+@pytest.mark.parametrize("bad_line, message", [
+    ('{"id": "b", "title": "t"', "invalid JSON"),
+    ('{"id": "b", "title": "t"}', "missing field 'text'"),
+])
+def test_malformed_line_names_the_line(
+    classifier: FittedClassifier, tmp_path: Path, bad_line: str, message: str
+) -> None:
+    source = tmp_path / "in.jsonl"
+    good = json.dumps({"id": "a", "title": "t", "text": "x"})
+    source.write_text(f"{good}\n{bad_line}\n", encoding="utf-8")
+    with pytest.raises(ClassifierError, match=rf"in\.jsonl:2: {message}"):
+        run_classify(source, tmp_path / "out.jsonl", classifier)
+
+
+# ---------- suggestions ----------
+def test_suggest_topics_groups_novel_articles() -> None:
+    smuggling = [
+        ClassifyInput(id=f"s{i}", title=f"Smuggling ring charged over {n} Nvidia GPUs",
+                      text="Prosecutors say the smuggling ring shipped GPUs to China through "
+                           "shell companies in Singapore; the smuggling defendants face charges.")
+        for i, n in enumerate(("300", "500", "1,200"))
+    ]
+    litho = [
+        ClassifyInput(id=f"l{i}", title=f"Dutch lithography export rules tightened ({y})",
+                      text="ASML lithography machines now need a Dutch export licence; "
+                           "lithography servicing in China is restricted too.")
+        for i, y in enumerate(("May", "June"))
+    ]
+    suggestions = suggest_topics(smuggling + litho, k=2, embedder=HashingEmbedder())
+    assert [s.size for s in suggestions] == [3, 2]
+    assert set(suggestions[0].member_ids) == {"s0", "s1", "s2"}
+    assert any("smuggling" in t for t in suggestions[0].label_terms)
+    assert any("lithography" in t for t in suggestions[1].label_terms)

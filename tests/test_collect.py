@@ -1,0 +1,239 @@
+"""The poll pipeline end to end: loopback HTTP server -> SQLite file in tmp_path."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from feedserver import FeedServer, Item, rss
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from chipwatch.collect import ParsePool, PollReport, discover_feed_url, poll
+from chipwatch.errors import ParseError
+from chipwatch.settings import FetchSettings, PollSettings, Settings
+from chipwatch.store.db import open_engine, session_factory
+from chipwatch.store.models import ArticleRow, SourceRow
+from chipwatch.store.sources import add_source, feed_health
+
+NOW = datetime(2025, 3, 5, 12, 0, 0)
+ITEMS = [
+    Item("Chip export licences tightened", "http://news.test/a?utm_source=rss", "g-a",
+         "The ministry narrowed the licence exemptions for advanced lithography tools."),
+    Item("New rules for memory chips", "http://news.test/b", "g-b",
+         "Exporters of high-bandwidth memory must now file a notice before each shipment."),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ParsePool]:
+    parse_pool = ParsePool(workers=2)
+    yield parse_pool
+    parse_pool.close()
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with FeedServer() as running:
+        yield running
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        config_path=tmp_path / "chipwatch.toml",
+        config_dir=tmp_path,
+        data_dir=tmp_path / "data",
+        topics_path=tmp_path / "topics.toml",
+        corpus_dir=tmp_path / "corpus",
+        fetch=FetchSettings(allow_private_networks=True, deadline_seconds=5),
+        poll=PollSettings(max_consecutive_errors=3),
+    )
+
+
+@pytest.fixture
+def sessions(settings: Settings) -> sessionmaker[Session]:
+    return session_factory(open_engine(settings.database_path))
+
+
+def run_poll(
+    settings: Settings, sessions: sessionmaker[Session], pool: ParsePool, now: datetime = NOW
+) -> PollReport:
+    return asyncio.run(poll(settings, sessions, all_feeds=True, now=now, pool=pool))
+
+
+def add(sessions: sessionmaker[Session], url: str, **options: object) -> int:
+    with sessions.begin() as session:
+        row, _ = add_source(session, url, **options)  # type: ignore[arg-type]
+        return row.id
+
+
+def source(sessions: sessionmaker[Session], source_id: int) -> SourceRow:
+    with sessions() as session:
+        row = session.get(SourceRow, source_id)
+        assert row is not None
+        return row
+
+
+def articles(sessions: sessionmaker[Session]) -> list[ArticleRow]:
+    with sessions() as session:
+        return list(session.scalars(select(ArticleRow).order_by(ArticleRow.id)))
+
+
+def test_new_articles_then_304(server, settings, sessions, pool) -> None:
+    server.add("/feed", rss(ITEMS), etag='"one"')
+    feed_id = add(sessions, server.url("/feed"))
+    first = run_poll(settings, sessions, pool)
+    assert first.new_articles == 2 and first.feeds[0].status == "new"
+    stored = articles(sessions)
+    assert [a.id for a in stored] == list(first.new_article_ids)
+    assert stored[0].url == "http://news.test/a"  # utm_source dropped
+    assert stored[0].language == "en" and stored[0].source_id == feed_id
+    assert source(sessions, feed_id).etag == '"one"'
+
+    second = run_poll(settings, sessions, pool, NOW + timedelta(hours=1))
+    assert second.feeds[0].status == "not-modified" and second.new_articles == 0
+    assert server.request_headers["/feed"]["If-None-Match"] == '"one"'
+    assert len(articles(sessions)) == 2
+
+
+def test_changed_guids_do_not_duplicate(server, settings, sessions, pool) -> None:
+    server.add("/feed", rss(ITEMS))
+    add(sessions, server.url("/feed"))
+    run_poll(settings, sessions, pool)
+    renamed = [replace(item, guid=f"new-{item.guid}") for item in ITEMS]
+    server.add("/feed", rss(renamed))
+    report = run_poll(settings, sessions, pool, NOW + timedelta(hours=1))
+    assert report.new_articles == 0 and len(articles(sessions)) == 2
+    # no link and a new GUID: the content hash still recognises it
+    no_links = [replace(item, guid=f"third-{item.guid}", link=None) for item in ITEMS]
+    server.add("/feed", rss(no_links))
+    assert run_poll(settings, sessions, pool, NOW + timedelta(hours=2)).new_articles == 0
+
+
+@pytest.mark.parametrize("status", [301, 308])
+def test_permanent_redirect_updates_stored_url(server, settings, sessions, pool, status) -> None:
+    server.add("/new", rss(ITEMS))
+    server.redirect("/old", "/new", status=status)
+    feed_id = add(sessions, server.url("/old"))
+    report = run_poll(settings, sessions, pool)
+    assert report.feeds[0].moved_to == server.url("/new")
+    assert source(sessions, feed_id).url == server.url("/new")
+
+
+def test_410_disables(server, settings, sessions, pool) -> None:
+    server.add("/feed", b"", status=410)
+    feed_id = add(sessions, server.url("/feed"))
+    report = run_poll(settings, sessions, pool)
+    row = source(sessions, feed_id)
+    assert report.feeds[0].status == "gone"
+    assert not row.enabled and "410" in (row.disabled_reason or "")
+
+
+def test_429_retry_after_sets_next_check(server, settings, sessions, pool) -> None:
+    server.add("/feed", b"", status=429, headers={"Retry-After": "7200"})
+    feed_id = add(sessions, server.url("/feed"))
+    run_poll(settings, sessions, pool)
+    row = source(sessions, feed_id)
+    assert row.next_check_at is not None and row.next_check_at >= NOW + timedelta(hours=2)
+    assert row.consecutive_errors == 1 and row.enabled
+
+
+def test_consecutive_errors_disable(server, settings, sessions, pool) -> None:
+    server.add("/feed", b"oops", status=500)
+    feed_id = add(sessions, server.url("/feed"))
+    for hour in range(3):
+        run_poll(settings, sessions, pool, NOW + timedelta(hours=hour))
+    row = source(sessions, feed_id)
+    assert not row.enabled and row.consecutive_errors == 3
+    assert "3 consecutive errors" in (row.disabled_reason or "")
+    health = {h.id: h for h in feed_health_list(sessions)}
+    assert health[feed_id].last_error == "HTTP 500 Internal Server Error"
+
+
+def feed_health_list(sessions: sessionmaker[Session]):
+    with sessions() as session:
+        return feed_health(session)
+
+
+def test_backoff_grows_and_success_resets(server, settings, sessions, pool) -> None:
+    server.add("/feed", b"oops", status=503)
+    feed_id = add(sessions, server.url("/feed"))
+    run_poll(settings, sessions, pool)
+    first_wait = source(sessions, feed_id).next_check_at - NOW  # type: ignore[operator]
+    run_poll(settings, sessions, pool)
+    second_wait = source(sessions, feed_id).next_check_at - NOW  # type: ignore[operator]
+    assert second_wait > first_wait
+    server.add("/feed", rss(ITEMS))
+    run_poll(settings, sessions, pool)
+    row = source(sessions, feed_id)
+    assert row.consecutive_errors == 0 and row.last_error is None and row.last_success_at == NOW
+
+
+def test_one_broken_feed_does_not_stop_the_others(server, settings, sessions, pool) -> None:
+    server.add("/good1", rss(ITEMS[:1]))
+    server.add("/good2", rss(ITEMS[1:]))
+    server.add("/broken", b"<rss><channel><item><title>half")
+    server.add("/html", b"<!DOCTYPE html><html><body>Welcome</body></html>", headers={
+        "Content-Type": "text/html"})  # fmt: skip
+    for path in ("/good1", "/broken", "/html", "/good2"):
+        add(sessions, server.url(path))
+    add(sessions, "http://127.0.0.1:1/refused")
+    report = run_poll(settings, sessions, pool)
+    by_url = {f.url.rsplit("/", 1)[1]: f for f in report.feeds}
+    assert by_url["good1"].new_articles == 1 and by_url["good2"].new_articles == 1
+    assert by_url["html"].error == "HTML page, not a feed"
+    assert by_url["refused"].error is not None
+    assert report.feeds_failed >= 2
+
+
+def test_html_page_autodiscovery_follows_and_remembers(server, settings, sessions, pool) -> None:
+    server.add("/feed.xml", rss(ITEMS))
+    page = '<html><head><link rel="alternate" type="application/rss+xml" href="/feed.xml">'
+    server.add("/", page + "</head><body>site</body></html>", headers={"Content-Type": "text/html"})
+    feed_id = add(sessions, server.url("/"))
+    report = run_poll(settings, sessions, pool)
+    assert report.new_articles == 2
+    assert source(sessions, feed_id).url == server.url("/feed.xml")
+    assert asyncio.run(discover_feed_url(server.url("/"), settings.fetch)) == server.url("/feed.xml")
+    server.add("/plain", "<html><body>nothing here</body></html>", headers={"Content-Type": "text/html"})
+    with pytest.raises(ParseError, match="HTML page, not a feed"):
+        asyncio.run(discover_feed_url(server.url("/plain"), settings.fetch))
+
+
+def test_ttl_and_adaptive_interval(server, settings, sessions, pool) -> None:
+    server.add("/feed", rss(ITEMS, ttl=180))
+    feed_id = add(sessions, server.url("/feed"))
+    run_poll(settings, sessions, pool)
+    row = source(sessions, feed_id)
+    # 2 entries in the last week -> 5040 min, clamped to max_interval (1440)
+    assert row.interval_minutes == 1440
+    assert row.next_check_at == NOW + timedelta(minutes=1440)
+    assert row.name == "Test feed"
+
+
+def test_due_sources_only(server, settings, sessions, pool) -> None:
+    server.add("/feed", rss(ITEMS))
+    add(sessions, server.url("/feed"))
+    asyncio.run(poll(settings, sessions, now=NOW, pool=pool))
+    again = asyncio.run(poll(settings, sessions, now=NOW + timedelta(minutes=5), pool=pool))
+    assert again.feeds_polled == 0
+
+
+def test_full_text_source(server, settings, sessions, pool) -> None:
+    body = " ".join(
+        f"Paragraph {i} explains how the new licence regime applies to wafer fabrication"
+        " equipment shipped to foreign subsidiaries." for i in range(12)
+    )
+    page = f"<html><head><title>Rules</title></head><body><article><h1>Rules</h1><p>{body}</p>"
+    server.add("/story", page + "</article></body></html>", headers={"Content-Type": "text/html"})
+    item = Item("Rules for fab tools", server.url("/story"), "s-1", "Short teaser only.")
+    server.add("/feed", rss([item]))
+    add(sessions, server.url("/feed"), full_text=True)
+    run_poll(settings, sessions, pool)
+    (stored,) = articles(sessions)
+    assert "wafer fabrication equipment" in stored.text and len(stored.text) > 500

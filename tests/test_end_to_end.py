@@ -1,0 +1,159 @@
+"""The whole watch through the `chipwatch` command: loopback feeds -> SQLite -> SMTP.
+
+Real parts only: the demo's feed server on 127.0.0.1 (ETag and 304), a SQLite file in
+tmp_path, an aiosmtpd server receiving the digest, Python's email package reading it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from smtpserver import SmtpServer
+
+from chipwatch.classify import load_corpus
+from chipwatch.demo.samples import ENGLISH_WIRE, FRENCH_GENERAL
+from chipwatch.demo.server import serve_demo_feeds
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPIENT = "analyst@example.org"
+
+
+def chipwatch(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chipwatch", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.fixture()
+def feeds() -> Iterator[tuple[str, list[str]]]:
+    with serve_demo_feeds(load_corpus(REPO / "config" / "corpus")) as served:
+        yield served
+
+
+@pytest.fixture()
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def write_config(tmp_path: Path, feed_urls: list[str], smtp: SmtpServer) -> Path:
+    sources = "".join(
+        f'[[sources]]\nurl = "{url}"\nname = "feed {i}"\n\n' for i, url in enumerate(feed_urls)
+    )
+    config = tmp_path / "chipwatch.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n'
+        f'topics = "{REPO / "config" / "topics.toml"}"\n'
+        f'corpus_dir = "{REPO / "config" / "corpus"}"\n'
+        "[fetch]\nallow_private_networks = true\n"
+        f'[smtp]\nhost = "{smtp.host}"\nport = {smtp.port}\nsecurity = "none"\n'
+        'sender = "chipwatch <watch@example.org>"\n'
+        f'[[recipients]]\naddress = "{RECIPIENT}"\n\n' + sources,
+        encoding="utf-8",
+    )
+    return config
+
+
+def body_of(message: EmailMessage, kind: str) -> str:
+    part = message.get_body(preferencelist=(kind,))
+    assert part is not None, f"no text/{kind} part"
+    return str(part.get_content())
+
+
+def test_poll_classify_digest_over_smtp_once(
+    tmp_path: Path, feeds: tuple[str, list[str]], smtp: SmtpServer
+) -> None:
+    base_url, feed_urls = feeds
+    config = write_config(tmp_path, feed_urls, smtp)
+
+    first = chipwatch(config, "poll")
+    assert first.returncode == 0, first.stderr
+    assert "3 feeds" in first.stdout and "0 failed" in first.stdout
+
+    sent = chipwatch(config, "digest")
+    assert sent.returncode == 0, sent.stderr
+    assert len(smtp.messages) == 1
+    message = smtp.messages[0]
+    assert message.get_content_type() == "multipart/alternative"
+    assert message["To"] == RECIPIENT
+    assert message["Message-ID"]
+    assert "stories" in message["Subject"] and "licensing" in message["Subject"]
+
+    html, text = body_of(message, "html"), body_of(message, "plain")
+    for section in ("licensing", "rare earths", "novel"):
+        assert section.lower() in text.lower(), section
+    wire = {item.slug: item for item in ENGLISH_WIRE}
+    assert f"{base_url}/articles/{wire['h200-licence-review'].slug}" in html
+    assert f"{base_url}/articles/{wire['magnet-licensing'].slug}" in html
+    for off_subject in [*ENGLISH_WIRE, *FRENCH_GENERAL]:
+        if not off_subject.relevant:
+            assert f"/articles/{off_subject.slug}" not in html, off_subject.title
+
+    # A second poll gets 304s and stores nothing; a second digest has nothing to send.
+    again = chipwatch(config, "poll")
+    assert again.returncode == 0, again.stderr
+    assert "0 new articles" in again.stdout and "3 unchanged" in again.stdout
+    assert chipwatch(config, "digest").returncode == 0
+    assert len(smtp.messages) == 1
+
+    outbox = chipwatch(config, "outbox")
+    assert "sent" in outbox.stdout and RECIPIENT in outbox.stdout
+
+
+def test_failed_send_exits_nonzero_and_keeps_the_digest(
+    tmp_path: Path, feeds: tuple[str, list[str]], smtp: SmtpServer
+) -> None:
+    _, feed_urls = feeds
+    config = write_config(tmp_path, feed_urls, smtp)
+    assert chipwatch(config, "poll").returncode == 0
+    smtp.stop()  # connection refused
+
+    failed = chipwatch(config, "digest")
+    assert failed.returncode == 1
+    assert "kept in the outbox" in failed.stdout
+    assert "pending" in chipwatch(config, "outbox").stdout
+
+
+def test_preview_marks_nothing(
+    tmp_path: Path, feeds: tuple[str, list[str]], smtp: SmtpServer
+) -> None:
+    _, feed_urls = feeds
+    config = write_config(tmp_path, feed_urls, smtp)
+    assert chipwatch(config, "poll").returncode == 0
+    preview = tmp_path / "preview.html"
+    shown = chipwatch(config, "digest", "--preview", str(preview))
+    assert shown.returncode == 0, shown.stderr
+    assert "<html" in preview.read_text(encoding="utf-8").lower()
+    assert smtp.messages == []
+    assert chipwatch(config, "digest").returncode == 0
+    assert len(smtp.messages) == 1  # the preview reserved nothing
+
+
+def test_demo_puts_relevant_samples_in_the_digest_and_nothing_else(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chipwatch", "--data-dir", str(tmp_path / "demo"), "demo"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    relevant = 5 + sum(s.relevant for s in [*ENGLISH_WIRE, *FRENCH_GENERAL])
+    off_subject = sum(not s.relevant for s in [*ENGLISH_WIRE, *FRENCH_GENERAL])
+    assert f"check: {relevant}/{relevant} relevant samples" in result.stdout, result.stdout
+    assert f"0/{off_subject} off-subject samples" in result.stdout, result.stdout
+    assert (tmp_path / "demo" / "digest-preview.html").is_file()
+    assert list((tmp_path / "demo" / "maildir" / "new").iterdir())

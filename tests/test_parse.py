@@ -1,0 +1,89 @@
+"""Parsing: plain text, HTML pages, autodiscovery, caps, TTL (pure, no I/O)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from feedserver import Item, rss
+
+from chipwatch.errors import ParseError
+from chipwatch.parse import NotAFeed, discover_feeds, parse_feed, to_text
+
+ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Atom fixture</title>
+<link href="http://site.test/"/><id>urn:x</id><updated>2025-03-03T10:00:00+01:00</updated>
+<entry><title type="html">Licence &lt;em&gt;update&lt;/em&gt;</title><id>urn:e1</id>
+<link href="/posts/1"/><updated>2025-03-03T10:00:00+01:00</updated>
+<content type="html">&lt;p&gt;Controls on &lt;b&gt;etching&lt;/b&gt; tools &amp;amp; parts.&lt;/p&gt;
+&lt;script&gt;alert(1)&lt;/script&gt;</content></entry></feed>"""
+
+
+def test_rss_entries_are_plain_text() -> None:
+    items = [Item("A &amp; B <i>rules</i>", "http://x.test/1", "g1", "<p>One<br>two &eacute;t&eacute;</p>")]
+    feed = parse_feed(rss(items, ttl=90), "http://x.test/feed")
+    (entry,) = feed.entries
+    assert entry.title == "A & B rules"
+    assert entry.summary == "One\ntwo été"
+    assert entry.guid == "g1" and entry.url == "http://x.test/1"
+    assert entry.published == datetime(2025, 3, 3, 9, 0, 0)
+    assert feed.ttl_minutes == 90 and feed.title == "Test feed"
+
+
+def test_atom_dates_to_utc_and_no_markup_left() -> None:
+    feed = parse_feed(ATOM, "http://site.test/atom")
+    (entry,) = feed.entries
+    assert entry.title == "Licence update"
+    assert entry.summary == "Controls on etching tools & parts."
+    assert "<" not in entry.summary and "alert" not in entry.summary
+    assert entry.published == datetime(2025, 3, 3, 9, 0, 0)
+    assert entry.url == "/posts/1"  # resolved later, against the final URL, by extract
+
+
+def test_to_text_double_escaped_markup() -> None:
+    assert to_text("&lt;p&gt;Hello &amp;amp; welcome&lt;/p&gt;") == "Hello & welcome"
+    assert to_text("<!-- hidden --><style>p{}</style>Shown") == "Shown"
+    assert to_text(None) == ""
+
+
+def test_html_page_is_a_clear_error() -> None:
+    page = b"<!DOCTYPE html>\n<html><head><title>Shop</title></head><body>Hi</body></html>"
+    with pytest.raises(NotAFeed, match="HTML page, not a feed$"):
+        parse_feed(page, "http://shop.test/")
+
+
+def test_autodiscovery_links() -> None:
+    page = b"""<html><head><base href="http://cdn.test/blog/">
+    <link rel="alternate" type="application/feed+json" href="feed.json">
+    <link rel="stylesheet" href="x.css">
+    <link rel="alternate" type="application/atom+xml" href="atom.xml">
+    </head><body></body></html>"""
+    assert discover_feeds(page, "http://site.test/") == (
+        "http://cdn.test/blog/atom.xml",
+        "http://cdn.test/blog/feed.json",
+    )
+    with pytest.raises(NotAFeed) as caught:
+        parse_feed(page, "http://site.test/")
+    assert caught.value.alternates[0] == "http://cdn.test/blog/atom.xml"
+    assert "it links to the feed http://cdn.test/blog/atom.xml" in str(caught.value)
+
+
+def test_garbage_and_empty_are_parse_errors() -> None:
+    with pytest.raises(ParseError, match="empty response body"):
+        parse_feed(b"  \n", "http://x.test/")
+    with pytest.raises(ParseError, match="not a recognisable"):
+        parse_feed(b"\x00\x01 binary junk", "http://x.test/")
+
+
+def test_caps_on_entries_and_text() -> None:
+    items = [Item(f"Item {i}", f"http://x.test/{i}", f"g{i}", "word " * 500) for i in range(20)]
+    feed = parse_feed(rss(items), "http://x.test/", max_entries=5, max_entry_chars=100)
+    assert len(feed.entries) == 5
+    assert all(len(e.summary) <= 100 for e in feed.entries)
+
+
+def test_json_feed() -> None:
+    body = b'{"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": [' \
+           b'{"id": "1", "url": "http://j.test/1", "title": "Hello", "content_text": "Body"}]}'
+    feed = parse_feed(body, "http://j.test/feed.json", "application/json")
+    assert [e.title for e in feed.entries] == ["Hello"]
