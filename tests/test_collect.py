@@ -199,8 +199,12 @@ def test_html_page_autodiscovery_follows_and_remembers(server, settings, session
     report = run_poll(settings, sessions, pool)
     assert report.new_articles == 2
     assert source(sessions, feed_id).url == server.url("/feed.xml")
-    assert asyncio.run(discover_feed_url(server.url("/"), settings.fetch)) == server.url("/feed.xml")
-    server.add("/plain", "<html><body>nothing here</body></html>", headers={"Content-Type": "text/html"})
+    assert asyncio.run(discover_feed_url(server.url("/"), settings.fetch)) == server.url(
+        "/feed.xml"
+    )
+    server.add(
+        "/plain", "<html><body>nothing here</body></html>", headers={"Content-Type": "text/html"}
+    )
     with pytest.raises(ParseError, match="HTML page, not a feed"):
         asyncio.run(discover_feed_url(server.url("/plain"), settings.fetch))
 
@@ -227,7 +231,8 @@ def test_due_sources_only(server, settings, sessions, pool) -> None:
 def test_full_text_source(server, settings, sessions, pool) -> None:
     body = " ".join(
         f"Paragraph {i} explains how the new licence regime applies to wafer fabrication"
-        " equipment shipped to foreign subsidiaries." for i in range(12)
+        " equipment shipped to foreign subsidiaries."
+        for i in range(12)
     )
     page = f"<html><head><title>Rules</title></head><body><article><h1>Rules</h1><p>{body}</p>"
     server.add("/story", page + "</article></body></html>", headers={"Content-Type": "text/html"})

@@ -52,7 +52,9 @@ def test_language_with_hint() -> None:
 
 def test_identity_prefers_guid_namespaced_by_source() -> None:
     digest = content_hash("t", "x")
-    assert article_identity(1, "g", "http://a/", digest) != article_identity(2, "g", "http://a/", digest)
+    assert article_identity(1, "g", "http://a/", digest) != article_identity(
+        2, "g", "http://a/", digest
+    )
     assert article_identity(1, None, "http://a/", digest).startswith("url:")
     assert article_identity(1, None, None, digest) == f"hash:{digest}"
     assert content_hash("Title", "Some  text") == content_hash("title", "some text\n")

@@ -164,8 +164,9 @@ def test_only_http_and_https(server: FeedServer) -> None:
 
 def test_public_address_classification() -> None:
     assert is_public_address("93.184.216.34")
-    for address in ("127.0.0.1", "10.1.2.3", "192.168.1.1", "169.254.169.254", "::1",
-                    "fe80::1", "224.0.0.1", "0.0.0.0", "::ffff:127.0.0.1", "100.64.0.1"):  # fmt: skip
+    private = ("127.0.0.1", "10.1.2.3", "192.168.1.1", "169.254.169.254", "::1", "fe80::1")
+    others = ("224.0.0.1", "0.0.0.0", "::ffff:127.0.0.1", "100.64.0.1", "240.0.0.1")
+    for address in private + others:
         assert not is_public_address(address), address
 
 

@@ -15,12 +15,17 @@ ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
 <link href="http://site.test/"/><id>urn:x</id><updated>2025-03-03T10:00:00+01:00</updated>
 <entry><title type="html">Licence &lt;em&gt;update&lt;/em&gt;</title><id>urn:e1</id>
 <link href="/posts/1"/><updated>2025-03-03T10:00:00+01:00</updated>
-<content type="html">&lt;p&gt;Controls on &lt;b&gt;etching&lt;/b&gt; tools &amp;amp; parts.&lt;/p&gt;
+<content type="html">&lt;p&gt;Controls on &lt;b&gt;etching&lt;/b&gt; tools
+&amp;amp; parts.&lt;/p&gt;
 &lt;script&gt;alert(1)&lt;/script&gt;</content></entry></feed>"""
 
 
 def test_rss_entries_are_plain_text() -> None:
-    items = [Item("A &amp; B <i>rules</i>", "http://x.test/1", "g1", "<p>One<br>two &eacute;t&eacute;</p>")]
+    items = [
+        Item(
+            "A &amp; B <i>rules</i>", "http://x.test/1", "g1", "<p>One<br>two &eacute;t&eacute;</p>"
+        )
+    ]
     feed = parse_feed(rss(items, ttl=90), "http://x.test/feed")
     (entry,) = feed.entries
     assert entry.title == "A & B rules"
@@ -83,7 +88,9 @@ def test_caps_on_entries_and_text() -> None:
 
 
 def test_json_feed() -> None:
-    body = b'{"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": [' \
-           b'{"id": "1", "url": "http://j.test/1", "title": "Hello", "content_text": "Body"}]}'
+    body = (
+        b'{"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": ['
+        b'{"id": "1", "url": "http://j.test/1", "title": "Hello", "content_text": "Body"}]}'
+    )
     feed = parse_feed(body, "http://j.test/feed.json", "application/json")
     assert [e.title for e in feed.entries] == ["Hello"]

@@ -323,7 +323,9 @@ async def _page_text(article: Article, source: Source, ctx: _Context) -> tuple[s
         return None  # keep the feed's summary: a missing page is not the feed's failure
     limit = ctx.settings.fetch.parse_timeout_seconds
     try:
-        return await ctx.pool.run(full_text_job, page.content, page.final_url, source.language, limit)
+        return await ctx.pool.run(
+            full_text_job, page.content, page.final_url, source.language, limit
+        )
     except BrokenProcessPool:
         return None
 
@@ -411,9 +413,7 @@ async def poll(
     try:
         sources = interleave_by_host(await writer.call(writer.load_due, now, all_feeds))
         async with Fetcher(settings.fetch) as fetcher:
-            ctx = _Context(
-                settings, fetcher, parse_pool, writer, now, _backlog(settings.fetch)
-            )
+            ctx = _Context(settings, fetcher, parse_pool, writer, now, _backlog(settings.fetch))
             feeds = await asyncio.gather(*(collect_one(s, ctx) for s in sources))
     finally:
         writer.close()

@@ -84,9 +84,7 @@ def _tracking(name: str) -> bool:
     return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
 
 
-def normalise_date(
-    published: datetime | None, fetched_at: datetime
-) -> tuple[datetime, str | None]:
+def normalise_date(published: datetime | None, fetched_at: datetime) -> tuple[datetime, str | None]:
     """Naive UTC; missing -> fetch time ("missing"); far future -> fetch time ("future-clamped")."""
     if published is None:
         return fetched_at, "missing"
@@ -149,4 +147,3 @@ def extract_full_text(page: bytes, url: str) -> str | None:
         page, url=url, include_comments=False, include_tables=False, favor_precision=True
     )
     return text.strip() if text and len(text.strip()) >= 200 else None
-

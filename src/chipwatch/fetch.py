@@ -105,9 +105,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 async def _resolve(host: str, port: int) -> list[str]:
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM
-        )
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise httpx.ConnectError(f"DNS resolution failed for {host}: {exc}") from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
@@ -253,7 +251,9 @@ class Fetcher:
 
     async def fetch(self, source: Source) -> FetchResult:
         """Conditional GET of a source's feed URL."""
-        return await self.fetch_url(source.url, etag=source.etag, last_modified=source.last_modified)
+        return await self.fetch_url(
+            source.url, etag=source.etag, last_modified=source.last_modified
+        )
 
     async def fetch_url(
         self,
@@ -273,7 +273,9 @@ class Fetcher:
                 async with asyncio.timeout(self.settings.deadline_seconds):
                     result = await self._follow(url, etag, last_modified, accept, fetched_at)
         except TimeoutError:
-            error = DeadlineExceeded(url, f"fetch took longer than {self.settings.deadline_seconds:g} s")
+            error = DeadlineExceeded(
+                url, f"fetch took longer than {self.settings.deadline_seconds:g} s"
+            )
             result = _failed(url, None, error, fetched_at)
         except FetchError as exc:
             result = _failed(url, exc.status, exc, fetched_at)
@@ -325,13 +327,19 @@ class Fetcher:
                     hops.permanent_chain &= response.status_code in PERMANENT_REDIRECTS
                     location = response.headers.get("location")
                     if not location:
-                        raise FetchError(current, "redirect without Location", status=response.status_code)
+                        raise FetchError(
+                            current, "redirect without Location", status=response.status_code
+                        )
                     current = urljoin(current, location.strip())
                     continue
-                return await self._finish(url, current, response, hops, fetched_at, etag, last_modified)
+                return await self._finish(
+                    url, current, response, hops, fetched_at, etag, last_modified
+                )
             finally:
                 await response.aclose()
-        raise FetchError(url, f"more than {self.settings.max_redirects} redirects", status=hops.statuses[-1])
+        raise FetchError(
+            url, f"more than {self.settings.max_redirects} redirects", status=hops.statuses[-1]
+        )
 
     async def _finish(
         self,
@@ -352,7 +360,9 @@ class Fetcher:
             "permanent_redirect": moved,
             "fetched_at": fetched_at,
             "max_age_seconds": parse_max_age(response.headers, fetched_at),
-            "retry_after_seconds": parse_retry_after(response.headers.get("retry-after"), fetched_at),
+            "retry_after_seconds": parse_retry_after(
+                response.headers.get("retry-after"), fetched_at
+            ),
         }
         if status == 304:
             return FetchResult(
@@ -381,7 +391,9 @@ def _failed(url: str, status: int | None, error: Exception, fetched_at: datetime
     prefix = f"{url}: "
     if message.startswith(prefix):
         message = message[len(prefix) :]  # the outcome already names the feed
-    return FetchResult(source_url=url, final_url=url, status=status, error=message, fetched_at=fetched_at)
+    return FetchResult(
+        source_url=url, final_url=url, status=status, error=message, fetched_at=fetched_at
+    )
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -282,7 +282,9 @@ def outbox_table(settings: Settings) -> str:
         entries = list_outbox(session)
     if not entries:
         return "the outbox is empty"
-    rows = [("id", "kind", "status", "tries", "recipient", "created", "subject / last error")]
+    rows: list[tuple[str, ...]] = [
+        ("id", "kind", "status", "tries", "recipient", "created", "subject / last error")
+    ]
     for e in entries:
         note = e.subject if not e.last_error else f"{e.subject} | {e.last_error}"
         rows.append(
@@ -370,9 +372,9 @@ def feeds_table(settings: Settings, *, health: bool) -> str:
     if not feeds:
         return "no feeds: add one with `chipwatch feeds add URL`"
     if not health:
-        rows = [("id", "state", "name / url")]
-        rows += [(str(f.id), "on" if f.enabled else "off", f"{f.name}  {f.url}") for f in feeds]
-        return format_table(rows)
+        listing = [("id", "state", "name / url")]
+        listing += [(str(f.id), "on" if f.enabled else "off", f"{f.name}  {f.url}") for f in feeds]
+        return format_table(listing)
     rows = [("id", "state", "errors", "last ok", "next check", "name / last error")]
     for f in feeds:
         state = (
@@ -429,20 +431,52 @@ def export_opml(settings: Settings) -> str:
 def add_corpus_document(
     settings: Settings, source: str, topics: Sequence[str], language: str
 ) -> str:
-    from chipwatch.classify import add_document
+    """Add a file, or the main text of a web page, to the corpus with its topics."""
+    from chipwatch.classify import add_document, load_topics
 
+    content: Path | str = Path(source)
+    title = None
+    if source.startswith(("http://", "https://")):
+        title, content = fetch_page_text(settings, source)
+    elif not Path(source).is_file():
+        raise NotFound(f"no such file: {source}")
     doc = add_document(
         settings.corpus_dir,
-        source,
+        content,
         topics,
         language=language or None,
-        topics_path=settings.topics_path,
-        fetch=settings.fetch,
+        title=title,
+        known_topics=[t.id for t in load_topics(settings.topics_path)],
     )
     return f"added {doc.id} to the corpus with topics {', '.join(doc.topics)}"
 
 
+def fetch_page_text(settings: Settings, url: str) -> tuple[str | None, str]:
+    """Fetch a page through the guarded fetcher and extract its title and main text."""
+    import asyncio
+
+    import trafilatura
+
+    from chipwatch.errors import FetchError
+    from chipwatch.fetch import Fetcher
+
+    async def get() -> bytes:
+        async with Fetcher(settings.fetch) as fetcher:
+            fetched = await fetcher.fetch_url(url)
+        if fetched.error:
+            raise FetchError(url, fetched.error, status=fetched.status)
+        return fetched.content
+
+    page = asyncio.run(get())
+    extracted = trafilatura.bare_extraction(page.decode("utf-8", "replace"), url=url)
+    text = getattr(extracted, "text", None) or ""
+    if not text.strip():
+        raise FetchError(url, "no article text found on the page")
+    return getattr(extracted, "title", None), text
+
+
 def suggest_topics_text(settings: Settings, days: int, count: int) -> str:
+    """Candidate topics from recent novel articles, as TOML blocks to paste into topics.toml."""
     from datetime import timedelta
 
     from chipwatch.classify import suggest_topics
@@ -455,15 +489,20 @@ def suggest_topics_text(settings: Settings, days: int, count: int) -> str:
             .join(ClassificationRow)
             .where(ClassificationRow.novel.is_(True), ArticleRow.fetched_at >= since)
         ).all()
+        titles = {str(row.id): row.title for row in rows}
         novel = [_as_input(row) for row in rows]
     if not novel:
         return f"no novel articles in the last {days} days"
-    suggestions = suggest_topics(novel, count)
     blocks = []
-    for s in suggestions:
+    for number, suggestion in enumerate(suggest_topics(novel, count), start=1):
+        members = "\n".join(
+            f"#   {member}: {titles.get(member, '')[:80]}" for member in suggestion.member_ids
+        )
+        terms = ", ".join(f'"{term}"' for term in suggestion.label_terms)
+        name = " / ".join(suggestion.label_terms[:3])
         blocks.append(
-            f"[[topic]]  # {len(s.member_ids)} articles: {', '.join(s.member_ids[:8])}\n"
-            f'id = "{s.id}"\nname = "{s.name}"\n'
-            f"[topic.terms]\nen = {list(s.terms)!r}\n"
+            f"# suggestion {number}: {suggestion.size} novel articles\n{members}\n"
+            f'[[topic]]\nid = "new-topic-{number}"\nname = "{name}"\n'
+            f'description = ""\n[topic.terms]\nen = [{terms}]\n'
         )
     return "\n".join(blocks)

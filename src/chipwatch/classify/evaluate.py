@@ -74,7 +74,9 @@ class Report:
     name: str = "classifier"
 
 
-def _scores(rows: Sequence[Row], preds: Sequence[Classification], topic_ids: Sequence[str]) -> Scores:
+def _scores(
+    rows: Sequence[Row], preds: Sequence[Classification], topic_ids: Sequence[str]
+) -> Scores:
     per_topic = {
         t: _prf([t in r["topics"] for r in rows],  # type: ignore[operator]
                 [p.relevant and t in p.topics for p in preds])
@@ -248,7 +250,10 @@ def cross_validate(
     strata = [f"{r['relevant']}-{r['novel']}-{r.get('language')}" for r in rows]
     counts = {s: strata.count(s) for s in strata}
     # Strata smaller than the fold count fall back to their relevance class.
-    strata = [s if counts[s] >= folds else str(r["relevant"]) for s, r in zip(strata, rows, strict=True)]
+    strata = [
+        s if counts[s] >= folds else str(r["relevant"])
+        for s, r in zip(strata, rows, strict=True)
+    ]
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     predictions: list[Classification | None] = [None] * len(rows)
     for train, test in splitter.split(np.zeros(len(rows)), strata):

@@ -52,7 +52,7 @@ class ClassifierParams:
     # Probability above which an article is relevant.
     relevance_threshold: float = 0.5
     # One weight per features.TOPIC_FEATURES, shared by all topics.
-    topic_weights: tuple[float, ...] = (0.9738, 0.9439, 0.5219, 0.3804)
+    topic_weights: tuple[float, ...] = (0.9738, 0.9439, 0.5219, 0.3804, 0.0)
     # Per-topic bias; a topic missing here (added by the user) gets `default_topic_bias`.
     topic_bias: tuple[tuple[str, float], ...] = (
         ("ai-chip-licensing", -3.2262), ("rare-earths-leverage", -2.0936),
@@ -287,7 +287,8 @@ class _Draft:
         prefix = "Labelled by you as the same story; " if self.labelled else ""
         if not self.relevant:
             why = f"mentions {goods}" + (f" and {controls}" if controls else "")
-            return f"{prefix}Off-subject ({self.relevance:.2f}): {why}, but not as a trade-control story."
+            return (f"{prefix}Off-subject ({self.relevance:.2f}): {why}, "
+                    "but not as a trade-control story.")
         where = f"{scoped} unit(s) name {goods} with {controls}" if scoped else f"names {goods}"
         if self.novel:
             return (f"{prefix}Novel ({self.relevance:.2f}): {where}, but no corpus topic fits; "

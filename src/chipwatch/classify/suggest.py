@@ -12,8 +12,11 @@ from chipwatch.classify.text import fold
 from chipwatch.types import ClassifyInput
 
 # Terms that are everywhere in this watch, so they never distinguish a candidate topic.
-_WATCH_WORDS = frozenset(
-    ["china", "chinese", "chine", "chinois", "us", "u.s.", "united", "states", "export", "exports", "exportation", "chip", "chips", "puces", "semiconductor", "semiconductors", "nvidia", "said", "says", "year", "new"]
+_WATCH_WORDS = frozenset((
+    "china", "chinese", "chine", "chinois", "us", "u.s.", "united", "states", "export",
+    "exports", "exportation", "chip", "chips", "puces", "semiconductor", "semiconductors",
+    "nvidia", "said", "says", "year", "new",
+)
 )
 # Cosine distance under which two novel articles join the same group (average linkage).
 DISTANCE_THRESHOLD = 0.55
@@ -81,7 +84,9 @@ def suggest_topics(
     suggestions = [
         TopicSuggestion(
             label_terms=tuple(terms[c]),
-            member_ids=tuple(a.id for a, lab in zip(novel_articles, labels, strict=True) if lab == c),
+            member_ids=tuple(
+                a.id for a, lab in zip(novel_articles, labels, strict=True) if lab == c
+            ),
             size=int((labels == c).sum()),
         )
         for c in sorted(set(labels.tolist()))

@@ -100,14 +100,16 @@ class _FeedHandler(BaseHTTPRequestHandler):
 @contextmanager
 def serve_demo_feeds(corpus: Iterable[CorpusDocument]) -> Iterator[tuple[str, list[str]]]:
     """Serve the demo feeds on 127.0.0.1; yield the base URL and the feed URLs."""
-    handler = type("DemoFeedHandler", (_FeedHandler,), {"documents": {}})
+    documents: dict[str, bytes] = {}
+    # A handler class per server, so two demo servers never share their documents.
+    handler = type("DemoFeedHandler", (_FeedHandler,), {"documents": documents})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    handler.documents = demo_feeds(base_url, list(corpus))
+    documents.update(demo_feeds(base_url, list(corpus)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield base_url, [base_url + path for path in handler.documents]
+        yield base_url, [base_url + path for path in documents]
     finally:
         server.shutdown()
         server.server_close()

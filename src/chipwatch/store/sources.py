@@ -185,9 +185,7 @@ def due_sources(
     query = select(SourceRow).where(SourceRow.enabled.is_(True)).order_by(SourceRow.id)
     if not all_feeds:
         now = now or utcnow()
-        query = query.where(
-            or_(SourceRow.next_check_at.is_(None), SourceRow.next_check_at <= now)
-        )
+        query = query.where(or_(SourceRow.next_check_at.is_(None), SourceRow.next_check_at <= now))
     return [to_source(row) for row in session.scalars(query)]
 
 
@@ -240,7 +238,9 @@ def _move(session: Session, row: SourceRow, new_url: str) -> None:
         row.disabled_reason = f"moved permanently to {new_url}, already source #{clash.id}"
 
 
-def _record_success(row: SourceRow, outcome: FetchOutcome, poll: PollSettings, now: datetime) -> None:
+def _record_success(
+    row: SourceRow, outcome: FetchOutcome, poll: PollSettings, now: datetime
+) -> None:
     row.consecutive_errors = 0
     row.last_error = None
     row.last_success_at = now
@@ -269,7 +269,9 @@ def _at_least(interval: int, outcome: FetchOutcome, poll: PollSettings) -> float
     return max(interval, min(max(floors), poll.max_interval_minutes))
 
 
-def _record_failure(row: SourceRow, outcome: FetchOutcome, poll: PollSettings, now: datetime) -> None:
+def _record_failure(
+    row: SourceRow, outcome: FetchOutcome, poll: PollSettings, now: datetime
+) -> None:
     row.consecutive_errors = (row.consecutive_errors or 0) + 1
     row.last_error = (outcome.error or "unknown error")[:MAX_ERROR_CHARS]
     if outcome.gone:
