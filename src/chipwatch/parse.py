@@ -152,6 +152,9 @@ def _to_parsed_feed(
         problem = parsed.get("bozo_exception")
         detail = f": {problem}" if problem else ""
         raise ParseError(url, f"not a recognisable RSS, Atom, RDF or JSON feed{detail}")
+    if not parsed.entries and parsed.get("bozo"):
+        problem = parsed.get("bozo_exception")
+        raise ParseError(url, f"malformed feed with no readable entries: {problem}")
     feed = parsed.get("feed", {})
     entries = tuple(_entry(e, max_entry_chars) for e in parsed.entries[:max_entries])
     return ParsedFeed(

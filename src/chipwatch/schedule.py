@@ -45,7 +45,7 @@ def build_scheduler(
     for index, (cron, zone) in enumerate(sorted(digest_schedules(settings))):
         scheduler.add_job(
             digest_job,
-            CronTrigger.from_crontab(cron, timezone=ZoneInfo(zone)),
+            cron_trigger(cron, ZoneInfo(zone)),
             id=f"digest-{index}",
             name=f"digest at '{cron}' {zone}",
         )
@@ -64,3 +64,37 @@ def run_forever(scheduler: BlockingScheduler) -> None:
     for job in scheduler.get_jobs():
         log.info("scheduled: %s", job.name)
     scheduler.start()
+
+
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def cron_trigger(expression: str, zone: ZoneInfo) -> CronTrigger:
+    """APScheduler 3's from_crontab reads a numeric weekday as 0 = Monday; cron means
+    0 (or 7) = Sunday, so "1-5" would be Tuesday-Saturday. Numeric weekdays are rewritten
+    as names first."""
+    fields = expression.split()
+    if len(fields) == 5 and any(ch.isdigit() for ch in fields[4]):
+        fields[4] = ",".join(_CRON_DAYS[d] for d in sorted(_cron_days(fields[4])))
+    return CronTrigger.from_crontab(" ".join(fields), timezone=zone)
+
+
+def _cron_days(field: str) -> set[int]:
+    days: set[int] = set()
+    for part in field.split(","):
+        span, _, step = part.partition("/")
+        if span == "*":
+            low, high = 0, 6
+        elif "-" in span:
+            low, high = (_cron_day(x) for x in span.split("-", 1))
+            high = 7 if high == 0 and low > 0 else high  # "5-7", "5-0": through Sunday
+        else:
+            low = high = _cron_day(span)
+            high = 6 if step else high
+        days.update(d % 7 for d in range(low, high + 1, int(step or 1)))
+    return days
+
+
+def _cron_day(token: str) -> int:
+    token = token.strip().lower()
+    return int(token) if token.isdigit() else _CRON_DAYS.index(token[:3])

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
-
 from chipwatch.errors import ConfigError
 
 ENV_PREFIX = "CHIPWATCH_"
@@ -342,11 +340,13 @@ def _positive(source: str, name: str, value: float) -> None:
 
 
 def _check_schedule(source: str, where: str, cron: str, timezone: str) -> None:
+    from chipwatch.schedule import cron_trigger  # schedule imports Settings from here
+
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(source, f"{where}.timezone", f"unknown timezone {timezone!r}") from None
     try:
-        CronTrigger.from_crontab(cron, timezone=zone)
-    except ValueError as exc:
+        cron_trigger(cron, zone)
+    except (ValueError, IndexError) as exc:
         raise ConfigError(source, f"{where}.schedule", f"invalid cron expression: {exc}") from None

@@ -118,16 +118,12 @@ def topic_features(m: ArticleMatches, topic_id: str) -> list[float]:
     per_unit = [len(u.topics[topic_id]) for u in m.body]
     best = max(per_unit, default=0)
     total = len(m.topic_terms(topic_id))
-    all_topics = sum(len(m.topic_terms(t)) for t in m.title.topics)
     return [
         float(min(len(m.title.topics[topic_id]), 3)),
         float(min(best, 5)),
         math.log1p(total),
         sum(1 for n in per_unit if n >= 2) / max(len(per_unit), 1),
-        total / max(all_topics, 1),
     ]
 
 
-TOPIC_FEATURES: tuple[str, ...] = (
-    "title_hits", "best_unit_hits", "log_total", "dense_share", "share_of_topic_terms",
-)
+TOPIC_FEATURES: tuple[str, ...] = ("title_hits", "best_unit_hits", "log_total", "dense_share")

@@ -52,7 +52,7 @@ class ClassifierParams:
     # Probability above which an article is relevant.
     relevance_threshold: float = 0.5
     # One weight per features.TOPIC_FEATURES, shared by all topics.
-    topic_weights: tuple[float, ...] = (0.9738, 0.9439, 0.5219, 0.3804, 0.0)
+    topic_weights: tuple[float, ...] = (0.9738, 0.9439, 0.5219, 0.3804)
     # Per-topic bias; a topic missing here (added by the user) gets `default_topic_bias`.
     topic_bias: tuple[tuple[str, float], ...] = (
         ("ai-chip-licensing", -3.2262), ("rare-earths-leverage", -2.0936),
@@ -281,8 +281,9 @@ class _Draft:
         if self.matches is None:
             return "Off-subject: no chip, chipmaking or critical-mineral term."
         m = self.matches
-        goods = ", ".join(sorted(m.terms("goods"))[:3])
-        controls = ", ".join(sorted(m.terms("controls"))[:3])
+        # Shown as words ("chip", not the pattern "chip*"), longest (most specific) first.
+        goods = ", ".join(_readable(m.terms("goods")))
+        controls = ", ".join(_readable(m.terms("controls")))
         scoped = sum(1 for u in m.units if u.in_scope)
         prefix = "Labelled by you as the same story; " if self.labelled else ""
         if not self.relevant:
@@ -310,6 +311,11 @@ class _Draft:
                 summary=self.summary(),
             ),
         )
+
+
+def _readable(terms: set[str], limit: int = 3) -> list[str]:
+    words = {t.rstrip("*") for t in terms}
+    return sorted(words, key=lambda w: (-len(w), w))[:limit]
 
 
 def corpus_passages(

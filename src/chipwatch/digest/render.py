@@ -137,7 +137,7 @@ def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         # Autoescape every HTML template; the .txt templates are plain text by design.
-        autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
+        autoescape=lambda name: (name or "").endswith(".html.j2"),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
