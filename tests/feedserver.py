@@ -127,6 +127,7 @@ def _file_route(directory: Path, rest: str) -> Route | None:
 def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out separately: no 40 ms stalls
 
         def do_GET(self) -> None:  # noqa: N802 - the http.server naming
             path = urlsplit(self.path).path

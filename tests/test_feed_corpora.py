@@ -130,5 +130,3 @@ def test_feedparser_corpus_sample_over_http(tmp_path: Path, pool: ParsePool) -> 
     assert report.feeds_polled == len(files)
     for feed in report.feeds:
         assert feed.error is None or CLEAR_ERROR.match(feed.error), feed
-    slowest = sorted(report.feeds, key=lambda f: -f.seconds)[:5]
-    print([(f.url, f.seconds, f.status) for f in slowest], report.seconds)

@@ -199,6 +199,13 @@ def _topics(settings: Settings) -> Any:
     return load_topics(settings.topics_path)
 
 
+def story_embedder() -> Any:
+    """Multilingual sentence embeddings, so one event told in French and English is one story."""
+    from chipwatch.classify import get_embedder
+
+    return get_embedder("use").embed
+
+
 def _recipient(settings: Settings, address: str | None) -> Any:
     from chipwatch.digest import recipients_of
 
@@ -222,6 +229,7 @@ def preview_digest(settings: Settings, path: Path, address: str | None) -> Path:
             load_feed_health(session),
             path,
             _recipient(settings, address),
+            embed=story_embedder(),
         )
     return path
 
@@ -251,7 +259,13 @@ def build_and_send_digests(settings: Settings, *, send: bool, only: str | None) 
     with sessions() as session:
         recipients = None if only is None else [_recipient(settings, only)]
         built = build_digests(
-            session, settings, topics, load_feed_health(session), now, recipients=recipients
+            session,
+            settings,
+            topics,
+            load_feed_health(session),
+            now,
+            recipients=recipients,
+            embed=story_embedder(),
         )
         write_feeds(session, settings, topics, now)
         if not send:
@@ -269,7 +283,12 @@ def run_due_digests(settings: Settings) -> str:
     now = datetime.now(UTC)
     with sessions() as session:
         built, report = run_due(
-            session, settings, _topics(settings), load_feed_health(session), now
+            session,
+            settings,
+            _topics(settings),
+            load_feed_health(session),
+            now,
+            embed=story_embedder(),
         )
     return f"built {len(built)}; sent {len(report.sent)}, failed {len(report.failed)}"
 

@@ -32,6 +32,7 @@ class CorpusDocument:
     topics: tuple[str, ...]
     language: str = "fr"
     relevant: bool = True
+    published: str | None = None  # YYYY-MM or YYYY-MM-DD, where the document tells
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from chipwatch.types import CorpusDocument
 
 CORPUS_FILE = "corpus.toml"
 # Corpus files may open with a "date YYYY-MM[-DD]" marker left by the clipping tool.
-_DATE_MARKER = re.compile(r"^\s*date\s+\d{4}-\d{2}(?:-\d{2})?\s+")
+_DATE_MARKER = re.compile(r"^\s*date\s+(\d{4}-\d{2}(?:-\d{2})?)\s+")
 
 
 def _field(raw: Mapping[str, Any], key: str, source: str, where: str) -> str:
@@ -48,13 +48,15 @@ def _document(
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(source, f"{where}.file", f"cannot read {file_name}: {exc}") from exc
+    marker = _DATE_MARKER.match(text)
+    published = marker.group(1) if marker else None
     text = _DATE_MARKER.sub("", text).strip()
     title = raw.get("title")
     if not isinstance(title, str) or not title.strip():
         title = text.split("\n", 1)[0][:200]  # the file's first line stands in for a title
     return CorpusDocument(
         id=doc_id, title=title.strip(), text=text, topics=tuple(topics),
-        language=language, relevant=relevant,
+        language=language, relevant=relevant, published=published,
     )
 
 

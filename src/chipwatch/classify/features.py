@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from chipwatch.classify.text import TermIndex, fold, split_units, terms_for
 from chipwatch.classify.topics import ScopeTerms
@@ -23,6 +23,8 @@ class UnitMatches:
     controls: frozenset[str]
     places: frozenset[str]
     topics: Mapping[str, frozenset[str]]
+    # Topics with anchors (ScopeTerms.anchors) whose anchor this unit names.
+    anchored: frozenset[str] = field(default=frozenset())
 
     @property
     def in_scope(self) -> bool:
@@ -71,6 +73,8 @@ class Matcher:
         }
         for topic in self.topics:
             groups[f"topic:{topic.id}"] = terms_for(topic.terms, language)
+            if topic.id in self.scope.anchors:
+                groups[f"anchor:{topic.id}"] = terms_for(self.scope.anchors[topic.id], language)
         return TermIndex(groups)
 
     def passes_gate(self, title: str, text: str) -> bool:
@@ -84,11 +88,34 @@ class Matcher:
             controls=frozenset(found["controls"]),
             places=frozenset(found["places"]),
             topics={t.id: frozenset(found[f"topic:{t.id}"]) for t in self.topics},
+            anchored=frozenset(t.id for t in self.topics if found.get(f"anchor:{t.id}")),
         )
 
+    def _anchor(self, unit: UnitMatches, title: UnitMatches) -> UnitMatches:
+        """Drop the terms of anchored topics whose anchor neither the unit nor the headline
+        names."""
+        dropped = [
+            t for t in self.scope.anchors
+            if unit.topics.get(t) and t not in unit.anchored and t not in title.anchored
+        ]
+        if not dropped:
+            return unit
+        topics = {t: (frozenset() if t in dropped else s) for t, s in unit.topics.items()}
+        return replace(unit, topics=topics)
+
     def article(self, title: str, text: str, language: str) -> ArticleMatches:
-        body = tuple(self.unit(u, language) for u in split_units(text))
-        return ArticleMatches(language, self.unit(title, language), body)
+        # A feed often repeats the headline (or a paragraph) in the text: counted once, or
+        # a repeated headline would weigh as two "paragraphs about the topic".
+        seen = {" ".join(title.split()).casefold()}
+        units = []
+        for u in split_units(text):
+            key = " ".join(u.split()).casefold()
+            if key not in seen:
+                seen.add(key)
+                units.append(u)
+        head = self.unit(title, language)
+        body = tuple(self._anchor(self.unit(u, language), head) for u in units)
+        return ArticleMatches(language, self._anchor(head, head), body)
 
 
 def relevance_features(m: ArticleMatches) -> list[float]:

@@ -27,6 +27,11 @@ class ScopeTerms:
     goods: Terms = field(default_factory=dict)
     controls: Terms = field(default_factory=dict)
     places: Terms = field(default_factory=dict)
+    # Topic id -> anchor terms per language (the optional `anchors` table of a [[topic]]):
+    # such a topic's terms count in a unit only when that unit or the headline names an
+    # anchor ("licence" is ai-chip-licensing evidence next to an AI accelerator, not next
+    # to a lithography machine or a rare-earth magnet).
+    anchors: Mapping[str, Terms] = field(default_factory=dict)
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -104,4 +109,14 @@ def load_scope(path: Path) -> ScopeTerms:
     groups = {g: _terms(raw.get(g, {}), source, f"scope.{g}") for g in SCOPE_GROUPS}
     if not any(groups["goods"].values()):
         raise ConfigError(source, "scope.goods", "the gate needs at least one goods term")
-    return ScopeTerms(description=_string(raw, "description", source, "scope"), **groups)
+    anchors: dict[str, Terms] = {}
+    raw_topics = data.get("topic")
+    for index, topic in enumerate(raw_topics if isinstance(raw_topics, list) else []):
+        if isinstance(topic, dict) and "anchors" in topic:
+            where = f"topic[{index}].anchors"
+            table = _terms(topic["anchors"], source, where)
+            if not any(table.values()):
+                raise ConfigError(source, where, "an anchors table needs at least one term")
+            anchors[_string(topic, "id", source, f"topic[{index}]")] = table
+    return ScopeTerms(description=_string(raw, "description", source, "scope"),
+                      anchors=anchors, **groups)

@@ -1,0 +1,175 @@
+"""Benchmark the collector: 1,000 feed URLs on loopback, cold and warm poll cycles.
+
+    .venv/bin/python scripts/bench_poll.py [--skip-baseline]
+
+Serves ../shared/feeds/realworld/ (200 files) under 1,000 URLs (5 per file) spread over
+four loopback hosts (127.0.0.1-4) from a separate process, imports them through OPML into
+a fresh data directory and prints: cold cycle wall and CPU time, entries stored per
+second, warm cycle (all 304) wall time, peak RSS of the poller and its parser workers,
+and the sequential `feedparser.parse(url)` baseline over the same URLs.
+Targets on a 2-core machine: cold <= 10 s, warm <= 3 s, peak RSS < 500 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REALWORLD = SHARED / "feeds" / "realworld"
+HOSTS = tuple(f"127.0.0.{i}" for i in range(1, 21))  # 20 hosts, 50 URLs each
+COPIES = 5
+sys.path.insert(0, str(REPO / "tests"))  # the reusable loopback FeedServer
+
+
+def serve(ready: multiprocessing.Queue, stop: multiprocessing.Event) -> None:  # type: ignore[type-arg]
+    """In a child process, so serving does not compete with the poller for its GIL."""
+    from feedserver import FeedServer
+
+    servers = [FeedServer(host=host).start() for host in HOSTS]
+    for server in servers:
+        for copy in range(COPIES):
+            server.mount(f"/c{copy}/", REALWORLD)
+    ready.put([server.url("") for server in servers])
+    stop.wait()
+    for server in servers:
+        server.stop()
+
+
+def feed_urls(bases: list[str]) -> list[str]:
+    files = sorted(p.name for p in REALWORLD.iterdir() if p.is_file())
+    urls = []
+    for copy in range(COPIES):
+        for i, name in enumerate(files):
+            urls.append(f"{bases[(copy * len(files) + i) % len(bases)]}/c{copy}/{name}")
+    return urls
+
+
+class PeakRss:
+    """Samples the RSS of this process and all its descendants (the parser workers)."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(0.05):
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak = max(self.peak, total)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def tree_cpu() -> float:
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def baseline(urls: list[str]) -> float:
+    import feedparser
+
+    started = time.perf_counter()
+    for url in urls:
+        feedparser.parse(url)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-baseline", action="store_true", help="skip feedparser baseline")
+    args = parser.parse_args()
+    if not REALWORLD.is_dir():
+        print(f"bench_poll: feed corpus not found at {REALWORLD}", file=sys.stderr)
+        print("  (expected ../shared/feeds/realworld next to the repository)", file=sys.stderr)
+        return 2
+
+    from chipwatch.collect import ParsePool, poll
+    from chipwatch.opml import read_opml, write_opml
+    from chipwatch.settings import FetchSettings, Settings, SourceConfig
+    from chipwatch.store.db import open_engine, session_factory
+    from chipwatch.store.sources import sync_sources
+
+    context = multiprocessing.get_context("spawn")
+    ready, stop = context.Queue(), context.Event()
+    server = context.Process(target=serve, args=(ready, stop), daemon=True)
+    server.start()
+    try:
+        urls = feed_urls(ready.get(timeout=30))
+        data = Path(tempfile.mkdtemp(prefix="chipwatch-bench-"))
+        opml = data / "feeds.opml"
+        opml.write_text(write_opml(SourceConfig(url) for url in urls), encoding="utf-8")
+        settings = Settings(
+            config_path=data / "chipwatch.toml",
+            config_dir=data,
+            data_dir=data,
+            topics_path=data / "topics.toml",
+            corpus_dir=data / "corpus",
+            fetch=FetchSettings(allow_private_networks=True),
+        )
+        sessions = session_factory(open_engine(settings.database_path))
+        with sessions.begin() as session:
+            imported = sync_sources(session, read_opml(opml))
+        print(f"{len(imported.added)} feeds imported by OPML into {data}")
+
+        pool = ParsePool()
+        with PeakRss() as rss:
+            cpu = tree_cpu()
+            start = time.perf_counter()
+            cold = asyncio.run(poll(settings, sessions, all_feeds=True, pool=pool))
+            cold_wall = time.perf_counter() - start
+            cold_cpu = tree_cpu() - cpu
+            start = time.perf_counter()
+            warm = asyncio.run(poll(settings, sessions, all_feeds=True, pool=pool))
+            warm_wall = time.perf_counter() - start
+        pool.close()
+
+        print(f"cold cycle: {cold_wall:.1f} s wall, {cold_cpu:.1f} s CPU (poller + workers)"
+              f"  [target <= 10 s]")  # fmt: skip
+        print(f"  {cold.feeds_polled} feeds, {cold.feeds_failed} failed, "
+              f"{cold.entries_seen} entries parsed, {cold.new_articles} stored "
+              f"(duplicates across the 5 copies skipped)")  # fmt: skip
+        print(f"  {cold.entries_seen / cold_wall:.0f} entries parsed/s, "
+              f"{cold.new_articles / cold_wall:.0f} entries stored/s")  # fmt: skip
+        print(f"warm cycle: {warm_wall:.2f} s wall, {warm.feeds_not_modified} x 304  "
+              f"[target <= 3 s]")  # fmt: skip
+        print(f"peak RSS: {rss.peak / 2**20:.0f} MB (poller + parser workers)  [target < 500 MB]")
+        if not args.skip_baseline:
+            seconds = baseline(urls)
+            print(f"baseline: sequential feedparser.parse(url) x {len(urls)}: {seconds:.1f} s")
+    finally:
+        stop.set()
+        server.join(timeout=5)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
