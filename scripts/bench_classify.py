@@ -33,10 +33,14 @@ def feed_entries(folder: Path) -> list[ClassifyInput]:
     for path in sorted(folder.glob("*.xml")):
         parsed = feedparser.parse(path.read_bytes())
         for n, entry in enumerate(parsed.entries):
-            items.append(ClassifyInput(
-                id=f"{path.stem}:{n}", title=_plain(entry.get("title", "")),
-                text=_plain(entry.get("summary", "")), url=entry.get("link"),
-            ))
+            items.append(
+                ClassifyInput(
+                    id=f"{path.stem}:{n}",
+                    title=_plain(entry.get("title", "")),
+                    text=_plain(entry.get("summary", "")),
+                    url=entry.get("link"),
+                )
+            )
     return items
 
 

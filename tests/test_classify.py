@@ -27,7 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TOPICS = ROOT / "config" / "topics.toml"
 CORPUS = ROOT / "config" / "corpus"
 TOPIC_IDS = {
-    "ai-chip-licensing", "rare-earths-leverage", "security-debate", "chipmaker-stakes",
+    "ai-chip-licensing",
+    "rare-earths-leverage",
+    "security-debate",
+    "chipmaker-stakes",
     "china-response",
 }
 
@@ -146,9 +149,11 @@ def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
 
 def test_corpus_with_unknown_topic_names_the_field(tmp_path: Path) -> None:
     _write(tmp_path / "a.txt", "Some text.")
-    _write(tmp_path / "corpus.toml",
-           '[[document]]\nid = "a"\nfile = "a.txt"\nlanguage = "en"\n'
-           'topics = ["ai-chip-licensing", "quantum-sanctions"]\n')
+    _write(
+        tmp_path / "corpus.toml",
+        '[[document]]\nid = "a"\nfile = "a.txt"\nlanguage = "en"\n'
+        'topics = ["ai-chip-licensing", "quantum-sanctions"]\n',
+    )
     with pytest.raises(ConfigError) as info:
         load_corpus(tmp_path, TOPIC_IDS)
     assert info.value.field == "document[0].topics[1]"
@@ -198,6 +203,88 @@ def test_lithography_story_is_novel(classifier: FittedClassifier) -> None:
     assert "Novel" in result.evidence.summary
 
 
+# ---------- general forms of past failures (our own words) ----------
+# Chinese guidance against a US-licensed chip: in scope although no US control word
+# appears, since Beijing's guidance to its firms is a reaction to the controls.
+CHINA_GUIDANCE_DE = ClassifyInput(
+    id="guidance-de",
+    title="Chinesische Behörden raten Konzernen vom Kauf von Nvidia-Beschleunigern ab",
+    text=(
+        "Die chinesischen Behörden haben großen Technologiekonzernen abgeraten, weitere "
+        "KI-Beschleuniger von Nvidia zu bestellen, obwohl Washington den Verkauf erlaubt.\n\n"
+        "Stattdessen sollen die Rechenzentren auf heimische Alternativen wie die "
+        "Ascend-Prozessoren von Huawei umsteigen, heißt es aus Branchenkreisen."
+    ),
+)
+# Chipmaking-equipment controls by an ally: relevant, but no corpus topic (a licence for
+# machines is not the licensing of AI accelerators).
+JAPAN_EQUIPMENT_EN = ClassifyInput(
+    id="japan-tools-en",
+    title="Japan adds chipmaking tools to its export licence list",
+    text=(
+        "Tokyo will require an export licence for more semiconductor manufacturing "
+        "equipment, including etching and deposition machines, shipped to China.\n\n"
+        "Tokyo Electron said the new export controls, aligned with rules in the United "
+        "States and the Netherlands, would trim its sales of wafer-processing tools."
+    ),
+)
+# Licences for rare-earth magnets: rare-earths-leverage, not AI-chip licensing.
+MAGNET_LICENCES_ES = ClassifyInput(
+    id="magnets-es",
+    title="China exige licencias para exportar imanes de tierras raras",
+    text=(
+        "El Ministerio de Comercio chino exigirá una licencia de exportación para cada envío "
+        "de imanes permanentes y de varias tierras raras.\n\n"
+        "En Washington, los negociadores ven la medida como una palanca: Pekín quiere que "
+        "Estados Unidos suavice sus controles a la exportación de chips a cambio."
+    ),
+)
+
+
+def test_chinese_guidance_on_a_us_chip_is_relevant(classifier: FittedClassifier) -> None:
+    result = one(classifier, CHINA_GUIDANCE_DE)
+    assert result.relevant and "china-response" in result.topics
+    assert "ai-chip-licensing" not in result.topics
+
+
+def test_allied_equipment_controls_are_novel(classifier: FittedClassifier) -> None:
+    result = one(classifier, JAPAN_EQUIPMENT_EN)
+    assert result.relevant and result.novel and result.topics == ()
+    # The licence words are found, but do not count without an AI accelerator named.
+    assert "ai-chip-licensing" not in result.evidence.matched_terms
+
+
+def test_licence_for_magnets_is_not_ai_chip_licensing(classifier: FittedClassifier) -> None:
+    result = one(classifier, MAGNET_LICENCES_ES)
+    assert result.relevant and "rare-earths-leverage" in result.topics
+    assert "ai-chip-licensing" not in result.topics
+
+
+def test_topic_anchors_load_and_bad_anchors_name_the_field(tmp_path: Path) -> None:
+    scope = load_scope(TOPICS)
+    assert "Nvidia" in scope.anchors["ai-chip-licensing"]["any"]
+    bad = tmp_path / "topics.toml"
+    bad.write_text(
+        '[scope]\ndescription = "d"\n[scope.goods]\nen = ["chip*"]\n'
+        '[[topic]]\nid = "t"\nname = "T"\ndescription = "d"\n'
+        '[topic.terms]\nen = ["licence"]\n[topic.anchors]\nen = 3\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_scope(bad)
+    assert info.value.field == "topic[0].anchors.en"
+
+
+def test_headline_repeated_in_the_text_counts_once(classifier: FittedClassifier) -> None:
+    doubled = ClassifyInput(
+        id="doubled", title=LICENSING_EN.title, text=f"{LICENSING_EN.title}\n\n{LICENSING_EN.text}"
+    )
+    m = classifier.matcher.article(doubled.title, doubled.text, "en")
+    assert len(m.body) == len(
+        classifier.matcher.article(LICENSING_EN.title, LICENSING_EN.text, "en").body
+    )
+
+
 def test_evidence_is_present(classifier: FittedClassifier) -> None:
     result = one(classifier, LICENSING_EN)
     evidence = result.evidence
@@ -217,10 +304,16 @@ def test_language_detected_or_respected(classifier: FittedClassifier) -> None:
 
 def test_label_overrides_the_same_story(classifier: FittedClassifier) -> None:
     topics = load_topics(TOPICS)
-    label = Label(article_id="g", title=OFF_PRODUCT.title, text=OFF_PRODUCT.text,
-                  relevant=True, topics=("chipmaker-stakes",))
-    labelled = fit(load_corpus(CORPUS), topics, load_scope(TOPICS), [label],
-                   embedder=HashingEmbedder())
+    label = Label(
+        article_id="g",
+        title=OFF_PRODUCT.title,
+        text=OFF_PRODUCT.text,
+        relevant=True,
+        topics=("chipmaker-stakes",),
+    )
+    labelled = fit(
+        load_corpus(CORPUS), topics, load_scope(TOPICS), [label], embedder=HashingEmbedder()
+    )
     result = one(labelled, OFF_PRODUCT)
     assert result.relevant and result.topics == ("chipmaker-stakes",)
 
@@ -236,9 +329,14 @@ def test_cache_refits_when_corpus_changes(tmp_path: Path) -> None:
     again = load_or_fit(corpus, TOPICS, [], cache, embedder=HashingEmbedder(), warm=False)
     assert sorted(cache.glob("*.pkl")) == files
     assert len(again.passages) == len(first.passages)
-    add_document(corpus, "Les Pays-Bas restreignent l'export des machines de lithographie.\n\n"
-                 "ASML devra demander une licence pour ses ventes en Chine.",
-                 ["ai-chip-licensing"], language="fr", known_topics=TOPIC_IDS)
+    add_document(
+        corpus,
+        "Les Pays-Bas restreignent l'export des machines de lithographie.\n\n"
+        "ASML devra demander une licence pour ses ventes en Chine.",
+        ["ai-chip-licensing"],
+        language="fr",
+        known_topics=TOPIC_IDS,
+    )
     refit = load_or_fit(corpus, TOPICS, [], cache, embedder=HashingEmbedder(), warm=False)
     assert sorted(cache.glob("*.pkl")) != files
     assert len(refit.passages) > len(first.passages)
@@ -256,26 +354,46 @@ def test_add_document_rejects_unknown_topic(tmp_path: Path) -> None:
 def test_classify_jsonl_round_trip(classifier: FittedClassifier, tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     lines = [
-        {"id": LICENSING_EN.id, "title": LICENSING_EN.title, "text": LICENSING_EN.text,
-         "url": "https://example.org/a", "published": "2025-08-01"},
-        {"id": OFF_WEATHER.id, "title": OFF_WEATHER.title, "text": OFF_WEATHER.text,
-         "language": "en"},
+        {
+            "id": LICENSING_EN.id,
+            "title": LICENSING_EN.title,
+            "text": LICENSING_EN.text,
+            "url": "https://example.org/a",
+            "published": "2025-08-01",
+        },
+        {
+            "id": OFF_WEATHER.id,
+            "title": OFF_WEATHER.title,
+            "text": OFF_WEATHER.text,
+            "language": "en",
+        },
     ]
     source.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
     assert run_classify(source, out, classifier) == 2
     results = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
-    keys = {"id", "relevant", "relevance", "topics", "topic_scores", "novel", "language",
-            "evidence"}
+    keys = {
+        "id",
+        "relevant",
+        "relevance",
+        "topics",
+        "topic_scores",
+        "novel",
+        "language",
+        "evidence",
+    }
     assert all(set(r) == keys for r in results)
     assert [r["id"] for r in results] == ["lic-en", "weather"]
     assert results[0]["relevant"] and not results[1]["relevant"]
 
 
-@pytest.mark.parametrize("bad_line, message", [
-    ('{"id": "b", "title": "t"', "invalid JSON"),
-    ('{"id": "b", "title": "t"}', "missing field 'text'"),
-])
+@pytest.mark.parametrize(
+    "bad_line, message",
+    [
+        ('{"id": "b", "title": "t"', "invalid JSON"),
+        ('{"id": "b", "title": "t"}', "missing field 'text'"),
+    ],
+)
 def test_malformed_line_names_the_line(
     classifier: FittedClassifier, tmp_path: Path, bad_line: str, message: str
 ) -> None:
@@ -289,15 +407,21 @@ def test_malformed_line_names_the_line(
 # ---------- suggestions ----------
 def test_suggest_topics_groups_novel_articles() -> None:
     smuggling = [
-        ClassifyInput(id=f"s{i}", title=f"Smuggling ring charged over {n} Nvidia GPUs",
-                      text="Prosecutors say the smuggling ring shipped GPUs to China through "
-                           "shell companies in Singapore; the smuggling defendants face charges.")
+        ClassifyInput(
+            id=f"s{i}",
+            title=f"Smuggling ring charged over {n} Nvidia GPUs",
+            text="Prosecutors say the smuggling ring shipped GPUs to China through "
+            "shell companies in Singapore; the smuggling defendants face charges.",
+        )
         for i, n in enumerate(("300", "500", "1,200"))
     ]
     litho = [
-        ClassifyInput(id=f"l{i}", title=f"Dutch lithography export rules tightened ({y})",
-                      text="ASML lithography machines now need a Dutch export licence; "
-                           "lithography servicing in China is restricted too.")
+        ClassifyInput(
+            id=f"l{i}",
+            title=f"Dutch lithography export rules tightened ({y})",
+            text="ASML lithography machines now need a Dutch export licence; "
+            "lithography servicing in China is restricted too.",
+        )
         for i, y in enumerate(("May", "June"))
     ]
     suggestions = suggest_topics(smuggling + litho, k=2, embedder=HashingEmbedder())

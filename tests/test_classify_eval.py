@@ -22,8 +22,13 @@ DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 
 def _pred(id_: str, relevant: bool, topics: tuple[str, ...]) -> Classification:
     return Classification(
-        id=id_, relevant=relevant, relevance=float(relevant), topics=topics,
-        topic_scores={}, novel=relevant and not topics, language="en",
+        id=id_,
+        relevant=relevant,
+        relevance=float(relevant),
+        topics=topics,
+        topic_scores={},
+        novel=relevant and not topics,
+        language="en",
         evidence=Evidence(matched_terms={}),
     )
 
@@ -40,10 +45,10 @@ def test_metrics_on_a_hand_made_example() -> None:
         _row("d", "fr", True, ["y"]),
     ]
     preds = [
-        _pred("a", True, ("x",)),        # x: TP; y: FN
-        _pred("b", True, ()),            # novel: TP
-        _pred("c", True, ("y",)),        # relevance FP; y: FP
-        _pred("d", False, ()),           # relevance FN; y: FN
+        _pred("a", True, ("x",)),  # x: TP; y: FN
+        _pred("b", True, ()),  # novel: TP
+        _pred("c", True, ("y",)),  # relevance FP; y: FP
+        _pred("d", False, ()),  # relevance FN; y: FN
     ]
     report = evaluate(rows, preds, ["x", "y"])
     overall = report.overall
@@ -70,8 +75,9 @@ def test_metrics_on_a_hand_made_example() -> None:
 def test_dev_relevance_beats_the_keyword_baseline(tmp_path: Path) -> None:
     rows = load_rows(DEV)
     items = [as_input(r) for r in rows]
-    classifier = load_or_fit(ROOT / "config/corpus", ROOT / "config/topics.toml", [],
-                             tmp_path / "cache")
+    classifier = load_or_fit(
+        ROOT / "config/corpus", ROOT / "config/topics.toml", [], tmp_path / "cache"
+    )
     ours = evaluate(rows, classifier.classify(items)).overall.relevance.f1
     theirs = evaluate(rows, baseline_keywords().classify(items)).overall.relevance.f1
     assert ours is not None and theirs is not None

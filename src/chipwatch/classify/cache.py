@@ -19,7 +19,7 @@ from chipwatch.classify.topics import load_scope, load_topics
 from chipwatch.types import Label
 
 # Bump when the fitted structure or the features change, so old caches are ignored.
-MODEL_VERSION = "1"
+MODEL_VERSION = "2"
 
 
 def fit_key(
@@ -81,8 +81,12 @@ def _load_or_fit(
             pass  # a stale or damaged cache is refitted, never fatal
     topics = load_topics(topics_path)
     model = fit(
-        load_corpus(corpus_dir, [t.id for t in topics]), topics, load_scope(topics_path),
-        labels, params, embedder or get_embedder(params.embedder),
+        load_corpus(corpus_dir, [t.id for t in topics]),
+        topics,
+        load_scope(topics_path),
+        labels,
+        params,
+        embedder or get_embedder(params.embedder),
     )
     _save(model, cache_dir, path)
     return model

@@ -33,8 +33,12 @@ def parse_input_line(line: str, source: str, number: int) -> ClassifyInput:
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise ClassifierError(f"{source}:{number}: field {key!r} must be a string or null")
     return ClassifyInput(
-        id=raw["id"], title=raw["title"], text=raw["text"], url=raw.get("url"),
-        published=raw.get("published"), language=raw.get("language") or None,
+        id=raw["id"],
+        title=raw["title"],
+        text=raw["text"],
+        url=raw.get("url"),
+        published=raw.get("published"),
+        language=raw.get("language") or None,
     )
 
 

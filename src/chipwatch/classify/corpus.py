@@ -55,8 +55,13 @@ def _document(
     if not isinstance(title, str) or not title.strip():
         title = text.split("\n", 1)[0][:200]  # the file's first line stands in for a title
     return CorpusDocument(
-        id=doc_id, title=title.strip(), text=text, topics=tuple(topics),
-        language=language, relevant=relevant, published=published,
+        id=doc_id,
+        title=title.strip(),
+        text=text,
+        topics=tuple(topics),
+        language=language,
+        relevant=relevant,
+        published=published,
     )
 
 
@@ -124,7 +129,10 @@ def add_document(
     lang = language or detect_language(title or "", text)
     (corpus_dir / f"{doc_id}.txt").write_text(text, encoding="utf-8")
     lines = [
-        "", "[[document]]", f"id = {_toml_string(doc_id)}", f'file = "{doc_id}.txt"',
+        "",
+        "[[document]]",
+        f"id = {_toml_string(doc_id)}",
+        f'file = "{doc_id}.txt"',
         f"language = {_toml_string(lang)}",
         "topics = [" + ", ".join(_toml_string(t) for t in topics) + "]",
     ]

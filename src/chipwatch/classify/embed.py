@@ -63,8 +63,12 @@ class HashingEmbedder:
         from sklearn.feature_extraction.text import HashingVectorizer
 
         self._vectorizer = HashingVectorizer(
-            analyzer="char_wb", ngram_range=(3, 5), n_features=n_features,
-            alternate_sign=False, norm="l2", lowercase=True,
+            analyzer="char_wb",
+            ngram_range=(3, 5),
+            n_features=n_features,
+            alternate_sign=False,
+            norm="l2",
+            lowercase=True,
         )
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from chipwatch.classify.model import FittedClassifier
+from chipwatch.classify.model import ClassifierParams, FittedClassifier
+from chipwatch.classify.text import optional_str
 from chipwatch.classify.tune import tune_params
 from chipwatch.errors import ClassifierError
 from chipwatch.types import Classification, ClassifyInput, Evidence
@@ -78,8 +79,10 @@ def _scores(
     rows: Sequence[Row], preds: Sequence[Classification], topic_ids: Sequence[str]
 ) -> Scores:
     per_topic = {
-        t: _prf([t in r["topics"] for r in rows],  # type: ignore[operator]
-                [p.relevant and t in p.topics for p in preds])
+        t: _prf(
+            [t in r["topics"] for r in rows],  # type: ignore[operator]
+            [p.relevant and t in p.topics for p in preds],
+        )
         for t in topic_ids
     }
     micro = PRF(*(sum(getattr(s, k) for s in per_topic.values()) for k in ("tp", "fp", "fn")))
@@ -130,8 +133,11 @@ def _lines(scores: Scores) -> list[tuple[str, float | None]]:
         ("topic macro F1", scores.topic_macro_f1),
     ]
     out += [(f"  {t} F1", s.f1) for t, s in scores.per_topic.items()]
-    out += [("novel P", scores.novel.precision), ("novel R", scores.novel.recall),
-            ("novel F1", scores.novel.f1)]
+    out += [
+        ("novel P", scores.novel.precision),
+        ("novel R", scores.novel.recall),
+        ("novel F1", scores.novel.f1),
+    ]
     return out
 
 
@@ -158,20 +164,69 @@ def render_report(report: Report, baseline: Report | None = None) -> str:
 # ((control words) AND (goods words)) and one OR-list per topic. Whole-word match on
 # lower-cased text ("ban" is not "bank"), a trailing "*" allowed as in a search box.
 _BASELINE_SUBJECT = (
-    ("export control*", "export ban*", "export restriction*", "export curb*", "export licen*",
-     "ban", "banned", "bans", "restrict*", "curb*", "sanction*", "embargo", "blacklist*",
-     "contrôle* des exportations", "restriction*", "interdi*", "licence*", "embargo"),
-    ("chip*", "semiconductor*", "nvidia", "gpu*", "rare earth*", "gallium", "germanium",
-     "lithography", "asml", "puce*", "semi-conducteur*", "semiconducteur*", "terres rares"),
+    (
+        "export control*",
+        "export ban*",
+        "export restriction*",
+        "export curb*",
+        "export licen*",
+        "ban",
+        "banned",
+        "bans",
+        "restrict*",
+        "curb*",
+        "sanction*",
+        "embargo",
+        "blacklist*",
+        "contrôle* des exportations",
+        "restriction*",
+        "interdi*",
+        "licence*",
+        "embargo",
+    ),
+    (
+        "chip*",
+        "semiconductor*",
+        "nvidia",
+        "gpu*",
+        "rare earth*",
+        "gallium",
+        "germanium",
+        "lithography",
+        "asml",
+        "puce*",
+        "semi-conducteur*",
+        "semiconducteur*",
+        "terres rares",
+    ),
 )
 _BASELINE_TOPICS = {
     "ai-chip-licensing": ("h20", "h200", "mi308", "export licen*", "licen*", "licence*"),
-    "rare-earths-leverage": ("rare earth*", "terres rares", "gallium", "germanium", "magnet*",
-                             "aimant*"),
-    "security-debate": ("national security", "sécurité nationale", "lawmaker*", "congress",
-                        "senat*", "sénat*", "hawk*"),
-    "chipmaker-stakes": ("revenue", "shares", "chiffre d'affaires", "earnings", "market share",
-                         "part de marché"),
+    "rare-earths-leverage": (
+        "rare earth*",
+        "terres rares",
+        "gallium",
+        "germanium",
+        "magnet*",
+        "aimant*",
+    ),
+    "security-debate": (
+        "national security",
+        "sécurité nationale",
+        "lawmaker*",
+        "congress",
+        "senat*",
+        "sénat*",
+        "hawk*",
+    ),
+    "chipmaker-stakes": (
+        "revenue",
+        "shares",
+        "chiffre d'affaires",
+        "earnings",
+        "market share",
+        "part de marché",
+    ),
     "china-response": ("huawei", "beijing", "pékin", "deepseek", "antitrust"),
 }
 
@@ -198,9 +253,13 @@ class KeywordBaseline:
         relevant = all(q.search(text) for q in self._subject)
         topics = tuple(t for t, q in self._topics.items() if relevant and q.search(text))
         return Classification(
-            id=item.id, relevant=relevant, relevance=1.0 if relevant else 0.0, topics=topics,
+            id=item.id,
+            relevant=relevant,
+            relevance=1.0 if relevant else 0.0,
+            topics=topics,
             topic_scores={t: float(t in topics) for t in self._topics},
-            novel=relevant and not topics, language=item.language or "und",
+            novel=relevant and not topics,
+            language=item.language or "und",
             evidence=Evidence(matched_terms={}, summary="keyword query"),
         )
 
@@ -230,13 +289,16 @@ def load_rows(path: Path) -> list[dict[str, object]]:
 
 def as_input(row: Row) -> ClassifyInput:
     return ClassifyInput(
-        id=str(row["id"]), title=str(row.get("title") or ""), text=str(row.get("text") or ""),
-        url=row.get("url"), published=row.get("published"),  # type: ignore[arg-type]
-        language=row.get("language"),  # type: ignore[arg-type]
+        id=str(row["id"]),
+        title=str(row.get("title") or ""),
+        text=str(row.get("text") or ""),
+        url=optional_str(row.get("url")),
+        published=optional_str(row.get("published")),
+        language=optional_str(row.get("language")),
     )
 
 
-def with_params(classifier: FittedClassifier, params: object) -> FittedClassifier:
+def with_params(classifier: FittedClassifier, params: ClassifierParams) -> FittedClassifier:
     """The same fitted corpus and labels with other weights (no re-embedding)."""
     clone = replace(classifier, params=params)
     clone._embedder = classifier._embedder
@@ -251,16 +313,17 @@ def cross_validate(
     counts = {s: strata.count(s) for s in strata}
     # Strata smaller than the fold count fall back to their relevance class.
     strata = [
-        s if counts[s] >= folds else str(r["relevant"])
-        for s, r in zip(strata, rows, strict=True)
+        s if counts[s] >= folds else str(r["relevant"]) for s, r in zip(strata, rows, strict=True)
     ]
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     predictions: list[Classification | None] = [None] * len(rows)
     for train, test in splitter.split(np.zeros(len(rows)), strata):
-        params = tune_params([rows[i] for i in train], classifier.topics, classifier.scope,
-                             base=classifier.params)
+        params = tune_params(
+            [rows[i] for i in train], classifier.topics, classifier.scope, base=classifier.params
+        )
         fold_model = with_params(classifier, params)
-        for i, pred in zip(test, fold_model.classify([as_input(rows[i]) for i in test]),
-                           strict=True):
+        for i, pred in zip(
+            test, fold_model.classify([as_input(rows[i]) for i in test]), strict=True
+        ):
             predictions[i] = pred
     return [p for p in predictions if p is not None]

@@ -95,7 +95,8 @@ class Matcher:
         """Drop the terms of anchored topics whose anchor neither the unit nor the headline
         names."""
         dropped = [
-            t for t in self.scope.anchors
+            t
+            for t in self.scope.anchors
             if unit.topics.get(t) and t not in unit.anchored and t not in title.anchored
         ]
         if not dropped:
@@ -135,8 +136,13 @@ def relevance_features(m: ArticleMatches) -> list[float]:
 
 
 RELEVANCE_FEATURES: tuple[str, ...] = (
-    "title_in_scope", "title_goods", "log_scoped_units", "scoped_share", "places_in_scope",
-    "log_controls", "log_goods",
+    "title_in_scope",
+    "title_goods",
+    "log_scoped_units",
+    "scoped_share",
+    "places_in_scope",
+    "log_controls",
+    "log_goods",
 )
 
 

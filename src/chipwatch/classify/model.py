@@ -47,19 +47,21 @@ class ClassifierParams:
     """Weights and thresholds. Defaults: tuned on the dev set (see docs/classifier.md)."""
 
     # One weight per features.RELEVANCE_FEATURES, then the bias (logistic regression).
-    relevance_weights: tuple[float, ...] = (0.5966, 0.6278, 1.5992, 0.5456, 0.871, 1.8073, 1.3638)
-    relevance_bias: float = -5.6385
+    relevance_weights: tuple[float, ...] = (0.7193, 0.5766, 1.5549, 0.6072, 1.0852, 1.9649, 1.2812)
+    relevance_bias: float = -6.0284
     # Probability above which an article is relevant.
     relevance_threshold: float = 0.5
     # One weight per features.TOPIC_FEATURES, shared by all topics.
-    topic_weights: tuple[float, ...] = (0.9738, 0.9439, 0.5219, 0.3804)
+    topic_weights: tuple[float, ...] = (1.0385, 0.7097, 1.0333, 0.171)
     # Per-topic bias; a topic missing here (added by the user) gets `default_topic_bias`.
     topic_bias: tuple[tuple[str, float], ...] = (
-        ("ai-chip-licensing", -3.2262), ("rare-earths-leverage", -2.0936),
-        ("security-debate", -2.698), ("chipmaker-stakes", -3.3523),
-        ("china-response", -2.6338),
+        ("ai-chip-licensing", -3.0005),
+        ("rare-earths-leverage", -2.1602),
+        ("security-debate", -2.7093),
+        ("chipmaker-stakes", -3.2886),
+        ("china-response", -2.7615),
     )
-    default_topic_bias: float = -2.8008
+    default_topic_bias: float = -2.784
     # Probability above which a topic applies to a relevant article.
     topic_threshold: float = 0.5
     # Token 3-shingle Jaccard above which a labelled article counts as the same story.
@@ -182,8 +184,9 @@ class FittedClassifier:
     def _classify_one(self, item: ClassifyInput) -> _Draft:
         language = detect_language(item.title, item.text, item.language)
         if not self.matcher.passes_gate(item.title, item.text):
-            return _Draft.rejected(item, language, _sigmoid(self.params.relevance_bias),
-                                   [t.id for t in self.topics])
+            return _Draft.rejected(
+                item, language, _sigmoid(self.params.relevance_bias), [t.id for t in self.topics]
+            )
         m = self.matcher.article(item.title, item.text, language)
         relevance = self.relevance(m)
         scores = self.topic_scores(m)
@@ -195,9 +198,17 @@ class FittedClassifier:
             relevance = 0.99 if label.relevant else 0.01
             chosen = list(label.topics)
         topics = tuple(chosen) if relevant else ()
-        return _Draft(item=item, language=language, relevance=relevance, relevant=relevant,
-                      topics=topics, scores=scores, matches=m, names=self._names(),
-                      labelled=label is not None)
+        return _Draft(
+            item=item,
+            language=language,
+            relevance=relevance,
+            relevant=relevant,
+            topics=topics,
+            scores=scores,
+            matches=m,
+            names=self._names(),
+            labelled=label is not None,
+        )
 
     def _names(self) -> dict[str, str]:
         return {t.id: t.name for t in self.topics}
@@ -247,8 +258,16 @@ class _Draft:
     def rejected(
         cls, item: ClassifyInput, language: str, relevance: float, topic_ids: Sequence[str]
     ) -> _Draft:
-        return cls(item=item, language=language, relevance=relevance, relevant=False,
-                   topics=(), scores={t: 0.0 for t in topic_ids}, matches=None, names={})
+        return cls(
+            item=item,
+            language=language,
+            relevance=relevance,
+            relevant=False,
+            topics=(),
+            scores={t: 0.0 for t in topic_ids},
+            matches=None,
+            names={},
+        )
 
     @property
     def novel(self) -> bool:
@@ -288,12 +307,16 @@ class _Draft:
         prefix = "Labelled by you as the same story; " if self.labelled else ""
         if not self.relevant:
             why = f"mentions {goods}" + (f" and {controls}" if controls else "")
-            return (f"{prefix}Off-subject ({self.relevance:.2f}): {why}, "
-                    "but not as a trade-control story.")
+            return (
+                f"{prefix}Off-subject ({self.relevance:.2f}): {why}, "
+                "but not as a trade-control story."
+            )
         where = f"{scoped} unit(s) name {goods} with {controls}" if scoped else f"names {goods}"
         if self.novel:
-            return (f"{prefix}Novel ({self.relevance:.2f}): {where}, but no corpus topic fits; "
-                    "candidate for a new topic.")
+            return (
+                f"{prefix}Novel ({self.relevance:.2f}): {where}, but no corpus topic fits; "
+                "candidate for a new topic."
+            )
         names = "; ".join(self.names.get(t, t) for t in self.topics)
         return f"{prefix}Relevant ({self.relevance:.2f}): {where}; topics: {names}."
 
@@ -307,7 +330,8 @@ class _Draft:
             novel=self.novel,
             language=self.language,
             evidence=Evidence(
-                matched_terms=self.matched_terms(), passages=self.passages,
+                matched_terms=self.matched_terms(),
+                passages=self.passages,
                 summary=self.summary(),
             ),
         )
@@ -355,12 +379,16 @@ def fit(
     emb = embedder or get_embedder(params.embedder)
     vectors = emb.embed([p.text for p in passages]) if passages else None
     exemplars = tuple(
-        LabelExemplar(shingles(lb.title, lb.text), lb.relevant, tuple(lb.topics))
-        for lb in labels
+        LabelExemplar(shingles(lb.title, lb.text), lb.relevant, tuple(lb.topics)) for lb in labels
     )
     model = FittedClassifier(
-        topics=tuple(topics), scope=scope_terms, params=replace(params, embedder=emb.name),
-        passages=passages, passage_vectors=vectors, labels=exemplars, embedder_name=emb.name,
+        topics=tuple(topics),
+        scope=scope_terms,
+        params=replace(params, embedder=emb.name),
+        passages=passages,
+        passage_vectors=vectors,
+        labels=exemplars,
+        embedder_name=emb.name,
     )
     model._embedder = emb
     return model

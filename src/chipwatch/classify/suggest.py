@@ -12,11 +12,30 @@ from chipwatch.classify.text import fold
 from chipwatch.types import ClassifyInput
 
 # Terms that are everywhere in this watch, so they never distinguish a candidate topic.
-_WATCH_WORDS = frozenset((
-    "china", "chinese", "chine", "chinois", "us", "u.s.", "united", "states", "export",
-    "exports", "exportation", "chip", "chips", "puces", "semiconductor", "semiconductors",
-    "nvidia", "said", "says", "year", "new",
-)
+_WATCH_WORDS = frozenset(
+    (
+        "china",
+        "chinese",
+        "chine",
+        "chinois",
+        "us",
+        "u.s.",
+        "united",
+        "states",
+        "export",
+        "exports",
+        "exportation",
+        "chip",
+        "chips",
+        "puces",
+        "semiconductor",
+        "semiconductors",
+        "nvidia",
+        "said",
+        "says",
+        "year",
+        "new",
+    )
 )
 # Cosine distance under which two novel articles join the same group (average linkage).
 DISTANCE_THRESHOLD = 0.55
@@ -36,11 +55,15 @@ def _cluster(vectors: np.ndarray, k: int | None) -> np.ndarray:
         return np.zeros(1, dtype=int)
     if k is not None:
         model = AgglomerativeClustering(
-            n_clusters=min(k, len(vectors)), metric="cosine", linkage="average")
+            n_clusters=min(k, len(vectors)), metric="cosine", linkage="average"
+        )
     else:
         model = AgglomerativeClustering(
-            n_clusters=None, distance_threshold=DISTANCE_THRESHOLD, metric="cosine",
-            linkage="average")
+            n_clusters=None,
+            distance_threshold=DISTANCE_THRESHOLD,
+            metric="cosine",
+            linkage="average",
+        )
     return model.fit_predict(vectors)
 
 
@@ -48,8 +71,11 @@ def _label_terms(texts: Sequence[str], labels: np.ndarray, n_terms: int) -> dict
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vectorizer = TfidfVectorizer(
-        preprocessor=lambda t: fold(t).lower(), ngram_range=(1, 2), min_df=1,
-        token_pattern=r"(?u)\b[^\W\d_][\w\-]{2,}\b", sublinear_tf=True,
+        preprocessor=lambda t: fold(t).lower(),
+        ngram_range=(1, 2),
+        min_df=1,
+        token_pattern=r"(?u)\b[^\W\d_][\w\-]{2,}\b",
+        sublinear_tf=True,
     )
     matrix = vectorizer.fit_transform(texts)
     vocab = np.asarray(vectorizer.get_feature_names_out())

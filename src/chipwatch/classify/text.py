@@ -11,11 +11,26 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 # Languages the identifier may answer: the five of the dev set plus the ones a European
 # feed list plausibly carries. Restricting the set makes short titles far less error-prone.
 DETECTABLE_LANGUAGES: tuple[str, ...] = (
-    "en", "fr", "de", "it", "es", "nl", "pt", "pl", "sv", "da", "ja", "zh", "ko", "ru", "uk",
+    "en",
+    "fr",
+    "de",
+    "it",
+    "es",
+    "nl",
+    "pt",
+    "pl",
+    "sv",
+    "da",
+    "ja",
+    "zh",
+    "ko",
+    "ru",
+    "uk",
 )
 # Languages that have their own term lists in config/topics.toml.
 TERM_LANGUAGES: tuple[str, ...] = ("en", "fr", "de", "it", "es")
@@ -161,13 +176,18 @@ def terms_for(by_language: Mapping[str, Sequence[str]], language: str) -> list[s
 
 
 @lru_cache(maxsize=1)
-def _identifier():  # type: ignore[no-untyped-def]
+def _identifier() -> Any:
     # A private instance, so restricting its languages cannot affect other modules.
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
     identifier.set_languages(list(DETECTABLE_LANGUAGES))
     return identifier
+
+
+def optional_str(value: object) -> str | None:
+    """A JSON field that should be a string: None when absent, empty or not a string."""
+    return value if isinstance(value, str) and value else None
 
 
 def detect_language(title: str, text: str, given: str | None = None) -> str:

@@ -118,5 +118,6 @@ def load_scope(path: Path) -> ScopeTerms:
             if not any(table.values()):
                 raise ConfigError(source, where, "an anchors table needs at least one term")
             anchors[_string(topic, "id", source, f"topic[{index}]")] = table
-    return ScopeTerms(description=_string(raw, "description", source, "scope"),
-                      anchors=anchors, **groups)
+    return ScopeTerms(
+        description=_string(raw, "description", source, "scope"), anchors=anchors, **groups
+    )

@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from chipwatch.classify.features import Matcher, relevance_features, topic_features
 from chipwatch.classify.model import ClassifierParams
-from chipwatch.classify.text import detect_language
+from chipwatch.classify.text import detect_language, optional_str
 from chipwatch.classify.topics import ScopeTerms
 from chipwatch.types import Topic
 
@@ -33,9 +33,11 @@ def tune_params(
     base = base or ClassifierParams()
     matcher = Matcher(scope, topics)
     matches = [
-        matcher.article(str(r["title"]), str(r["text"]),
-                        detect_language(str(r["title"]), str(r["text"]),
-                                        r.get("language") or None))  # type: ignore[arg-type]
+        matcher.article(
+            str(r["title"]),
+            str(r["text"]),
+            detect_language(str(r["title"]), str(r["text"]), optional_str(r.get("language"))),
+        )
         for r in rows
     ]
     y = np.array([bool(r["relevant"]) for r in rows])
@@ -54,8 +56,11 @@ def tune_params(
             x_topic.append(topic_features(m, topic.id) + onehot)
             y_topic.append(topic.id in r["topics"])  # type: ignore[operator]
     if len(set(y_topic)) < 2:
-        return replace(base, relevance_weights=tuple(float(w) for w in rel.coef_[0]),
-                       relevance_bias=float(rel.intercept_[0]))
+        return replace(
+            base,
+            relevance_weights=tuple(float(w) for w in rel.coef_[0]),
+            relevance_bias=float(rel.intercept_[0]),
+        )
     top = LogisticRegression(C=REGULARISATION_C, max_iter=1000, fit_intercept=False)
     top.fit(np.array(x_topic), np.array(y_topic))
     n_feat = len(x_topic[0]) - len(topics)

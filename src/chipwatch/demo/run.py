@@ -63,7 +63,7 @@ def run_demo(config_path: Path | None, data_dir: Path) -> int:
     message = message_from_bytes(messages[-1].read_bytes(), policy=policy.default)
     assert isinstance(message, EmailMessage)
     print(f"digest delivered to the Maildir: {messages[-1].resolve()}")
-    print(f"subject: {message['Subject']}")
+    print(f"subject: {str(message['Subject']).strip()}")
     print(f"HTML preview: {preview_path.resolve()}")
     return check_digest(message, [item.slug for item in corpus_items(corpus)])
 

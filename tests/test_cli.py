@@ -1,0 +1,202 @@
+"""The `chipwatch` commands as a user runs them: feeds, corpus, label, classify, topics.
+
+Each test runs the real command in a subprocess against a real SQLite file and, where it
+fetches, the demo's feed server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chipwatch.classify import load_corpus
+from chipwatch.demo.server import serve_demo_feeds
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chipwatch", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.fixture()
+def config(tmp_path: Path) -> Path:
+    """A config with no sources, its own copy of the corpus, and loopback fetching allowed."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(REPO / "config" / "corpus", corpus)
+    path = tmp_path / "chipwatch.toml"
+    path.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n'
+        f'topics = "{REPO / "config" / "topics.toml"}"\n'
+        f'corpus_dir = "{corpus}"\n'
+        "[fetch]\nallow_private_networks = true\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture()
+def feeds() -> Iterator[tuple[str, list[str]]]:
+    with serve_demo_feeds(load_corpus(REPO / "config" / "corpus")) as served:
+        yield served
+
+
+def test_feeds_add_list_status_export_import_remove(
+    config: Path, feeds: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    _, urls = feeds
+    added = run(config, "feeds", "add", urls[0], "--name", "French press")
+    assert added.returncode == 0, added.stderr
+    assert "added feed 1" in added.stdout
+    assert run(config, "feeds", "add", urls[1]).returncode == 0
+
+    listing = run(config, "feeds", "list").stdout
+    assert "French press" in listing and urls[1] in listing
+
+    exported = run(config, "feeds", "export")
+    assert exported.returncode == 0
+    opml = tmp_path / "feeds.opml"
+    opml.write_text(exported.stdout, encoding="utf-8")
+    assert urls[0] in exported.stdout and "<opml" in exported.stdout
+
+    assert "removed" in run(config, "feeds", "remove", urls[0]).stdout
+    assert urls[0] not in run(config, "feeds", "list").stdout
+    missing = run(config, "feeds", "remove", urls[0])
+    assert missing.returncode == 1 and "no feed" in missing.stderr
+
+    imported = run(config, "feeds", "import", str(opml))
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 1 new feeds" in imported.stdout
+
+    assert run(config, "poll").returncode == 0
+    status = run(config, "feeds", "status").stdout
+    assert "ok" in status and "errors" in status
+
+
+def test_feeds_add_refuses_a_page_that_is_not_a_feed(
+    config: Path, feeds: tuple[str, list[str]]
+) -> None:
+    base_url, _ = feeds
+    result = run(config, "feeds", "add", base_url + "/nothing-here")
+    assert result.returncode == 1
+    assert "404" in result.stderr
+
+
+def test_feeds_status_shows_a_failing_feed(config: Path, feeds: tuple[str, list[str]]) -> None:
+    base_url, _ = feeds
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + f'[[sources]]\nurl = "{base_url}/gone.xml"\nname = "Broken feed"\n',
+        encoding="utf-8",
+    )
+    polled = run(config, "poll")
+    assert polled.returncode == 0, polled.stderr
+    assert "1 failed" in polled.stdout
+    status = run(config, "feeds", "status").stdout
+    assert "failing" in status and "Broken feed" in status and "404" in status
+
+
+def test_label_then_reclassify(config: Path, feeds: tuple[str, list[str]]) -> None:
+    _, urls = feeds
+    config.write_text(
+        config.read_text(encoding="utf-8") + f'[[sources]]\nurl = "{urls[1]}"\n', encoding="utf-8"
+    )
+    assert run(config, "poll").returncode == 0
+    database = config.parent / "data" / "chipwatch.sqlite3"
+    with sqlite3.connect(database) as db:
+        (phone_id,) = db.execute(
+            "SELECT id FROM articles WHERE title LIKE 'A new folding phone%'"
+        ).fetchone()
+    bad = run(config, "label", str(phone_id), "--topics", "no-such-topic")
+    assert bad.returncode == 2 and "unknown topic" in bad.stderr
+    assert run(config, "label", "9999", "--not-relevant").returncode == 1
+
+    labelled = run(config, "label", str(phone_id), "--topics", "chipmaker-stakes")
+    assert labelled.returncode == 0, labelled.stderr
+    assert run(config, "classify", "--again").returncode == 0
+    with sqlite3.connect(database) as db:
+        relevant, topics = db.execute(
+            "SELECT relevant, topics FROM classifications WHERE article_id = ?", (phone_id,)
+        ).fetchone()
+    # The user's judgement wins at the next fit.
+    assert relevant == 1 and "chipmaker-stakes" in topics
+
+
+def test_corpus_add_and_list(config: Path, tmp_path: Path) -> None:
+    document = tmp_path / "memo.txt"
+    document.write_text(
+        "Tokyo adds chipmaking tools to its export licence list.\n\n"
+        "Japan's trade ministry will require licences for shipments of etching and "
+        "deposition equipment to China, following the Dutch and American rules.",
+        encoding="utf-8",
+    )
+    bad = run(config, "corpus", "add", str(document), "--topics", "made-up")
+    assert bad.returncode == 2
+    added = run(config, "corpus", "add", str(document), "--topics", "security-debate")
+    assert added.returncode == 0, added.stderr
+    listing = run(config, "corpus", "list").stdout
+    assert len(listing.strip().splitlines()) == 6
+    assert "security-debate" in listing.splitlines()[-1]
+
+
+def test_classify_jsonl_through_the_command(config: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    lines = [
+        {
+            "id": "a",
+            "title": "Washington approves H20 licences for Nvidia's China sales",
+            "text": "The Commerce Department granted export licences for the H20 accelerator.",
+        },
+        {"id": "b", "title": "Recette : la tarte aux pommes", "text": "Des pommes et du beurre."},
+    ]
+    source.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = run(config, "classify", "--input", str(source), "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [row["id"] for row in rows] == ["a", "b"]
+    assert set(rows[0]) == {
+        "id",
+        "relevant",
+        "relevance",
+        "topics",
+        "topic_scores",
+        "novel",
+        "language",
+        "evidence",
+    }
+    assert rows[0]["relevant"] and "ai-chip-licensing" in rows[0]["topics"]
+    assert not rows[1]["relevant"] and rows[1]["language"] == "fr"
+
+    source.write_text('{"id": "c", "title": "no text"}\n', encoding="utf-8")
+    broken = run(config, "classify", "--input", str(source), "--output", str(out))
+    assert broken.returncode != 0
+    assert "in.jsonl:1" in broken.stderr
+
+
+def test_topics_list_and_suggest(config: Path, feeds: tuple[str, list[str]]) -> None:
+    _, urls = feeds
+    topics = run(config, "topics", "list").stdout
+    assert "ai-chip-licensing" in topics and len(topics.strip().splitlines()) == 5
+    empty = run(config, "topics", "suggest")
+    assert empty.returncode == 0 and "no novel articles" in empty.stdout
+    config.write_text(
+        config.read_text(encoding="utf-8") + f'[[sources]]\nurl = "{urls[1]}"\n', encoding="utf-8"
+    )
+    assert run(config, "poll").returncode == 0
+    suggested = run(config, "topics", "suggest")
+    assert suggested.returncode == 0, suggested.stderr
+    assert "[[topic]]" in suggested.stdout and "ASML" in suggested.stdout
