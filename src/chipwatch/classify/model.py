@@ -13,6 +13,7 @@ Pipeline for each article:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -28,7 +29,7 @@ from chipwatch.classify.features import (
     relevance_features,
     topic_features,
 )
-from chipwatch.classify.text import detect_language, split_units, tokenize
+from chipwatch.classify.text import detect_language, fold, split_units, tokenize
 from chipwatch.classify.topics import ScopeTerms
 from chipwatch.errors import ClassifierError
 from chipwatch.types import (
@@ -40,6 +41,8 @@ from chipwatch.types import (
     Passage,
     Topic,
 )
+
+_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -300,25 +303,21 @@ class _Draft:
         if self.matches is None:
             return "Off-subject: no chip, chipmaking or critical-mineral term."
         m = self.matches
-        # Shown as words ("chip", not the pattern "chip*"), longest (most specific) first.
-        goods = ", ".join(_readable(m.terms("goods")))
-        controls = ", ".join(_readable(m.terms("controls")))
+        text = f"{self.item.title}\n{self.item.text}"
+        # Shown as the words the article uses ("licences", not the pattern "licen*").
+        goods = ", ".join(_readable(m.terms("goods"), text))
+        controls = ", ".join(_readable(m.terms("controls"), text))
         scoped = sum(1 for u in m.units if u.in_scope)
         prefix = "Labelled by you as the same story; " if self.labelled else ""
         if not self.relevant:
             why = f"mentions {goods}" + (f" and {controls}" if controls else "")
-            return (
-                f"{prefix}Off-subject ({self.relevance:.2f}): {why}, "
-                "but not as a trade-control story."
-            )
-        where = f"{scoped} unit(s) name {goods} with {controls}" if scoped else f"names {goods}"
+            return f"{prefix}Off-subject: {why}, but not as a trade-control story."
+        paragraphs = "the headline names" if scoped <= 1 else f"{scoped} passages name"
+        where = f"{paragraphs} {goods}" + (f" with {controls}" if controls else "")
         if self.novel:
-            return (
-                f"{prefix}Novel ({self.relevance:.2f}): {where}, but no corpus topic fits; "
-                "candidate for a new topic."
-            )
+            return f"{prefix}Novel: {where}, but no corpus topic fits (candidate for a new topic)."
         names = "; ".join(self.names.get(t, t) for t in self.topics)
-        return f"{prefix}Relevant ({self.relevance:.2f}): {where}; topics: {names}."
+        return f"{prefix}Relevant: {where}. Topics: {names}."
 
     def build(self) -> Classification:
         return Classification(
@@ -337,9 +336,36 @@ class _Draft:
         )
 
 
-def _readable(terms: set[str], limit: int = 3) -> list[str]:
-    words = {t.rstrip("*") for t in terms}
-    return sorted(words, key=lambda w: (-len(w), w))[:limit]
+def _readable(terms: set[str], text: str, limit: int = 3) -> list[str]:
+    """The most specific matched terms, each as the article spells it."""
+    patterns = sorted(terms, key=lambda t: (-len(t.rstrip("*")), t))
+    shown: list[str] = []
+    words = _WORD.findall(text)
+    folded = [fold(word).casefold() for word in words]
+    for pattern in patterns:
+        surface = _surface(pattern, words, folded)
+        # "controls" adds nothing after "export controls"
+        if not any(surface.casefold() in s.casefold() for s in shown):
+            shown.append(surface)
+        if len(shown) == limit:
+            break
+    return shown
+
+
+def _surface(pattern: str, words: list[str], folded: list[str]) -> str:
+    """The first run of words in the text that `pattern` matches ("export licen*" ->
+    "export licences"); the pattern itself if none is found (a term split by punctuation)."""
+    stem = pattern.endswith("*")
+    tokens = _WORD.findall(fold(pattern.rstrip("*")).casefold())
+    if not tokens:
+        return pattern.rstrip("*")
+    for start in range(len(folded) - len(tokens) + 1):
+        window = folded[start : start + len(tokens)]
+        if window[:-1] == tokens[:-1] and (
+            window[-1] == tokens[-1] or (stem and window[-1].startswith(tokens[-1]))
+        ):
+            return " ".join(words[start : start + len(tokens)])
+    return pattern.rstrip("*")
 
 
 def corpus_passages(
