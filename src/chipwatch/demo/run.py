@@ -8,6 +8,8 @@ that the relevant samples reached the digest and the off-subject ones did not.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import tempfile
 from dataclasses import replace
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -65,7 +67,44 @@ def run_demo(config_path: Path | None, data_dir: Path) -> int:
     print(f"digest delivered to the Maildir: {messages[-1].resolve()}")
     print(f"subject: {str(message['Subject']).strip()}")
     print(f"HTML preview: {preview_path.resolve()}")
+    picture = screenshot(preview_path, data_dir / "digest-preview.png")
+    if picture is not None:
+        print(f"screenshot: {picture.resolve()}")
     return check_digest(message, [item.slug for item in corpus_items(corpus)])
+
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+
+
+def screenshot(html_path: Path, png_path: Path, width: int = 1024) -> Path | None:
+    """A picture of the preview, where a headless chromium is installed; None otherwise."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        return None
+    with tempfile.TemporaryDirectory() as profile:
+        command = [
+            browser,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--window-size={width},2600",
+            f"--screenshot={png_path.resolve()}",
+            html_path.resolve().as_uri(),
+        ]
+        try:
+            subprocess.run(command, capture_output=True, timeout=60, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+    return png_path if png_path.is_file() else None
 
 
 def check_digest(message: EmailMessage, corpus_slugs: list[str]) -> int:
