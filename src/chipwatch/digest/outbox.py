@@ -41,7 +41,8 @@ from chipwatch.digest.stories import Embedder, Story, cluster
 from chipwatch.errors import DeliveryError
 from chipwatch.schedule import cron_trigger
 from chipwatch.settings import Recipient, Settings
-from chipwatch.store.models import DeliveryRow, DigestItemRow, DigestRow, SourceRow
+from chipwatch.store.models import DeliveryRow, DigestItemRow, DigestRow
+from chipwatch.store.sources import feed_health
 from chipwatch.types import Topic
 
 DEFAULT_RECIPIENT = Recipient(address="reader@localhost")
@@ -481,13 +482,13 @@ def load_feed_health(session: Session) -> list[FeedHealth]:
     """Every feed's health as the footer needs it (failing and disabled ones are shown)."""
     return [
         FeedHealth(
-            name=row.name or row.url,
-            url=row.url,
-            enabled=bool(row.enabled),
-            consecutive_errors=row.consecutive_errors or 0,
-            last_error=row.disabled_reason
-            if not row.enabled and row.disabled_reason
-            else row.last_error,
+            name=feed.name or feed.url,
+            url=feed.url,
+            enabled=feed.enabled,
+            consecutive_errors=feed.consecutive_errors,
+            last_error=feed.disabled_reason
+            if not feed.enabled and feed.disabled_reason
+            else feed.last_error,
         )
-        for row in session.scalars(select(SourceRow).order_by(SourceRow.name))
+        for feed in sorted(feed_health(session), key=lambda f: f.name)
     ]
