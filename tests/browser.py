@@ -18,20 +18,11 @@ import tempfile
 from html import escape
 from pathlib import Path
 
+from chipwatch.demo.run import CHROMIUM_FLAGS
+
 CHROMIUM = Path("/usr/bin/chromium")
 SKIP_REASON = "Debian chromium not installed (/usr/bin/chromium): apt-get install -y chromium"
 
-_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-)
 
 # Headless chromium will not make a window narrower than 500 px, so the page is loaded
 # into an iframe of the wanted width (srcdoc keeps it same-origin, hence measurable).
@@ -69,7 +60,7 @@ def available() -> bool:
 
 
 def _run(args: list[str], profile: str, timeout: float = 60) -> str:
-    command = [str(CHROMIUM), *_FLAGS, f"--user-data-dir={profile}", *args]
+    command = [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"chromium failed ({result.returncode}): {result.stderr[-2000:]}")

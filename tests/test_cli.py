@@ -9,27 +9,16 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chipwatch_cli import run_chipwatch as run
 
 from chipwatch.classify import load_corpus
 from chipwatch.demo.server import serve_demo_feeds
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chipwatch", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
 
 
 @pytest.fixture()

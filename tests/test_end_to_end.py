@@ -13,7 +13,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from smtpserver import SmtpServer
+from chipwatch_cli import run_chipwatch as chipwatch
+from smtpserver import SmtpServer, smtp_server
 
 from chipwatch.classify import load_corpus
 from chipwatch.demo.samples import ENGLISH_WIRE, FRENCH_GENERAL
@@ -21,16 +22,6 @@ from chipwatch.demo.server import serve_demo_feeds
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPIENT = "analyst@example.org"
-
-
-def chipwatch(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chipwatch", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
 
 
 @pytest.fixture()
@@ -41,11 +32,8 @@ def feeds() -> Iterator[tuple[str, list[str]]]:
 
 @pytest.fixture()
 def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    try:
+    with smtp_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def write_config(tmp_path: Path, feed_urls: list[str], smtp: SmtpServer) -> Path:

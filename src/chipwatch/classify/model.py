@@ -186,7 +186,10 @@ class FittedClassifier:
 
     def _classify_one(self, item: ClassifyInput) -> _Draft:
         language = detect_language(item.title, item.text, item.language)
-        if not self.matcher.passes_gate(item.title, item.text):
+        # The user's judgement wins, also over the cheap gate (a labelled article may name
+        # nothing the scope terms know).
+        label = self._label_match(item)
+        if label is None and not self.matcher.passes_gate(item.title, item.text):
             return _Draft.rejected(
                 item, language, _sigmoid(self.params.relevance_bias), [t.id for t in self.topics]
             )
@@ -195,7 +198,6 @@ class FittedClassifier:
         scores = self.topic_scores(m)
         relevant = relevance >= self.params.relevance_threshold
         chosen = [t for t, s in scores.items() if s >= self.params.topic_threshold]
-        label = self._label_match(item)
         if label is not None:
             relevant = label.relevant
             relevance = 0.99 if label.relevant else 0.01
