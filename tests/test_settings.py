@@ -65,6 +65,19 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     assert settings.data_dir == tmp_path / "elsewhere"
 
 
+def test_smtp_password_is_read_from_the_named_environment_variable(tmp_path: Path) -> None:
+    import os
+
+    path = write_config(tmp_path, "[smtp]\npassword_env = 'RELAY_SECRET_FOR_TEST'\n")
+    settings = load_settings(path, environ={})
+    os.environ["RELAY_SECRET_FOR_TEST"] = "hunter2"
+    try:
+        assert settings.smtp_password == "hunter2"
+    finally:
+        del os.environ["RELAY_SECRET_FOR_TEST"]
+    assert "hunter2" not in repr(settings)
+
+
 def test_data_dir_flag_beats_environment(tmp_path: Path) -> None:
     path = write_config(tmp_path, "")
     settings = load_settings(
@@ -82,6 +95,7 @@ def test_data_dir_flag_beats_environment(tmp_path: Path) -> None:
         ("colour = 'blue'\n", "colour"),
         ("[smtp]\nsecurity = 'ssl3'\n", "smtp.security"),
         ("[smtp]\nport = 70000\n", "smtp.port"),
+        ("[smtp]\nca_file = '/nonexistent/ca.pem'\n", "smtp.ca_file"),
         ("[digest]\nschedule = '61 7 * * *'\n", "digest.schedule"),
         ("[digest]\ntimezone = 'Mars/Olympus'\n", "digest.timezone"),
         ("[[recipients]]\ntopics = ['x']\n", "recipients[0].address"),

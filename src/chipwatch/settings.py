@@ -61,6 +61,7 @@ class SmtpSettings:
     password_env: str = "CHIPWATCH_SMTP_PASSWORD"  # environment variable holding the password
     sender: str = "chipwatch <chipwatch@localhost>"  # From: header
     timeout_seconds: float = 30.0  # SMTP connection timeout
+    ca_file: str = ""  # extra CA certificates to trust (a private relay); empty = system store
 
 
 @dataclass(frozen=True)
@@ -316,6 +317,8 @@ def _validate(settings: Settings, source: str) -> None:
         raise ConfigError(source, "smtp.security", "must be one of starttls, tls, none")
     if not 0 < smtp.port < 65536:
         raise ConfigError(source, "smtp.port", "must be a TCP port (1-65535)")
+    if smtp.ca_file and not Path(smtp.ca_file).is_file():
+        raise ConfigError(source, "smtp.ca_file", f"no such file: {smtp.ca_file}")
     _check_schedule(source, "digest", digest.schedule, digest.timezone)
     for i, recipient in enumerate(settings.recipients):
         where = f"recipients[{i}]"

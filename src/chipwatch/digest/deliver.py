@@ -95,19 +95,23 @@ class SmtpTransport:
 
     def _connect(self) -> smtplib.SMTP:
         timeout = self.smtp.timeout_seconds
+        context = self._tls_context()
         if self.smtp.security == "tls":
-            context = ssl.create_default_context()
             return smtplib.SMTP_SSL(
                 self.smtp.host, self.smtp.port, timeout=timeout, context=context
             )
         client = smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=timeout)
         if self.smtp.security == "starttls":
             try:
-                client.starttls(context=ssl.create_default_context())
+                client.starttls(context=context)
             except BaseException:
                 client.close()
                 raise
         return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        # Certificates and host names are always verified; ca_file adds a private CA.
+        return ssl.create_default_context(cafile=self.smtp.ca_file or None)
 
 
 def _describe(exc: BaseException) -> str:
