@@ -55,3 +55,18 @@ def test_alerts_are_rate_limited_and_do_not_consume_the_digest(tmp_path: Path) -
         assert session.get(DigestRow, digest_id).subject.startswith("chipwatch: 7 stories")
         kinds = [e.kind for e in list_outbox(session)]
         assert kinds.count("alert") == 5 and kinds.count("digest") == 1
+
+
+def test_old_news_new_to_the_watch_raises_no_alert(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    factory = open_db(settings)
+    with factory() as session:
+        add_article(
+            session,
+            title="Licence decision from last spring on accelerator model Q7",
+            text="Found today in a feed added today.",
+            relevance=0.97,
+            published=NOW - timedelta(days=200),
+        )
+        session.commit()
+        assert build_alerts(session, settings, TOPICS, NOW) == []

@@ -130,3 +130,33 @@ def test_run_stops_cleanly_on_signal(tmp_path: Path, signum: int) -> None:
         if process.poll() is None:
             process.kill()
     assert code == 0, process.stderr.read() if process.stderr else ""
+
+
+def test_scheduled_poll_collects_classifies_and_sends_once(tmp_path: Path) -> None:
+    from chipwatch.classify import load_corpus
+    from chipwatch.demo.server import serve_demo_feeds
+    from chipwatch.pipeline import scheduled
+    from chipwatch.settings import SourceConfig, with_overrides
+
+    settings = settings_for(tmp_path)
+    settings = replace(
+        settings,
+        topics_path=REPO / "config" / "topics.toml",
+        corpus_dir=REPO / "config" / "corpus",
+    )
+    with serve_demo_feeds(load_corpus(settings.corpus_dir)) as (_, urls):
+        settings = with_overrides(
+            replace(settings, sources=tuple(SourceConfig(url) for url in urls)),
+            fetch={"allow_private_networks": True},
+        )
+        with job_lock(settings.data_dir, "poll"):
+            scheduled(settings, "poll")  # another run holds the lock: skipped, no error
+        assert not (settings.maildir_path / "new").exists()
+
+        scheduled(settings, "poll")
+        # A fresh install's first tick: the 07:30 digest of the last day is caught up.
+        delivered = list((settings.maildir_path / "new").iterdir())
+        assert len(delivered) == 1
+        scheduled(settings, "poll")
+        scheduled(settings, "digest")
+    assert len(list((settings.maildir_path / "new").iterdir())) == 1

@@ -243,6 +243,7 @@ def run() -> None:
 
     def body() -> None:
         s = settings()
+        logging.getLogger().setLevel(logging.INFO)  # a long-running service reports its runs
         scheduler = schedule.build_scheduler(
             s,
             poll_job=lambda: pipeline.scheduled(s, "poll"),

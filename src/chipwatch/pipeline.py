@@ -341,13 +341,13 @@ def scheduled(settings: Settings, job: str) -> None:
     try:
         with job_lock(settings.data_dir, job):
             if job == "poll":
-                log.warning(
+                log.info(
                     "%s",
                     poll_and_classify(
                         settings, all_feeds=False, classify=settings.poll.classify_on_poll
                     ),
                 )
-            log.warning("%s", run_due_digests(settings))
+            log.info("%s", run_due_digests(settings))
     except LockBusy as exc:
         log.warning("skipped: %s", exc)
     except Exception:  # noqa: BLE001 - one failed run must not stop the watch

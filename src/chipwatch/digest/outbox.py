@@ -439,6 +439,7 @@ def _alert_candidates(
         item
         for item in select_items(session, recipient, window, db_time(now))
         if item.relevance >= threshold
+        and item.published >= db_time(now) - ALERT_WINDOW  # old news is no alert, even new to us
         and item.article_id not in alerted
         and any(t in alert_topics for t in item.topics)
     ]
