@@ -3,10 +3,11 @@
     .venv/bin/python scripts/bench_poll.py [--skip-baseline]
 
 Serves ../shared/feeds/realworld/ (200 files) under 1,000 URLs (5 per file) spread over
-four loopback hosts (127.0.0.1-4) from a separate process, imports them through OPML into
+20 loopback hosts (127.0.0.1-20) from a separate process, imports them through OPML into
 a fresh data directory and prints: cold cycle wall and CPU time, entries stored per
-second, warm cycle (all 304) wall time, peak RSS of the poller and its parser workers,
-and the sequential `feedparser.parse(url)` baseline over the same URLs.
+second, warm cycle (all 304) wall time, peak RSS of the poller and its parser workers
+(the feed server's process is excluded from RSS and CPU: it stands in for the remote
+servers; its CPU is printed apart), and the sequential `feedparser.parse(url)` baseline.
 Targets on a 2-core machine: cold <= 10 s, warm <= 3 s, peak RSS < 500 MB.
 """
 
@@ -54,19 +55,26 @@ def feed_urls(bases: list[str]) -> list[str]:
     return urls
 
 
-class PeakRss:
-    """Samples the RSS of this process and all its descendants (the parser workers)."""
+def poller_tree(exclude: set[int]) -> list[psutil.Process]:
+    """This process and its descendants (forkserver, parser workers), without the feed
+    server's process tree: it stands in for the remote web servers."""
+    me = psutil.Process()
+    return [p for p in [me, *me.children(recursive=True)] if p.pid not in exclude]
 
-    def __init__(self) -> None:
+
+class PeakRss:
+    """Samples the summed RSS of the poller and its parser workers (and forkserver)."""
+
+    def __init__(self, exclude: set[int]) -> None:
+        self.exclude = exclude
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        me = psutil.Process()
         while not self._stop.wait(0.05):
             total = 0
-            for proc in [me, *me.children(recursive=True)]:
+            for proc in poller_tree(self.exclude):
                 try:
                     total += proc.memory_info().rss
                 except psutil.Error:
@@ -82,12 +90,22 @@ class PeakRss:
         self._thread.join()
 
 
-def tree_cpu() -> float:
-    me = psutil.Process()
+def tree_cpu(exclude: set[int]) -> float:
     total = 0.0
-    for proc in [me, *me.children(recursive=True)]:
+    for proc in poller_tree(exclude):
         try:
             times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def server_cpu(pids: set[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
             total += times.user + times.system
         except psutil.Error:
             continue
@@ -140,13 +158,16 @@ def main() -> int:
             imported = sync_sources(session, read_opml(opml))
         print(f"{len(imported.added)} feeds imported by OPML into {data}")
 
+        served_by = psutil.Process(server.pid)
+        server_tree = {served_by.pid, *(p.pid for p in served_by.children(recursive=True))}
         pool = ParsePool()
-        with PeakRss() as rss:
-            cpu = tree_cpu()
+        with PeakRss(server_tree) as rss:
+            cpu, served_cpu = tree_cpu(server_tree), server_cpu(server_tree)
             start = time.perf_counter()
             cold = asyncio.run(poll(settings, sessions, all_feeds=True, pool=pool))
             cold_wall = time.perf_counter() - start
-            cold_cpu = tree_cpu() - cpu
+            cold_cpu = tree_cpu(server_tree) - cpu
+            served_cpu = server_cpu(server_tree) - served_cpu
             start = time.perf_counter()
             warm = asyncio.run(poll(settings, sessions, all_feeds=True, pool=pool))
             warm_wall = time.perf_counter() - start
@@ -154,6 +175,7 @@ def main() -> int:
 
         print(f"cold cycle: {cold_wall:.1f} s wall, {cold_cpu:.1f} s CPU (poller + workers)"
               f"  [target <= 10 s]")  # fmt: skip
+        print(f"  (the loopback feed server used {served_cpu:.1f} s CPU more; not counted)")
         print(f"  {cold.feeds_polled} feeds, {cold.feeds_failed} failed, "
               f"{cold.entries_seen} entries parsed, {cold.new_articles} stored "
               f"(duplicates across the 5 copies skipped)")  # fmt: skip

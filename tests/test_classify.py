@@ -343,6 +343,96 @@ def test_cache_refits_when_corpus_changes(tmp_path: Path) -> None:
     assert len(load_corpus(corpus, TOPIC_IDS)) == 6
 
 
+# A corpus document in our own words, and a lightly edited copy as a feed would carry it
+# (other headline, a few words changed, the closing sentence dropped).
+SMUGGLING_DOC = (
+    "Singapore court hears how a trading firm routed Nvidia servers to China\n\n"
+    "Prosecutors told the court that the trading firm bought servers fitted with Nvidia "
+    "accelerators from distributors in Malaysia and Singapore, relabelled the crates as "
+    "network switches and shipped them on to data centres in Shenzhen.\n\n"
+    "The defendants deny any wrongdoing. Their lawyers argue the buyers declared a "
+    "Singapore end user and that the firm could not have known where the machines ended "
+    "up, because the paperwork was in order at every step.\n\n"
+    "Analysts say the case shows how hard it is to police where chips go once they leave "
+    "the factory: the servers changed hands four times in three countries within two months "
+    "and the invoices never named the final customer.\n\n"
+    "Nvidia said it requires its partners to comply with the law and would take action "
+    "against any that did not."
+)
+SMUGGLING_COPY = ClassifyInput(
+    id="smuggling-copy",
+    title="Trading firm accused of routing Nvidia servers to China, court hears",
+    text=(
+        "Prosecutors told a Singapore court that the trading firm bought servers fitted with "
+        "Nvidia accelerators from distributors in Malaysia and Singapore, relabelled the "
+        "crates as network switches and shipped them on to data centres in Shenzhen.\n\n"
+        "The defendants deny wrongdoing. Their lawyers argue the buyers declared a Singapore "
+        "end user and that the firm could not have known where the machines ended up, "
+        "because the paperwork was in order at every step.\n\n"
+        "Analysts say the case shows how hard it is to police where chips go once they leave "
+        "the factory: the servers changed hands four times in three countries within two "
+        "months and the invoices never named the final customer."
+    ),
+)
+
+
+def _corpus_copy(tmp_path: Path) -> Path:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    return corpus
+
+
+def test_near_copy_of_a_corpus_document_inherits_its_topics(tmp_path: Path) -> None:
+    corpus = _corpus_copy(tmp_path)
+    cache = tmp_path / "cache"
+    before = load_or_fit(corpus, TOPICS, [], cache, embedder=HashingEmbedder(), warm=False)
+    lexical = one(before, SMUGGLING_COPY)
+    # The user files the story under the topics they judge it carries.
+    doc = add_document(
+        corpus,
+        SMUGGLING_DOC,
+        ["security-debate", "china-response"],
+        language="en",
+        known_topics=TOPIC_IDS,
+    )
+    after = load_or_fit(corpus, TOPICS, [], cache, embedder=HashingEmbedder(), warm=False)
+    result = one(after, SMUGGLING_COPY)
+    assert result.relevant
+    assert set(result.topics) == {"security-debate", "china-response"}
+    assert set(result.topics) != set(lexical.topics)  # the corpus changed the decision
+    assert doc.id in result.evidence.summary
+    # A different story is decided as before: only copies inherit.
+    assert one(after, LICENSING_EN).topics == one(before, LICENSING_EN).topics
+
+
+def test_a_user_label_wins_over_a_corpus_document(tmp_path: Path) -> None:
+    corpus = _corpus_copy(tmp_path)
+    add_document(corpus, SMUGGLING_DOC, ["china-response"], language="en", known_topics=TOPIC_IDS)
+    label = Label(
+        article_id="s",
+        title=SMUGGLING_COPY.title,
+        text=SMUGGLING_COPY.text,
+        relevant=True,
+        topics=("security-debate",),
+    )
+    model = load_or_fit(
+        corpus, TOPICS, [label], tmp_path / "cache", embedder=HashingEmbedder(), warm=False
+    )
+    result = one(model, SMUGGLING_COPY)
+    assert result.topics == ("security-debate",)
+    assert result.evidence.summary.startswith("Labelled by you")
+
+
+def test_near_copy_of_an_off_subject_corpus_document_is_not_relevant(tmp_path: Path) -> None:
+    corpus = _corpus_copy(tmp_path)
+    add_document(corpus, SMUGGLING_DOC, [], language="en", known_topics=TOPIC_IDS, relevant=False)
+    model = load_or_fit(
+        corpus, TOPICS, [], tmp_path / "cache", embedder=HashingEmbedder(), warm=False
+    )
+    result = one(model, SMUGGLING_COPY)
+    assert not result.relevant and not result.topics and not result.novel
+
+
 def test_add_document_rejects_unknown_topic(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)

@@ -5,8 +5,9 @@
 
 Stages, and where each runs:
 - fetch: asyncio + httpx in the event loop (I/O bound), limited globally and per host;
-- parse + extract: a process pool (CPU bound; feedparser is pure Python), one call per
-  feed with a time limit enforced inside the worker;
+- parse + extract: a process pool (CPU bound), one call per feed with a time limit
+  enforced inside the worker; fastfeedparser where proven equal, else feedparser;
+- dedupe, then language detection for the new articles only (writer thread, then pool);
 - store: one single-thread executor, so SQLite sees exactly one writer; one transaction
   per feed, so a failure on one feed never loses another's articles.
 Every per-feed failure becomes a FeedReport with `error`; nothing stops the batch.
@@ -15,6 +16,7 @@ Every per-feed failure becomes a FeedReport with `error`; nothing stops the batc
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
 import os
 import threading
@@ -27,14 +29,16 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chipwatch.errors import ParseError
-from chipwatch.extract import detect_language, extract_full_text, to_article
+from chipwatch.extract import article_language, detect_language, extract_full_text, to_article
 from chipwatch.fetch import Fetcher, utcnow
 from chipwatch.parse import NotAFeed, parse_feed, time_limit
 from chipwatch.settings import FetchSettings, Settings
-from chipwatch.store.articles import filter_new, insert_new
+from chipwatch.store.articles import filter_new_many, insert_new
+from chipwatch.store.models import SourceRow
 from chipwatch.store.sources import FetchOutcome, due_sources, record_outcome
 from chipwatch.types import Article, FetchResult, Source
 
@@ -105,6 +109,7 @@ class DocumentJob:
     max_entries: int
     max_entry_chars: int
     time_limit_seconds: float
+    detect_language: bool = True  # False: the poller detects it for new articles only
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,33 @@ class DocumentResult:
 def process_document(job: DocumentJob) -> DocumentResult:
     """Parse one feed document and turn its entries into Articles (in a worker)."""
     try:
+        return _process_document(job)
+    finally:
+        if len(job.content) >= _TRIM_AFTER_BYTES:
+            _release_memory()
+
+
+_TRIM_AFTER_BYTES = 512 * 1024
+
+
+def _release_memory() -> None:
+    """Give the heap freed by a big document back to the OS (glibc keeps it otherwise,
+    and each worker's RSS would stay at the size of the largest tree it ever built)."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
+
+
+def _process_document(job: DocumentJob) -> DocumentResult:
+    try:
         with time_limit(job.time_limit_seconds, job.base_url):
             parsed = parse_feed(
                 job.content,
@@ -130,7 +162,10 @@ def process_document(job: DocumentJob) -> DocumentResult:
                 max_entry_chars=job.max_entry_chars,
             )
             articles = tuple(
-                to_article(e, job.source, job.fetched_at, job.base_url) for e in parsed.entries
+                to_article(
+                    e, job.source, job.fetched_at, job.base_url, language=job.detect_language
+                )
+                for e in parsed.entries
             )
     except NotAFeed as exc:
         return DocumentResult(error=_message(exc, job.base_url), alternates=exc.alternates)
@@ -152,6 +187,11 @@ def entries_per_week(entries: Sequence[Any], now: datetime) -> float | None:
         return None
     week_ago = now - timedelta(days=7)
     return float(sum(1 for d in dates if week_ago <= d <= now + timedelta(days=1)))
+
+
+def detect_languages(texts: Sequence[tuple[str, str]], hint: str) -> list[str]:
+    """Languages of (title, text) pairs (in a worker: the detector is loaded there)."""
+    return [article_language(title, text, hint) for title, text in texts]
 
 
 def full_text_job(page: bytes, url: str, hint: str, limit: float) -> tuple[str, str] | None:
@@ -217,7 +257,7 @@ class _Write:
     future: asyncio.Future[list[int]]
 
 
-def _settle(future: asyncio.Future[list[int]], result: list[int] | BaseException) -> None:
+def _settle(future: asyncio.Future[Any], result: Any) -> None:
     if future.done():
         return
     if isinstance(result, BaseException):
@@ -235,6 +275,7 @@ class Writer:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chipwatch-writer")
         self._lock = threading.Lock()
         self._pending: list[_Write] = []
+        self._checks: list[tuple[tuple[Article, ...], asyncio.Future[list[Article]]]] = []
         self._flushing = False
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -244,9 +285,16 @@ class Writer:
         with self._sessions() as session:
             return due_sources(session, now, all_feeds=all_feeds)
 
-    def new_only(self, articles: Sequence[Article]) -> list[Article]:
-        with self._sessions() as session:
-            return filter_new(session, articles)
+    async def new_only(self, articles: Sequence[Article]) -> list[Article]:
+        """The articles not stored yet; checks queued together share one set of queries."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Article]] = loop.create_future()
+        with self._lock:
+            self._checks.append((tuple(articles), future))
+            start, self._flushing = not self._flushing, True
+        if start:
+            loop.run_in_executor(self._thread, self._flush, loop)
+        return await future
 
     async def store(
         self, source: Source, outcome: FetchOutcome, articles: Sequence[Article], now: datetime
@@ -266,20 +314,52 @@ class Writer:
         while True:
             with self._lock:
                 batch, self._pending = self._pending, []
-                if not batch:
+                checks, self._checks = self._checks, []
+                if not batch and not checks:
                     self._flushing = False
                     return
-            try:
-                results = self._write_batch(batch)
-            except Exception:
-                # One bad write must not sink the batch: retry each feed on its own.
-                results = [self._write_one_safely(item) for item in batch]
-            for item, result in zip(batch, results, strict=True):
-                loop.call_soon_threadsafe(_settle, item.future, result)
+            if batch:  # writes first: the checks then see what they stored
+                self._flush_writes(loop, batch)
+            if checks:
+                self._flush_checks(loop, checks)
+
+    def _flush_writes(self, loop: asyncio.AbstractEventLoop, batch: list[_Write]) -> None:
+        try:
+            results = self._write_batch(batch)
+        except Exception:
+            # One bad write must not sink the batch: retry each feed on its own.
+            results = [self._write_one_safely(item) for item in batch]
+        for item, result in zip(batch, results, strict=True):
+            loop.call_soon_threadsafe(_settle, item.future, result)
+
+    def _flush_checks(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        checks: list[tuple[tuple[Article, ...], asyncio.Future[list[Article]]]],
+    ) -> None:
+        try:
+            with self._sessions() as session:
+                found: list[list[Article]] | BaseException = filter_new_many(
+                    session, [articles for articles, _ in checks]
+                )
+        except Exception as exc:
+            found = exc
+        for i, (_, future) in enumerate(checks):
+            result = found if isinstance(found, BaseException) else found[i]
+            loop.call_soon_threadsafe(_settle, future, result)
 
     def _write_batch(self, batch: Sequence[_Write]) -> list[list[int] | BaseException]:
         with self._sessions() as session, session.begin():
-            return [self._write(session, item) for item in batch]
+            # One SELECT for the batch's sources instead of one per feed: record_outcome
+            # then finds each row in the identity map (which holds them only while
+            # `rows` references them), and their updates go out together at commit.
+            ids = sorted({item.source.id for item in batch})
+            rows = session.scalars(select(SourceRow).where(SourceRow.id.in_(ids))).all()
+            results: list[list[int] | BaseException] = [
+                self._write(session, item) for item in batch
+            ]
+            del rows
+            return results
 
     def _write_one_safely(self, item: _Write) -> list[int] | BaseException:
         try:
@@ -316,13 +396,37 @@ async def collect_one(source: Source, ctx: _Context) -> FeedReport:
     async with ctx.backlog:  # bounds bodies fetched but not yet parsed (memory)
         fetched = await ctx.fetcher.fetch(source)
         result, fetched = await _parse(source, fetched, ctx)
-    if result is not None and result.articles and source.full_text and not result.error:
-        result = replace(result, articles=tuple(await _with_full_text(source, result, ctx)))
+        if fetched.content:
+            fetched = replace(fetched, content=b"")  # the body is parsed: free it now
     outcome = _outcome(fetched, result)
-    articles = result.articles if result is not None and outcome.ok else ()
+    articles: Sequence[Article] = ()
+    if result is not None and outcome.ok and result.articles:
+        articles = await _new_articles(source, result.articles, ctx)
     ids = await ctx.writer.store(source, outcome, articles, ctx.now)
     ctx.new_ids.extend(ids)
     return _report(source, fetched, result, outcome, len(ids))
+
+
+async def _new_articles(
+    source: Source, articles: Sequence[Article], ctx: _Context
+) -> list[Article]:
+    """The articles not stored yet, completed (page text, language) for storing.
+
+    Dedupe comes before the costly steps: most entries of a changed feed are old, and
+    language detection was the largest CPU cost after parsing."""
+    fresh = await ctx.writer.new_only(articles)
+    if fresh and source.full_text:
+        fresh = await _with_full_text(source, fresh, ctx)
+    todo = [i for i, a in enumerate(fresh) if not a.language]
+    if todo:
+        texts = [(fresh[i].title, fresh[i].text) for i in todo]
+        try:
+            languages = await ctx.pool.run(detect_languages, texts, source.language)
+        except BrokenProcessPool:
+            languages = [source.language or "und"] * len(todo)
+        for i, language in zip(todo, languages, strict=True):
+            fresh[i] = replace(fresh[i], language=language)
+    return fresh
 
 
 async def _parse(
@@ -353,6 +457,7 @@ async def _run_document(source: Source, fetched: FetchResult, ctx: _Context) -> 
         max_entries=fetch.max_entries_per_feed,
         max_entry_chars=fetch.max_entry_chars,
         time_limit_seconds=fetch.parse_timeout_seconds,
+        detect_language=False,  # done by _new_articles for the new articles only
     )
     try:
         return await ctx.pool.run(process_document, job)
@@ -360,18 +465,16 @@ async def _run_document(source: Source, fetched: FetchResult, ctx: _Context) -> 
         return DocumentResult(error="the parser process died on this feed")
 
 
-async def _with_full_text(source: Source, result: DocumentResult, ctx: _Context) -> list[Article]:
-    """Replace summaries by page text for new articles of a full_text source."""
-    fresh = {a.identity for a in await ctx.writer.call(ctx.writer.new_only, result.articles)}
-    todo = [a for a in result.articles if a.identity in fresh and a.url]
-    todo = todo[:MAX_FULL_TEXT_PER_FEED]
+async def _with_full_text(source: Source, fresh: Sequence[Article], ctx: _Context) -> list[Article]:
+    """Replace summaries by page text for the new articles of a full_text source."""
+    todo = [a for a in fresh if a.url][:MAX_FULL_TEXT_PER_FEED]
     texts = await asyncio.gather(*(_page_text(a, source, ctx) for a in todo))
     by_identity = {a.identity: t for a, t in zip(todo, texts, strict=True) if t}
     return [
         replace(a, text=by_identity[a.identity][0], language=by_identity[a.identity][1])
         if a.identity in by_identity
         else a
-        for a in result.articles
+        for a in fresh
     ]
 
 
@@ -486,7 +589,9 @@ async def poll(
 
 
 def _backlog(fetch: FetchSettings) -> asyncio.Semaphore:
-    return asyncio.Semaphore(max(4, fetch.concurrency * 2))
+    # Bodies fetched but not parsed yet: one per request slot is enough to keep the
+    # workers fed (parsing is the slower stage) and halves the bodies held at peak.
+    return asyncio.Semaphore(max(4, fetch.concurrency))
 
 
 def poll_sync(

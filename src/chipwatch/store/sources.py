@@ -212,7 +212,8 @@ def record_outcome(
     now: datetime | None = None,
 ) -> SourceRow | None:
     """Store validators, health and the next check time after one fetch."""
-    row = session.get(SourceRow, source_id)
+    with session.no_autoflush:  # a lookup by key: other rows' pending updates can wait
+        row = session.get(SourceRow, source_id)
     if row is None:  # removed while the poll ran
         return None
     now = now or utcnow()

@@ -1,0 +1,63 @@
+"""The fast path's routing rule: what goes to fastfeedparser and what to feedparser.
+
+tests/test_parse_equivalence.py proves the combination equal to feedparser over the
+corpora; these cases pin the rule itself on small documents of our own.
+"""
+
+from __future__ import annotations
+
+from feedserver import Item, rss
+
+from chipwatch.parse import fast_parse, fast_path_allowed, parse_feed
+
+XML = "application/xml"
+
+
+def fast(content: bytes, content_type: str = XML):  # type: ignore[no-untyped-def]
+    return fast_parse(content, content_type, 500, 100_000)
+
+
+def test_plain_rss_takes_the_fast_path_and_matches_feedparser() -> None:
+    feed = rss(
+        [
+            Item("Export rules", "http://x.test/1", "g1", "<p>Licence &amp; tools</p>"),
+            Item("Memory chips", "http://x.test/2", None, "Second"),
+        ],
+        ttl=90,
+    )
+    quick = fast(feed)
+    assert quick is not None
+    assert quick == parse_feed(feed, "http://x.test/feed", XML, fast=False)
+    # fastfeedparser fills a missing guid with the link; feedparser does not.
+    assert [e.guid for e in quick.entries] == ["g1", None]
+    assert quick.ttl_minutes == 90
+
+
+def test_documents_outside_the_proven_class_go_to_feedparser() -> None:
+    base = rss([Item("Export rules", "http://x.test/1", "g1", "text")])
+    latin = base.replace(b'encoding="utf-8"', b'encoding="iso-8859-1"')
+    ill_formed = base.replace(b"text", b"A & B")
+    media = base.replace(
+        b"<item>", b'<item><media:description xmlns:media="m">x</media:description>'
+    )
+    atom03 = b'<feed version="0.3" xmlns="http://purl.org/atom/ns#"><entry/></feed>'
+    for document in (latin, ill_formed, media, atom03):
+        assert not fast_path_allowed(document, XML), document[:80]
+        assert fast(document) is None
+    assert not fast_path_allowed(base, "text/xml")  # feedparser reads text/* as US-ASCII
+    assert not fast_path_allowed(base, "application/xml; charset=windows-1252")
+    # ...while the same bytes in CDATA (HTML in a description) are only text:
+    cdata = base.replace(b"<description>text", b"<description><![CDATA[<body>x</body>]]>")
+    assert fast_path_allowed(cdata, XML)
+
+
+def test_fast_output_checks_decline_what_feedparser_may_read_differently() -> None:
+    undated = rss([Item("No date", "http://x.test/1", "g1", "text", pub_date=None)])
+    no_link = rss([Item("No link", None, "g1", "text")])
+    untitled = rss([Item("", "http://x.test/1", "g1", "text")])
+    for document in (undated, no_link, untitled):
+        assert fast_path_allowed(document, XML)
+        assert fast(document) is None  # parse_feed then uses feedparser
+        assert parse_feed(document, "http://x.test/f", XML) == parse_feed(
+            document, "http://x.test/f", XML, fast=False
+        )
