@@ -228,9 +228,9 @@ def digest(
 @app.command()
 def outbox() -> None:
     """List the stored digests: pending, sent, failed, with their attempts."""
-    from chipwatch import pipeline
+    from chipwatch import manage
 
-    guarded(lambda: typer.echo(pipeline.outbox_table(settings())))
+    guarded(lambda: typer.echo(manage.outbox_table(settings())))
 
 
 # --- schedule ----------------------------------------------------------------------------
@@ -267,49 +267,49 @@ def feeds_add(
     ] = False,
 ) -> None:
     """Add a feed."""
-    from chipwatch import pipeline
+    from chipwatch import manage
 
-    guarded(lambda: typer.echo(pipeline.add_feed(settings(), url, name, full_text)))
+    guarded(lambda: typer.echo(manage.add_feed(settings(), url, name, full_text)))
 
 
 @feeds_app.command("list")
 def feeds_list() -> None:
     """List the feeds."""
-    from chipwatch import pipeline
+    from chipwatch import manage
 
-    guarded(lambda: typer.echo(pipeline.feeds_table(settings(), health=False)))
+    guarded(lambda: typer.echo(manage.feeds_table(settings(), health=False)))
 
 
 @feeds_app.command("status")
 def feeds_status() -> None:
     """Show each feed's health: errors, last success, next check, disabled."""
-    from chipwatch import pipeline
+    from chipwatch import manage
 
-    guarded(lambda: typer.echo(pipeline.feeds_table(settings(), health=True)))
+    guarded(lambda: typer.echo(manage.feeds_table(settings(), health=True)))
 
 
 @feeds_app.command("remove")
 def feeds_remove(url_or_id: str) -> None:
     """Remove a feed by URL or id (its stored articles stay)."""
-    from chipwatch import pipeline
+    from chipwatch import manage
 
-    guarded(lambda: typer.echo(pipeline.remove_feed(settings(), url_or_id)))
+    guarded(lambda: typer.echo(manage.remove_feed(settings(), url_or_id)))
 
 
 @feeds_app.command("import")
 def feeds_import(path: Path) -> None:
     """Import feeds from an OPML file."""
-    from chipwatch import pipeline
+    from chipwatch import manage
 
-    guarded(lambda: typer.echo(pipeline.import_opml(settings(), path)))
+    guarded(lambda: typer.echo(manage.import_opml(settings(), path)))
 
 
 @feeds_app.command("export")
 def feeds_export() -> None:
     """Write the feeds as OPML to standard output."""
-    from chipwatch import pipeline
+    from chipwatch import manage
 
-    guarded(lambda: typer.echo(pipeline.export_opml(settings()), nl=False))
+    guarded(lambda: typer.echo(manage.export_opml(settings()), nl=False))
 
 
 # --- corpus and topics -------------------------------------------------------------------
@@ -336,11 +336,11 @@ def corpus_add(
     ] = "",
 ) -> None:
     """Add a document to the corpus; the classifier refits at its next use."""
-    from chipwatch import pipeline
+    from chipwatch import manage
 
     guarded(
         lambda: typer.echo(
-            pipeline.add_corpus_document(settings(), source, _topic_ids(topics), language)
+            manage.add_corpus_document(settings(), source, _topic_ids(topics), language)
         )
     )
 
@@ -363,9 +363,9 @@ def topics_suggest(
     count: Annotated[int, typer.Option("--count", help="At most this many suggestions.")] = 5,
 ) -> None:
     """Cluster recent novel articles and propose candidate topics for topics.toml."""
-    from chipwatch import pipeline
+    from chipwatch import manage
 
-    guarded(lambda: typer.echo(pipeline.suggest_topics_text(settings(), days, count)))
+    guarded(lambda: typer.echo(manage.suggest_topics_text(settings(), days, count)))
 
 
 # --- demo --------------------------------------------------------------------------------
