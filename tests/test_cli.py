@@ -189,3 +189,13 @@ def test_topics_list_and_suggest(config: Path, feeds: tuple[str, list[str]]) -> 
     suggested = run(config, "topics", "suggest")
     assert suggested.returncode == 0, suggested.stderr
     assert "[[topic]]" in suggested.stdout and "ASML" in suggested.stdout
+
+
+def test_a_second_poll_while_one_runs_is_skipped(config: Path) -> None:
+    from chipwatch.lock import job_lock
+
+    with job_lock(config.parent / "data", "poll"):
+        busy = run(config, "poll")
+    assert busy.returncode == 75
+    assert "skipped" in busy.stderr and "poll" in busy.stderr
+    assert run(config, "poll").returncode == 0  # the lock went with its holder

@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from chipwatch.errors import ChipwatchError, ConfigError, LockBusy
+from chipwatch.lock import job_lock
 from chipwatch.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -93,9 +94,10 @@ def poll(
     from chipwatch import pipeline
 
     def body() -> None:
-        report = pipeline.poll_and_classify(
-            settings(), all_feeds=all_feeds, classify=not no_classify
-        )
+        with job_lock(settings().data_dir, "poll"):
+            report = pipeline.poll_and_classify(
+                settings(), all_feeds=all_feeds, classify=not no_classify
+            )
         typer.echo(report)
 
     guarded(body)
@@ -217,7 +219,8 @@ def digest(
             written = pipeline.preview_digest(s, preview, recipient)
             typer.echo(f"preview written to {written}")
             return
-        result = pipeline.build_and_send_digests(s, send=send, only=recipient)
+        with job_lock(s.data_dir, "digest"):
+            result = pipeline.build_and_send_digests(s, send=send, only=recipient)
         typer.echo(result)
         if result.failures:
             raise typer.Exit(1)  # cron and timers report it; the digest waits in the outbox
