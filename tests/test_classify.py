@@ -433,6 +433,30 @@ def test_near_copy_of_an_off_subject_corpus_document_is_not_relevant(tmp_path: P
     assert not result.relevant and not result.topics and not result.novel
 
 
+def test_copy_of_a_corpus_document_the_gate_would_reject_still_inherits(
+    tmp_path: Path,
+) -> None:
+    # No goods term at all (no chip, no mineral): the gate alone would drop the copy.
+    doc = (
+        "Lawmakers want remote access to rented computing power covered by the rules\n\n"
+        "A group of senators asked the Commerce Department to close what they call a "
+        "loophole: firms barred from buying the hardware can still rent it by the hour from "
+        "cloud providers abroad.\n\n"
+        "The letter asks for a reply within thirty days and for the names of the providers "
+        "the department has already contacted about the practice."
+    )
+    corpus = _corpus_copy(tmp_path)
+    add_document(corpus, doc, ["security-debate"], language="en", known_topics=TOPIC_IDS)
+    model = load_or_fit(
+        corpus, TOPICS, [], tmp_path / "cache", embedder=HashingEmbedder(), warm=False
+    )
+    title, _, body = doc.partition("\n\n")
+    copy = ClassifyInput(id="cloud", title=title, text=body.replace("thirty", "30"))
+    assert not model.matcher.passes_gate(copy.title, copy.text)
+    result = one(model, copy)
+    assert result.relevant and result.topics == ("security-debate",)
+
+
 def test_add_document_rejects_unknown_topic(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)

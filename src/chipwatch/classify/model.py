@@ -100,6 +100,8 @@ class LabelExemplar:
     topics: tuple[str, ...]
     # "" for a user label, else the id of the corpus document.
     corpus_doc: str = ""
+    # Whether the exemplar's own text passes the cheap gate (names a goods term).
+    gated: bool = True
 
 
 class ExemplarIndex:
@@ -163,23 +165,30 @@ class FittedClassifier:
     embedder_name: str = "use"
     matcher: Matcher = field(init=False, repr=False)
     exemplars: ExemplarIndex = field(init=False, repr=False)
+    # Exemplars the gate would reject: the only ones a gate-rejected article is checked
+    # against, so the cheap gate stays first and costs no shingling (usually empty).
+    ungated: ExemplarIndex = field(init=False, repr=False)
     _embedder: Embedder | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self._index_exemplars()
+
+    def _index_exemplars(self) -> None:
         self.matcher = Matcher(self.scope, self.topics)
         self.exemplars = ExemplarIndex(self.labels)
+        self.ungated = ExemplarIndex([ex for ex in self.labels if not ex.gated])
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         state["_embedder"] = None  # reloaded lazily; model weights never go in the cache
         state.pop("matcher", None)  # term indexes rebuild in milliseconds
         state.pop("exemplars", None)
+        state.pop("ungated", None)
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
-        self.matcher = Matcher(self.scope, self.topics)
-        self.exemplars = ExemplarIndex(self.labels)
+        self._index_exemplars()
 
     @property
     def embedder(self) -> Embedder:
@@ -211,12 +220,12 @@ class FittedClassifier:
             scores[topic.id] = _sigmoid(z)
         return scores
 
-    def _label_match(self, item: ClassifyInput) -> LabelExemplar | None:
+    def _label_match(self, item: ClassifyInput, index: ExemplarIndex) -> LabelExemplar | None:
         """The user label or corpus document this article is a near-copy of, if any."""
-        if not self.exemplars:
+        if not index:
             return None
         mine = shingles(item.title, item.text)
-        return self.exemplars.best(mine, self.params.label_duplicate_jaccard)
+        return index.best(mine, self.params.label_duplicate_jaccard)
 
     # ---------- public API ----------
     def classify(self, items: Sequence[ClassifyInput]) -> list[Classification]:
@@ -228,9 +237,12 @@ class FittedClassifier:
     def _classify_one(self, item: ClassifyInput) -> _Draft:
         language = detect_language(item.title, item.text, item.language)
         # The user's judgement (a label, or a corpus document's annotation) wins, also over
-        # the cheap gate (a labelled article may name nothing the scope terms know).
-        label = self._label_match(item)
-        if label is None and not self.matcher.passes_gate(item.title, item.text):
+        # the cheap gate (a labelled article may name nothing the scope terms know). The
+        # gate runs first: a rejected article is only checked against the exemplars that
+        # the gate itself would reject.
+        passes = self.matcher.passes_gate(item.title, item.text)
+        label = self._label_match(item, self.exemplars if passes else self.ungated)
+        if label is None and not passes:
             return _Draft.rejected(
                 item, language, _sigmoid(self.params.relevance_bias), [t.id for t in self.topics]
             )
@@ -432,12 +444,17 @@ def corpus_passages(
     return tuple(out)
 
 
-def _corpus_exemplar(doc: CorpusDocument) -> LabelExemplar:
+def _corpus_exemplar(doc: CorpusDocument, matcher: Matcher) -> LabelExemplar:
     """A corpus document as a judged story: a near-copy inherits its annotation."""
     # A title taken from the file's first line is already in the text.
     title = "" if doc.text.startswith(doc.title) else doc.title
-    topics = tuple(doc.topics) if doc.relevant else ()
-    return LabelExemplar(shingles(title, doc.text), doc.relevant, topics, corpus_doc=doc.id)
+    return LabelExemplar(
+        shingles(title, doc.text),
+        doc.relevant,
+        tuple(doc.topics) if doc.relevant else (),
+        corpus_doc=doc.id,
+        gated=matcher.passes_gate(title, doc.text),
+    )
 
 
 def fit(
@@ -463,8 +480,14 @@ def fit(
     emb = embedder or get_embedder(params.embedder)
     vectors = emb.embed([p.text for p in passages]) if passages else None
     exemplars = tuple(
-        LabelExemplar(shingles(lb.title, lb.text), lb.relevant, tuple(lb.topics)) for lb in labels
-    ) + tuple(_corpus_exemplar(doc) for doc in corpus)
+        LabelExemplar(
+            shingles(lb.title, lb.text),
+            lb.relevant,
+            tuple(lb.topics),
+            gated=matcher.passes_gate(lb.title, lb.text),
+        )
+        for lb in labels
+    ) + tuple(_corpus_exemplar(doc, matcher) for doc in corpus)
     model = FittedClassifier(
         topics=tuple(topics),
         scope=scope_terms,
