@@ -28,6 +28,7 @@ browser:
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/mypy src
 
 bench: bench-poll bench-classify bench-stories
