@@ -115,6 +115,53 @@ def test_changed_guids_do_not_duplicate(server, settings, sessions, pool) -> Non
     assert run_poll(settings, sessions, pool, NOW + timedelta(hours=2)).new_articles == 0
 
 
+def test_one_story_in_many_feeds_of_one_poll_is_stored_once(
+    server, settings, sessions, pool
+) -> None:
+    # Feeds finishing together are checked and written as one batch: each story must
+    # still be stored once, by the first feed written, whatever the batching.
+    for i in range(8):
+        own = Item(f"Story only feed {i} carries", f"http://news.test/own/{i}", f"own-{i}",
+                   "A story of its own, long enough to count as a content hash.")  # fmt: skip
+        server.add(f"/feed{i}", rss([*ITEMS, own]))
+        add(sessions, server.url(f"/feed{i}"))
+    report = run_poll(settings, sessions, pool)
+    stored = articles(sessions)
+    assert report.new_articles == len(stored) == 2 + 8
+    assert sorted(a.url for a in stored if "/own/" not in (a.url or "")) == [
+        "http://news.test/a",
+        "http://news.test/b",
+    ]
+    assert sum(f.new_articles for f in report.feeds) == 10
+
+
+def test_filter_new_many_in_order_sees_the_groups_before(sessions) -> None:
+    from chipwatch.store.articles import filter_new_many, insert_new
+    from chipwatch.types import Article
+
+    def article(key: str, url: str | None, text: str) -> Article:
+        return Article(f"guid:1:{key}", "http://feed.test/", url, "t", text, NOW, NOW, "en",
+                       content_hash=f"h-{text}")  # fmt: skip
+
+    long = "x" * 50
+    with sessions.begin() as session:
+        insert_new(session, [article("old", "http://n.test/old", long + "old")], source_id=None)
+    first = [article("a", "http://n.test/a", long + "a"), article("old2", "http://n.test/old", "")]
+    second = [
+        article("b", "http://n.test/a", long + "b"),  # same URL as the first group's
+        article("c", None, long + "a"),  # same content hash as the first group's
+        article("d", "http://n.test/d", long + "d"),
+    ]
+    with sessions() as session:
+        apart = filter_new_many(session, [first, second])
+        in_order = filter_new_many(session, [first, second], in_order=True)
+    assert [[a.identity for a in g] for g in apart] == [
+        ["guid:1:a"],
+        ["guid:1:b", "guid:1:c", "guid:1:d"],
+    ]
+    assert [[a.identity for a in g] for g in in_order] == [["guid:1:a"], ["guid:1:d"]]
+
+
 @pytest.mark.parametrize("status", [301, 308])
 def test_permanent_redirect_updates_stored_url(server, settings, sessions, pool, status) -> None:
     server.add("/new", rss(ITEMS))

@@ -61,3 +61,64 @@ def test_fast_output_checks_decline_what_feedparser_may_read_differently() -> No
         assert parse_feed(document, "http://x.test/f", XML) == parse_feed(
             document, "http://x.test/f", XML, fast=False
         )
+
+
+MRSS = 'xmlns:media="http://search.yahoo.com/mrss/"'
+
+
+def media_rss(item_inner: bytes, channel_extra: bytes = b"", namespace: str = MRSS) -> bytes:
+    return (
+        (
+            f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0" {namespace}><channel>'
+            "<title>T</title><link>http://x.test/</link>"
+        ).encode()
+        + channel_extra
+        + b"<item>"
+        + item_inner
+        + b"</item></channel></rss>"
+    )
+
+
+def test_media_titles_inside_titled_items_take_the_fast_path() -> None:
+    common = (
+        b"<link>http://x.test/1</link><guid>g1</guid><description>d</description>"
+        b"<pubDate>Mon, 03 Mar 2025 09:00:00 GMT</pubDate>"
+    )
+    media = b'<media:content url="http://x.test/1.jpg"><media:title>Photo</media:title>'
+    media += b"</media:content>"
+    before = media_rss(media + b"<title>Export rules</title>" + common)
+    after = media_rss(b"<title>Export rules</title>" + common + media)
+    for document in (before, after):
+        quick = fast(document)
+        assert quick is not None
+        assert quick == parse_feed(document, "http://x.test/f", XML, fast=False)
+        assert quick.entries[0].title == "Export rules"
+    # Refused: untitled item, a <source> in the item (it resets feedparser's title
+    # depth), a media title outside any item, the prefix bound to another namespace.
+    refused = (
+        media_rss(b"<title> </title>" + common + media),
+        media_rss(
+            b"<title>Export rules</title><source url='http://s.test/'>S</source>" + common + media
+        ),  # fmt: skip
+        media_rss(b"<title>Export rules</title>" + common, channel_extra=media),
+        media_rss(b"<title>Export rules</title>" + common + media, namespace='xmlns:media="m"'),
+    )
+    for document in refused:
+        assert not fast_path_allowed(document, XML), document
+        assert parse_feed(document, "http://x.test/f", XML) == parse_feed(
+            document, "http://x.test/f", XML, fast=False
+        )
+
+
+def test_a_bare_doctype_is_no_obstacle_but_a_declaring_one_is() -> None:
+    base = rss([Item("Export rules", "http://x.test/1", "g1", "text")])
+    bare = base.replace(b"<rss", b"<!DOCTYPE html>\n<rss", 1)
+    assert fast_path_allowed(bare, XML)
+    assert fast(bare) == parse_feed(bare, "http://x.test/f", XML, fast=False)
+    public = base.replace(
+        b"<rss", b'<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN">\n<rss', 1
+    )
+    netscape = base.replace(b"<rss", b"<!DOCTYPE netscape>\n<rss", 1)
+    subset = base.replace(b"<rss", b"<!DOCTYPE rss [ ]>\n<rss", 1)
+    for document in (public, netscape, subset):
+        assert not fast_path_allowed(document, XML), document[:120]

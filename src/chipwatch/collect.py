@@ -8,8 +8,9 @@ Stages, and where each runs:
 - parse + extract: a process pool (CPU bound), one call per feed with a time limit
   enforced inside the worker; fastfeedparser where proven equal, else feedparser;
 - dedupe, then language detection for the new articles only (writer thread, then pool);
-- store: one single-thread executor, so SQLite sees exactly one writer; one transaction
-  per feed, so a failure on one feed never loses another's articles.
+- store: one single-thread executor, so SQLite sees exactly one writer; feeds finishing
+  together share one transaction and one dedupe check, and a failed batch is retried
+  feed by feed, so a failure on one feed never loses another's articles.
 Every per-feed failure becomes a FeedReport with `error`; nothing stops the batch.
 """
 
@@ -37,7 +38,7 @@ from chipwatch.extract import article_language, detect_language, extract_full_te
 from chipwatch.fetch import Fetcher, utcnow
 from chipwatch.parse import NotAFeed, parse_feed, time_limit
 from chipwatch.settings import FetchSettings, Settings
-from chipwatch.store.articles import filter_new_many, insert_new
+from chipwatch.store.articles import filter_new_many, insert_articles
 from chipwatch.store.models import SourceRow
 from chipwatch.store.sources import FetchOutcome, due_sources, record_outcome
 from chipwatch.types import Article, FetchResult, Source
@@ -355,8 +356,22 @@ class Writer:
             # `rows` references them), and their updates go out together at commit.
             ids = sorted({item.source.id for item in batch})
             rows = session.scalars(select(SourceRow).where(SourceRow.id.in_(ids))).all()
+            names = [self._record(session, item) for item in batch]
+            # One dedupe for the whole batch (3 queries instead of 3 per feed), each feed
+            # also checked against the feeds before it, as inserting one by one would.
+            fresh = filter_new_many(
+                session,
+                [
+                    item.articles if name is not None else ()
+                    for item, name in zip(batch, names, strict=True)
+                ],
+                in_order=True,
+            )
             results: list[list[int] | BaseException] = [
-                self._write(session, item) for item in batch
+                insert_articles(session, kept, source_id=item.source.id, source_name=name)
+                if name is not None
+                else []
+                for item, name, kept in zip(batch, names, fresh, strict=True)
             ]
             del rows
             return results
@@ -367,11 +382,10 @@ class Writer:
         except Exception as exc:  # settled on the feed's own future, re-raised there
             return exc
 
-    def _write(self, session: Session, item: _Write) -> list[int]:
+    def _record(self, session: Session, item: _Write) -> str | None:
+        """Record the feed's outcome; its name, or None if the source is gone."""
         row = record_outcome(session, item.source.id, item.outcome, self._poll, item.now)
-        if row is None:
-            return []
-        return insert_new(session, item.articles, source_id=item.source.id, source_name=row.name)
+        return None if row is None else row.name
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)

@@ -31,8 +31,14 @@ def content_hash(title: str, text: str) -> str:
     """Hash of the case-folded, whitespace-collapsed title and text."""
     # str.split() knows exactly the characters `\s` matches and collapses them the same
     # way as `re.sub(r"\s+", " ", ...).strip()` (hashes unchanged), at a third of the cost.
-    normal = " ".join(f"{title}\n{text}".split()).casefold()
-    return _digest(normal)
+    flat = f"{title}\n{text}".replace("\n", " ")
+    # Text from parse.to_text is collapsed already: then split/join would give `flat`
+    # back. isprintable() is False for every whitespace character but " " (they are all
+    # control characters or separators), so these checks prove it, in C, without
+    # building one string per word (~a third less CPU per entry, same hashes).
+    if not (flat.isprintable() and "  " not in flat and flat[:1] != " " and flat[-1:] != " "):
+        flat = " ".join(flat.split())
+    return _digest(flat.casefold())
 
 
 def article_identity(source_id: int, guid: str | None, url: str | None, digest: str) -> str:

@@ -73,7 +73,7 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
         host = f"{host}:{port}"
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@{host}" if userinfo else host
-    query = urlencode(
+    query = parts.query and urlencode(
         [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _tracking(k)]
     )
     return urlunsplit((scheme, netloc, parts.path or "/", query, ""))

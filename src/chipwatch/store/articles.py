@@ -7,8 +7,7 @@ its whole history.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -17,16 +16,44 @@ from chipwatch.dedupe import lookup_keys
 from chipwatch.store.models import ArticleRow
 from chipwatch.types import Article
 
-_IN_CHUNK = 500  # SQLite caps bound parameters per statement
+_PARAMS_PER_QUERY = 900  # SQLite's oldest default cap is 999 bound parameters
 
 
-def _present(session: Session, column: Any, values: Iterable[str]) -> set[str]:
-    found: set[str] = set()
-    pending = sorted(set(values))
-    for start in range(0, len(pending), _IN_CHUNK):
-        chunk = pending[start : start + _IN_CHUNK]
-        found.update(session.scalars(select(column).where(column.in_(chunk))))
+def _present(
+    session: Session, keys: Sequence[tuple[str, str | None, str | None]]
+) -> tuple[set[str], set[str], set[str]]:
+    """The identities, URLs and content hashes among `keys` that are stored already.
+
+    One statement per chunk for the three kinds (`identity IN (..) OR url IN (..) OR
+    content_hash IN (..)`, each term on its index), written as driver SQL: these checks
+    run for every feed of a poll, and building three ORM `IN` queries per check cost
+    more CPU than SQLite answering them. Every value a matching row holds is stored,
+    so the rows' three columns can be taken whole."""
+    wanted = [
+        sorted({identity for identity, _, _ in keys}),
+        sorted({url for _, url, _ in keys if url}),
+        sorted({digest for _, _, digest in keys if digest}),
+    ]
+    found: tuple[set[str], set[str], set[str]] = (set(), set(), set())
+    connection = session.connection()
+    per_kind = _PARAMS_PER_QUERY // 3
+    for start in range(0, max(map(len, wanted)), per_kind):
+        chunks = [values[start : start + per_kind] for values in wanted]
+        terms = [
+            f"{column} IN ({','.join('?' * len(chunk))})"
+            for column, chunk in zip(_KEY_COLUMNS, chunks, strict=True)
+            if chunk
+        ]
+        sql = f"SELECT {', '.join(_KEY_COLUMNS)} FROM {_TABLE} WHERE {' OR '.join(terms)}"
+        for row in connection.exec_driver_sql(sql, tuple(v for c in chunks for v in c)):
+            for values, value in zip(found, row, strict=True):
+                if value is not None:
+                    values.add(value)
     return found
+
+
+_TABLE = ArticleRow.__tablename__
+_KEY_COLUMNS = (ArticleRow.identity.key, ArticleRow.url.key, ArticleRow.content_hash.key)
 
 
 def filter_new(session: Session, articles: Sequence[Article]) -> list[Article]:
@@ -34,14 +61,21 @@ def filter_new(session: Session, articles: Sequence[Article]) -> list[Article]:
     return filter_new_many(session, [articles])[0]
 
 
-def filter_new_many(session: Session, groups: Sequence[Sequence[Article]]) -> list[list[Article]]:
-    """`filter_new` for several feeds at once: one query per key kind for all of them.
-    Each group is filtered on its own (against the store and within itself only)."""
+def filter_new_many(
+    session: Session, groups: Sequence[Sequence[Article]], *, in_order: bool = False
+) -> list[list[Article]]:
+    """`filter_new` for several feeds at once: the same queries for all of them.
+
+    By default each group is filtered on its own (against the store and within itself).
+    `in_order=True` filters each group also against the articles kept from the groups
+    before it: what inserting the groups one after the other with `insert_new` keeps."""
     keys = [[lookup_keys(a) for a in group] for group in groups]
-    every = [k for group in keys for k in group]
-    identities = _present(session, ArticleRow.identity, (k[0] for k in every))
-    urls = _present(session, ArticleRow.url, (k[1] for k in every if k[1]))
-    hashes = _present(session, ArticleRow.content_hash, (k[2] for k in every if k[2]))
+    identities, urls, hashes = _present(session, [k for group in keys for k in group])
+    if in_order:  # the sets grow with each group's kept articles
+        return [
+            _fresh(group, group_keys, identities, urls, hashes)
+            for group, group_keys in zip(groups, keys, strict=True)
+        ]
     return [
         _fresh(group, group_keys, set(identities), set(urls), set(hashes))
         for group, group_keys in zip(groups, keys, strict=True)
@@ -77,10 +111,22 @@ def insert_new(
     source_name: str = "",
 ) -> list[int]:
     """Insert the articles not yet stored; return the ids of the new rows."""
-    fresh = filter_new(session, articles)
-    if not fresh:
+    return insert_articles(
+        session, filter_new(session, articles), source_id=source_id, source_name=source_name
+    )
+
+
+def insert_articles(
+    session: Session,
+    articles: Sequence[Article],
+    *,
+    source_id: int | None,
+    source_name: str = "",
+) -> list[int]:
+    """Insert articles known to be new (`filter_new`); return the ids of the new rows."""
+    if not articles:
         return []
-    rows = [_row(a, source_id, source_name) for a in fresh]
+    rows = [_row(a, source_id, source_name) for a in articles]
     result = session.execute(insert(ArticleRow).returning(ArticleRow.id), rows)
     return [int(i) for i in result.scalars()]
 
