@@ -96,3 +96,54 @@ def test_fast_path_gives_the_same_entries_as_feedparser_on_every_corpus_file() -
     )
     assert not differences, differences[:10]
     assert len(realworld) >= 150  # the fast path must carry most real feeds
+
+
+def _feedparser_view(content: bytes) -> tuple[object, ...]:
+    import feedparser
+
+    result = feedparser.parse(
+        content,
+        response_headers={"content-type": CONTENT_TYPE},
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+    return (
+        repr(result.get("feed")),
+        repr(result.get("entries")),
+        result.get("bozo"),
+        str(result.get("bozo_exception")),
+        result.get("version"),
+    )
+
+
+def compare_buffered(path: Path) -> tuple[str, bool]:
+    """(path, same) for feedparser with expat's `buffer_text` on and off (in a worker)."""
+    from chipwatch.parse import use_buffered_sax
+
+    content = path.read_bytes()
+    try:
+        use_buffered_sax(False)
+        plain = _feedparser_view(content)
+        use_buffered_sax(True)
+        buffered = _feedparser_view(content)
+    finally:
+        use_buffered_sax(True)
+    return str(path), plain == buffered
+
+
+def test_buffered_sax_reader_gives_feedparser_the_same_result_on_every_corpus_file() -> None:
+    """`parse.create_parser` (expat with `buffer_text`) changes nothing feedparser returns:
+    every key of its result that chipwatch could read, and the error, compared whole."""
+    import xml.sax
+
+    import feedparser.api
+
+    from chipwatch.parse import _BufferedExpatReader
+
+    assert isinstance(
+        xml.sax.make_parser(feedparser.api.PREFERRED_XML_PARSERS), _BufferedExpatReader
+    )
+    files = list(_files())
+    with ProcessPoolExecutor(max_workers=2) as workers:
+        results = list(workers.map(compare_buffered, files, chunksize=16))
+    assert [path for path, same in results if not same] == []

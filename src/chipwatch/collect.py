@@ -34,7 +34,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chipwatch.errors import ParseError
-from chipwatch.extract import article_language, detect_language, extract_full_text, to_article
+from chipwatch.extract import (
+    LANGUAGE_SAMPLE_CHARS,
+    article_language,
+    detect_language,
+    extract_full_text,
+    to_article,
+)
 from chipwatch.fetch import Fetcher, utcnow
 from chipwatch.parse import NotAFeed, parse_feed, time_limit
 from chipwatch.settings import FetchSettings, Settings
@@ -433,7 +439,9 @@ async def _new_articles(
         fresh = await _with_full_text(source, fresh, ctx)
     todo = [i for i, a in enumerate(fresh) if not a.language]
     if todo:
-        texts = [(fresh[i].title, fresh[i].text) for i in todo]
+        # Detection reads the first LANGUAGE_SAMPLE_CHARS of "title\ntext" only: the
+        # rest of a text (up to max_entry_chars) need not be pickled to the worker.
+        texts = [(fresh[i].title, fresh[i].text[:LANGUAGE_SAMPLE_CHARS]) for i in todo]
         try:
             languages = await ctx.pool.run(detect_languages, texts, source.language)
         except BrokenProcessPool:

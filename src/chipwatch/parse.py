@@ -21,6 +21,7 @@ import re
 import signal
 import threading
 import xml.parsers.expat
+import xml.sax.expatreader
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -29,6 +30,7 @@ from urllib.parse import urljoin
 
 import fastfeedparser
 import feedparser
+import feedparser.api
 
 from chipwatch.errors import ParseError
 from chipwatch.types import FeedEntry, ParsedFeed
@@ -142,6 +144,37 @@ def parse_feed(
         if quick is not None:
             return quick
     return reference_parse(content, url, content_type, max_entries, max_entry_chars)
+
+
+class _BufferedExpatReader(xml.sax.expatreader.ExpatParser):
+    """The SAX reader feedparser gets (`create_parser`): expat with `buffer_text` on, so
+    a run of character data reaches feedparser in one call instead of one per line or
+    entity. feedparser only appends the pieces and joins them (or escapes each one,
+    character by character, for XHTML), so the result is the same: the whole feedparser
+    result (entries, feed, bozo and its message) is identical over the 2,306 corpus files
+    (tests/test_parse_equivalence.py), for ~20 % less of its time."""
+
+    def reset(self) -> None:
+        super().reset()
+        self._parser.buffer_text = True  # type: ignore[attr-defined]
+
+
+def create_parser() -> xml.sax.expatreader.ExpatParser:
+    """SAX driver entry point: `xml.sax.make_parser(["chipwatch.parse"])` calls it."""
+    return _BufferedExpatReader()
+
+
+def use_buffered_sax(enabled: bool = True) -> None:
+    """Make feedparser's strict parser use `create_parser` (it asks `xml.sax.make_parser`
+    for the drivers named in `feedparser.api.PREFERRED_XML_PARSERS` first)."""
+    drivers = feedparser.api.PREFERRED_XML_PARSERS
+    if __name__ in drivers:
+        drivers.remove(__name__)
+    if enabled:
+        drivers.insert(0, __name__)
+
+
+use_buffered_sax()
 
 
 def reference_parse(
