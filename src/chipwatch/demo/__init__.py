@@ -1,0 +1,1 @@
+"""`chipwatch demo`: sample feeds on loopback and a one-shot run of the whole watch."""
