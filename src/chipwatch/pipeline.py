@@ -6,6 +6,7 @@ The CLI, the scheduler and the demo all go through these functions, so a one-sho
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,27 +69,35 @@ def load_classifier(
 
 
 def classify_backlog(settings: Settings, sessions: sessionmaker[Session]) -> ClassifyReport:
-    """Classify every stored article that has no classification yet."""
-    with sessions() as session:
-        pending = session.scalars(
-            select(ArticleRow)
-            .outerjoin(ClassificationRow)
-            .where(ClassificationRow.article_id.is_(None))
-            .order_by(ArticleRow.id)
-        ).all()
-    if not pending:
-        return ClassifyReport(0, 0, 0)
-    classifier, key = load_classifier(settings, sessions)
-    relevant = novel = 0
-    for start in range(0, len(pending), CLASSIFY_BATCH):
-        batch = pending[start : start + CLASSIFY_BATCH]
+    """Classify every stored article that has no classification yet, a batch at a time
+    (a backlog left by `poll --no-classify` is never held in memory whole)."""
+    classifier: FittedClassifier | None = None
+    key = ""
+    classified = relevant = novel = 0
+    while batch := _unclassified(sessions, CLASSIFY_BATCH):
+        if classifier is None:
+            classifier, key = load_classifier(settings, sessions)
         results = classifier.classify([as_input(row) for row in batch])
         with sessions.begin() as session:
             for row, result in zip(batch, results, strict=True):
                 session.add(_classification_row(row.id, result, key[:64]))
+        classified += len(batch)
         relevant += sum(r.relevant for r in results)
         novel += sum(r.novel for r in results)
-    return ClassifyReport(len(pending), relevant, novel)
+    return ClassifyReport(classified, relevant, novel)
+
+
+def _unclassified(sessions: sessionmaker[Session], limit: int) -> list[ArticleRow]:
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(ArticleRow)
+                .outerjoin(ClassificationRow)
+                .where(ClassificationRow.article_id.is_(None))
+                .order_by(ArticleRow.id)
+                .limit(limit)
+            )
+        )
 
 
 def as_input(row: ArticleRow) -> ClassifyInput:
@@ -205,8 +214,11 @@ def _topics(settings: Settings) -> tuple[Topic, ...]:
     return load_topics(settings.topics_path)
 
 
+@functools.cache
 def story_embedder() -> Embedder:
-    """Multilingual sentence embeddings, so one event told in French and English is one story."""
+    """Multilingual sentence embeddings, so one event told in French and English is one story.
+
+    One instance per process: the scheduler's ticks would otherwise reload the weights."""
     from chipwatch.classify import get_embedder
 
     return get_embedder("use").embed
