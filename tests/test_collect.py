@@ -13,12 +13,21 @@ from feedserver import FeedServer, Item, rss
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from chipwatch.collect import ParsePool, PollReport, discover_feed_url, poll
+from chipwatch.collect import (
+    DocumentJob,
+    ParsePool,
+    PollReport,
+    discover_feed_url,
+    poll,
+    process_document,
+)
 from chipwatch.errors import ParseError
 from chipwatch.settings import FetchSettings, PollSettings, Settings
+from chipwatch.store.articles import insert_articles
 from chipwatch.store.db import open_engine, session_factory
 from chipwatch.store.models import ArticleRow, SourceRow
 from chipwatch.store.sources import add_source, feed_health
+from chipwatch.types import Source
 
 NOW = datetime(2025, 3, 5, 12, 0, 0)
 ITEMS = [
@@ -133,6 +142,35 @@ def test_one_story_in_many_feeds_of_one_poll_is_stored_once(
         "http://news.test/b",
     ]
     assert sum(f.new_articles for f in report.feeds) == 10
+
+
+def _document_job(body: bytes, store_path: str | None) -> DocumentJob:
+    feed = Source(id=1, url="http://feed.test/rss", name="feed")
+    return DocumentJob(feed, body, "application/rss+xml", feed.url, NOW, 100, 10_000, 10.0,
+                       store_path=store_path)  # fmt: skip
+
+
+def test_worker_extracts_only_what_is_not_stored(settings, sessions) -> None:
+    # Stored: item a (by GUID); item b under another GUID and URL but the same text.
+    first = process_document(_document_job(rss(ITEMS), None))
+    assert first.entries == 2 and [a.language for a in first.articles] == ["en", "en"]
+    same_text = replace(first.articles[1], identity="guid:1:elsewhere", url="http://x.test/")
+    with sessions.begin() as session:
+        insert_articles(session, [first.articles[0], same_text], source_id=None)
+    third = Item("Foundry output rises", "http://news.test/c", "g-c",
+                 "A third story that nobody has stored yet, about wafer output.")  # fmt: skip
+    body = rss([*ITEMS, third])
+
+    result = process_document(_document_job(body, str(settings.database_path)))
+    assert result.entries == 3
+    assert [a.url for a in result.articles] == ["http://news.test/c"]
+    assert result.articles[0].language == "en"
+    # Without the store (or with an unreadable one) every entry is extracted: the
+    # writer's own check then decides.
+    assert len(process_document(_document_job(body, None)).articles) == 3
+    broken = settings.data_dir / "not-a-database.db"
+    broken.write_bytes(b"this is not SQLite" * 100)
+    assert len(process_document(_document_job(body, str(broken))).articles) == 3
 
 
 def test_filter_new_many_in_order_sees_the_groups_before(sessions) -> None:

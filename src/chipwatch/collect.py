@@ -6,8 +6,9 @@
 Stages, and where each runs:
 - fetch: asyncio + httpx in the event loop (I/O bound), limited globally and per host;
 - parse + extract: a process pool (CPU bound), one call per feed with a time limit
-  enforced inside the worker; fastfeedparser where proven equal, else feedparser;
-- dedupe, then language detection for the new articles only (writer thread, then pool);
+  enforced inside the worker; fastfeedparser where proven equal, else feedparser; the
+  worker asks the SQLite file (read-only) which entries are stored already and converts,
+  hashes and detects the language of the others only;
 - store: one single-thread executor, so SQLite sees exactly one writer; feeds finishing
   together share one transaction and one dedupe check, and a failed batch is retried
   feed by feed, so a failure on one feed never loses another's articles.
@@ -33,21 +34,22 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from chipwatch.dedupe import lookup_keys
 from chipwatch.errors import ParseError
 from chipwatch.extract import (
-    LANGUAGE_SAMPLE_CHARS,
     article_language,
     detect_language,
+    entry_key,
     extract_full_text,
     to_article,
 )
 from chipwatch.fetch import Fetcher, utcnow
 from chipwatch.parse import NotAFeed, parse_feed, time_limit
 from chipwatch.settings import FetchSettings, Settings
-from chipwatch.store.articles import filter_new_many, insert_articles
+from chipwatch.store.articles import StoreLookup, filter_new_many, insert_articles
 from chipwatch.store.models import SourceRow
 from chipwatch.store.sources import FetchOutcome, due_sources, record_outcome
-from chipwatch.types import Article, FetchResult, Source
+from chipwatch.types import Article, FeedEntry, FetchResult, Source
 
 SessionFactory = Callable[[], Session]
 T = TypeVar("T")
@@ -116,12 +118,15 @@ class DocumentJob:
     max_entries: int
     max_entry_chars: int
     time_limit_seconds: float
-    detect_language: bool = True  # False: the poller detects it for new articles only
+    # The SQLite file to ask which entries are stored already (None: no such shortcut,
+    # every entry is extracted and the writer's check alone decides).
+    store_path: str | None = None
 
 
 @dataclass(frozen=True)
 class DocumentResult:
-    articles: tuple[Article, ...] = ()
+    articles: tuple[Article, ...] = ()  # the entries not stored yet, ready to store
+    entries: int = 0  # all the entries the document has
     title: str | None = None
     site_url: str | None = None
     ttl_minutes: int | None = None
@@ -168,23 +173,73 @@ def _process_document(job: DocumentJob) -> DocumentResult:
                 max_entries=job.max_entries,
                 max_entry_chars=job.max_entry_chars,
             )
-            articles = tuple(
-                to_article(
-                    e, job.source, job.fetched_at, job.base_url, language=job.detect_language
-                )
-                for e in parsed.entries
-            )
+            articles = _unstored_articles(parsed.entries, job)
     except NotAFeed as exc:
         return DocumentResult(error=_message(exc, job.base_url), alternates=exc.alternates)
     except ParseError as exc:
         return DocumentResult(error=_message(exc, job.base_url))
     return DocumentResult(
         articles=articles,
+        entries=len(parsed.entries),
         title=parsed.title or None,
         site_url=parsed.site_url,
         ttl_minutes=parsed.ttl_minutes,
         entries_per_week=entries_per_week(parsed.entries, job.fetched_at),
     )
+
+
+def _unstored_articles(entries: Sequence[FeedEntry], job: DocumentJob) -> tuple[Article, ...]:
+    """Articles for the entries not stored yet, language included.
+
+    Most entries of a changed feed are stored already: the GUID/URL check comes before
+    the content hash, and both before language detection, the costliest step."""
+    source, base = job.source, job.base_url
+    keys = [entry_key(entry, source, base) for entry in entries]
+    lookup = _store_lookup(job.store_path)
+    if lookup is not None and keys:
+        identities, urls, _ = lookup.present(
+            (k.identity for k in keys if k.identity), (k.url for k in keys)
+        )
+        pairs = [
+            (entry, key)
+            for entry, key in zip(entries, keys, strict=True)
+            if key.identity not in identities and not (key.url and key.url in urls)
+        ]
+    else:
+        pairs = list(zip(entries, keys, strict=True))
+    articles = [
+        to_article(entry, source, job.fetched_at, base, language=False, key=key)
+        for entry, key in pairs
+    ]
+    if lookup is not None and articles:
+        articles = _without_stored_content(articles, lookup)
+    return tuple(
+        replace(a, language=article_language(a.title, a.text, source.language)) for a in articles
+    )
+
+
+def _without_stored_content(articles: list[Article], lookup: StoreLookup) -> list[Article]:
+    keys = [lookup_keys(a) for a in articles]
+    identities, _, hashes = lookup.present(
+        (identity for identity, _, _ in keys if identity.startswith("hash:")),
+        hashes=(digest for _, _, digest in keys),
+    )
+    return [
+        article
+        for article, (identity, _, digest) in zip(articles, keys, strict=True)
+        if identity not in identities and not (digest and digest in hashes)
+    ]
+
+
+_LOOKUPS: dict[str, StoreLookup] = {}  # per worker process: one read-only connection
+
+
+def _store_lookup(path: str | None) -> StoreLookup | None:
+    if path is None:
+        return None
+    if path not in _LOOKUPS:
+        _LOOKUPS[path] = StoreLookup(path)
+    return _LOOKUPS[path]
 
 
 def entries_per_week(entries: Sequence[Any], now: datetime) -> float | None:
@@ -194,11 +249,6 @@ def entries_per_week(entries: Sequence[Any], now: datetime) -> float | None:
         return None
     week_ago = now - timedelta(days=7)
     return float(sum(1 for d in dates if week_ago <= d <= now + timedelta(days=1)))
-
-
-def detect_languages(texts: Sequence[tuple[str, str]], hint: str) -> list[str]:
-    """Languages of (title, text) pairs (in a worker: the detector is loaded there)."""
-    return [article_language(title, text, hint) for title, text in texts]
 
 
 def full_text_job(page: bytes, url: str, hint: str, limit: float) -> tuple[str, str] | None:
@@ -282,26 +332,15 @@ class Writer:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chipwatch-writer")
         self._lock = threading.Lock()
         self._pending: list[_Write] = []
-        self._checks: list[tuple[tuple[Article, ...], asyncio.Future[list[Article]]]] = []
         self._flushing = False
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
-    def load_due(self, now: datetime, all_feeds: bool) -> list[Source]:
+    def load_due(self, now: datetime, all_feeds: bool) -> tuple[list[Source], str | None]:
+        """The due sources, and the SQLite file the parse workers may read (if any)."""
         with self._sessions() as session:
-            return due_sources(session, now, all_feeds=all_feeds)
-
-    async def new_only(self, articles: Sequence[Article]) -> list[Article]:
-        """The articles not stored yet; checks queued together share one set of queries."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Article]] = loop.create_future()
-        with self._lock:
-            self._checks.append((tuple(articles), future))
-            start, self._flushing = not self._flushing, True
-        if start:
-            loop.run_in_executor(self._thread, self._flush, loop)
-        return await future
+            return due_sources(session, now, all_feeds=all_feeds), _sqlite_file(session)
 
     async def store(
         self, source: Source, outcome: FetchOutcome, articles: Sequence[Article], now: datetime
@@ -321,14 +360,10 @@ class Writer:
         while True:
             with self._lock:
                 batch, self._pending = self._pending, []
-                checks, self._checks = self._checks, []
-                if not batch and not checks:
+                if not batch:
                     self._flushing = False
                     return
-            if batch:  # writes first: the checks then see what they stored
-                self._flush_writes(loop, batch)
-            if checks:
-                self._flush_checks(loop, checks)
+            self._flush_writes(loop, batch)
 
     def _flush_writes(self, loop: asyncio.AbstractEventLoop, batch: list[_Write]) -> None:
         try:
@@ -338,22 +373,6 @@ class Writer:
             results = [self._write_one_safely(item) for item in batch]
         for item, result in zip(batch, results, strict=True):
             loop.call_soon_threadsafe(_settle, item.future, result)
-
-    def _flush_checks(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        checks: list[tuple[tuple[Article, ...], asyncio.Future[list[Article]]]],
-    ) -> None:
-        try:
-            with self._sessions() as session:
-                found: list[list[Article]] | BaseException = filter_new_many(
-                    session, [articles for articles, _ in checks]
-                )
-        except Exception as exc:
-            found = exc
-        for i, (_, future) in enumerate(checks):
-            result = found if isinstance(found, BaseException) else found[i]
-            loop.call_soon_threadsafe(_settle, future, result)
 
     def _write_batch(self, batch: Sequence[_Write]) -> list[list[int] | BaseException]:
         with self._sessions() as session, session.begin():
@@ -397,6 +416,15 @@ class Writer:
         self._thread.shutdown(wait=True)
 
 
+def _sqlite_file(session: Session) -> str | None:
+    bind = session.get_bind()
+    url = bind.engine.url
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    return database
+
+
 # --- one feed ----------------------------------------------------------------------------
 
 
@@ -408,6 +436,7 @@ class _Context:
     writer: Writer
     now: datetime
     backlog: asyncio.Semaphore
+    store_path: str | None = None
     new_ids: list[int] = field(default_factory=list)
 
 
@@ -429,26 +458,11 @@ async def collect_one(source: Source, ctx: _Context) -> FeedReport:
 
 async def _new_articles(
     source: Source, articles: Sequence[Article], ctx: _Context
-) -> list[Article]:
-    """The articles not stored yet, completed (page text, language) for storing.
-
-    Dedupe comes before the costly steps: most entries of a changed feed are old, and
-    language detection was the largest CPU cost after parsing."""
-    fresh = await ctx.writer.new_only(articles)
-    if fresh and source.full_text:
-        fresh = await _with_full_text(source, fresh, ctx)
-    todo = [i for i, a in enumerate(fresh) if not a.language]
-    if todo:
-        # Detection reads the first LANGUAGE_SAMPLE_CHARS of "title\ntext" only: the
-        # rest of a text (up to max_entry_chars) need not be pickled to the worker.
-        texts = [(fresh[i].title, fresh[i].text[:LANGUAGE_SAMPLE_CHARS]) for i in todo]
-        try:
-            languages = await ctx.pool.run(detect_languages, texts, source.language)
-        except BrokenProcessPool:
-            languages = [source.language or "und"] * len(todo)
-        for i, language in zip(todo, languages, strict=True):
-            fresh[i] = replace(fresh[i], language=language)
-    return fresh
+) -> Sequence[Article]:
+    """The worker's new articles, with page text for a full_text source."""
+    if articles and source.full_text:
+        return await _with_full_text(source, articles, ctx)
+    return articles
 
 
 async def _parse(
@@ -479,7 +493,7 @@ async def _run_document(source: Source, fetched: FetchResult, ctx: _Context) -> 
         max_entries=fetch.max_entries_per_feed,
         max_entry_chars=fetch.max_entry_chars,
         time_limit_seconds=fetch.parse_timeout_seconds,
-        detect_language=False,  # done by _new_articles for the new articles only
+        store_path=ctx.store_path,
     )
     try:
         return await ctx.pool.run(process_document, job)
@@ -557,7 +571,7 @@ def _report(
         status=status,
         http_status=fetched.status,
         new_articles=new,
-        entries=len(result.articles) if result else 0,
+        entries=result.entries if result else 0,
         error=outcome.error,
         moved_to=outcome.permanent_redirect,
         seconds=fetched.elapsed_seconds,
@@ -594,9 +608,12 @@ async def poll(
     own_pool = pool is None
     parse_pool = pool or ParsePool()
     try:
-        sources = interleave_by_host(await writer.call(writer.load_due, now, all_feeds))
+        due, store_path = await writer.call(writer.load_due, now, all_feeds)
+        sources = interleave_by_host(due)
         async with Fetcher(settings.fetch) as fetcher:
-            ctx = _Context(settings, fetcher, parse_pool, writer, now, _backlog(settings.fetch))
+            ctx = _Context(
+                settings, fetcher, parse_pool, writer, now, _backlog(settings.fetch), store_path
+            )
             feeds = await asyncio.gather(*(collect_one(s, ctx) for s in sources))
     finally:
         writer.close()

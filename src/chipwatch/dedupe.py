@@ -42,10 +42,19 @@ def content_hash(title: str, text: str) -> str:
 
 
 def article_identity(source_id: int, guid: str | None, url: str | None, digest: str) -> str:
+    return key_identity(source_id, guid, url) or hash_identity(digest)
+
+
+def key_identity(source_id: int, guid: str | None, url: str | None) -> str | None:
+    """The identity from the GUID or the URL; None when only the content hash is left."""
     if guid:
         return f"guid:{source_id}:{_digest(guid)[:40]}"
     if url:
         return f"url:{_digest(url)[:40]}"
+    return None
+
+
+def hash_identity(digest: str) -> str:
     return f"hash:{digest}"
 
 

@@ -7,12 +7,13 @@ through the same guarded fetcher as the feeds.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from chipwatch.dedupe import article_identity, content_hash
+from chipwatch.dedupe import content_hash, hash_identity, key_identity
 from chipwatch.types import Article, FeedEntry, Source
 
 # Query parameters that only track the reader; dropping them makes URLs comparable.
@@ -126,6 +127,20 @@ def article_language(title: str, text: str, hint: str = "") -> str:
     return detect_language(f"{title}\n{text}", hint)
 
 
+@dataclass(frozen=True)
+class EntryKey:
+    """What identifies an entry before its text is converted: its canonical URL, and
+    its identity unless that rests on the content hash (no GUID and no URL)."""
+
+    url: str | None
+    identity: str | None
+
+
+def entry_key(entry: FeedEntry, source: Source, base_url: str | None = None) -> EntryKey:
+    url = canonical_url(entry.url, base=base_url or source.url)
+    return EntryKey(url, key_identity(source.id, entry.guid, url))
+
+
 def to_article(
     entry: FeedEntry,
     source: Source,
@@ -133,20 +148,22 @@ def to_article(
     base_url: str | None = None,
     *,
     language: bool = True,
+    key: EntryKey | None = None,
 ) -> Article:
     """Make one parsed entry ready to store; relative links resolve against `base_url`.
 
     `language=False` leaves `Article.language` empty: the collector detects it only for
     the articles that turn out to be new (`article_language`), detection being the
-    costliest step here and most entries of a changed feed being already stored."""
-    url = canonical_url(entry.url, base=base_url or source.url)
+    costliest step here and most entries of a changed feed being already stored.
+    `key` is the entry's `entry_key`, when the caller has it already."""
+    key = key or entry_key(entry, source, base_url)
     digest = content_hash(entry.title, entry.summary)
     published, flag = normalise_date(entry.published, fetched_at)
     detected = article_language(entry.title, entry.summary, source.language) if language else ""
     return Article(
-        identity=article_identity(source.id, entry.guid, url, digest),
+        identity=key.identity or hash_identity(digest),
         source_url=source.url,
-        url=url,
+        url=key.url,
         title=entry.title,
         text=entry.summary,
         published=published,

@@ -33,6 +33,7 @@ import feedparser
 import feedparser.api
 
 from chipwatch.errors import ParseError
+from chipwatch.markup import to_text
 from chipwatch.types import FeedEntry, ParsedFeed
 
 FEED_TYPES = {
@@ -48,10 +49,6 @@ FEED_TYPES = {
 _HTML_START = re.compile(
     rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>]|head[\s>])", re.I | re.S
 )
-_DROP_BLOCKS = re.compile(r"<(script|style|template)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
-_BREAKS = re.compile(r"<(?:br|/p|/div|/li|/h[1-6]|/tr|/blockquote)\b[^>]*>", re.I)
-_OPEN_TAG_AT_END = re.compile(r"<[^>]*$")
-_TAG = re.compile(r"</?[a-zA-Z][^<>]*>|<![^<>]*>")
 
 
 class NotAFeed(ParseError):
@@ -65,28 +62,6 @@ class NotAFeed(ParseError):
 
 class ParseTimeout(ParseError):
     pass
-
-
-def to_text(value: str | None, limit: int | None = None) -> str:
-    """Markup -> plain text: drop scripts, strip tags, unescape entities, tidy spaces."""
-    if not value:
-        return ""
-    text = value
-    if limit is not None and len(text) > limit * 3:
-        # Markup is rarely over 3x its text: cut before the regexes, not after.
-        text = _OPEN_TAG_AT_END.sub("", text[: limit * 3])
-    for _ in range(2):  # second pass: markup that was escaped twice in the feed
-        if "<" not in text and "&" not in text:
-            break
-        if _TAG.search(text):
-            # In markup a raw newline is just a space; block tags make the line breaks.
-            text = _BREAKS.sub("\n", _DROP_BLOCKS.sub(" ", text.replace("\n", " ")))
-        text = html.unescape(_TAG.sub(" ", text))
-    # str.split() is C-fast and knows every Unicode space (regexes were 3x slower here);
-    # map/filter keep the per-line work in C too (a generator was a third of to_text).
-    if "\n" not in text:
-        return " ".join(text.split())
-    return "\n".join(filter(None, map(" ".join, map(str.split, text.split("\n")))))
 
 
 def looks_like_html(content: bytes) -> bool:
@@ -474,13 +449,17 @@ def _fast_entry(item: Any, guid: str | None, max_chars: int) -> FeedEntry:
     published = _fast_date(item.get("published"))
     if not title or published is None:
         raise _Decline  # feedparser may find them in elements fastfeedparser skips
+    author = item.get("author")
+    if author is not None and not isinstance(author, str):
+        raise _Decline  # converted later (FeedEntry.author): only text is known to work
     return FeedEntry(
         guid=guid,
         url=_clean_id(item.get("link")),
         title=title,
-        summary=to_text(max(texts, key=len), max_chars)[:max_chars],
+        markup=max(texts, key=len),
         published=published,
-        author=to_text(item.get("author"))[:300] or None,
+        author_markup=author,
+        max_chars=max_chars,
     )
 
 
@@ -556,9 +535,10 @@ def _json_entry(item: dict[str, Any], max_chars: int) -> FeedEntry:
         guid=_clean_id(str(item["id"])) if item.get("id") is not None else None,
         url=_clean_id(item.get("url") or item.get("external_url")),
         title=to_text(str(item.get("title") or ""))[:1000],
-        summary=to_text(max(texts, key=len), max_chars)[:max_chars],
+        markup=max(texts, key=len),
         published=_iso_date(item.get("date_published") or item.get("date_modified")),
-        author=author,
+        author_markup=author,
+        max_chars=max_chars,
     )
 
 
@@ -579,9 +559,10 @@ def _entry(entry: Any, max_chars: int) -> FeedEntry:
         guid=_clean_id(entry.get("id")),
         url=_clean_id(entry.get("link")),
         title=to_text(entry.get("title"))[:1000],
-        summary=to_text(_longest_text(entry), max_chars)[:max_chars],
+        markup=_longest_text(entry),
         published=_date(entry),
-        author=to_text(entry.get("author"))[:300] or None,
+        author_markup=entry.get("author"),
+        max_chars=max_chars,
     )
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+
+from chipwatch.markup import to_text
 
 
 @dataclass(frozen=True)
@@ -82,14 +85,28 @@ class FetchResult:
 
 @dataclass(frozen=True)
 class FeedEntry:
-    """One entry as the parser returns it, before extraction."""
+    """One entry as the parser returns it, before extraction.
+
+    Its text is kept as the feed's markup and converted on first use (`summary`): the
+    collector never converts an entry it finds stored already, and converting is most of
+    the cost of an entry once the feed is parsed."""
 
     guid: str | None
     url: str | None
-    title: str
-    summary: str  # plain text
+    title: str  # plain text (short; the parser needs it to judge the entry)
+    markup: str  # the entry's longest text as the feed has it: HTML or plain text
     published: datetime | None
-    author: str | None = None
+    author_markup: str | None = None
+    max_chars: int | None = None  # cap on the plain text
+
+    @cached_property
+    def summary(self) -> str:
+        """The plain text of `markup`, at most `max_chars` characters."""
+        return to_text(self.markup, self.max_chars)[: self.max_chars]
+
+    @cached_property
+    def author(self) -> str | None:
+        return to_text(self.author_markup)[:300] or None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ its whole history.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -19,23 +21,30 @@ from chipwatch.types import Article
 _PARAMS_PER_QUERY = 900  # SQLite's oldest default cap is 999 bound parameters
 
 
-def _present(
-    session: Session, keys: Sequence[tuple[str, str | None, str | None]]
-) -> tuple[set[str], set[str], set[str]]:
-    """The identities, URLs and content hashes among `keys` that are stored already.
+RowFetcher = Callable[[str, tuple[str, ...]], Sequence[Sequence[str | None]]]
 
-    One statement per chunk for the three kinds (`identity IN (..) OR url IN (..) OR
-    content_hash IN (..)`, each term on its index), written as driver SQL: these checks
-    run for every feed of a poll, and building three ORM `IN` queries per check cost
-    more CPU than SQLite answering them. Every value a matching row holds is stored,
-    so the rows' three columns can be taken whole."""
+
+def present_keys(
+    fetch_rows: RowFetcher,
+    identities: Iterable[str] = (),
+    urls: Iterable[str | None] = (),
+    hashes: Iterable[str | None] = (),
+) -> tuple[set[str], set[str], set[str]]:
+    """The identities, URLs and content hashes among those given that are stored already.
+
+    `fetch_rows(sql, params)` runs one statement and returns its rows: the writer's
+    session (`_present`) or a parse worker's read-only connection (`StoreLookup`) share
+    this SQL. One statement per chunk for the three kinds (`identity IN (..) OR url IN
+    (..) OR content_hash IN (..)`, each term on its index), written as driver SQL: these
+    checks run for every feed of a poll, and building three ORM `IN` queries per check
+    cost more CPU than SQLite answering them. Every value a matching row holds is
+    stored, so the rows' three columns can be taken whole."""
     wanted = [
-        sorted({identity for identity, _, _ in keys}),
-        sorted({url for _, url, _ in keys if url}),
-        sorted({digest for _, _, digest in keys if digest}),
+        sorted(set(identities)),
+        sorted({u for u in urls if u}),
+        sorted({h for h in hashes if h}),
     ]
     found: tuple[set[str], set[str], set[str]] = (set(), set(), set())
-    connection = session.connection()
     per_kind = _PARAMS_PER_QUERY // 3
     for start in range(0, max(map(len, wanted)), per_kind):
         chunks = [values[start : start + per_kind] for values in wanted]
@@ -45,18 +54,72 @@ def _present(
             if chunk
         ]
         sql = f"SELECT {', '.join(_KEY_COLUMNS)} FROM {_TABLE} WHERE {' OR '.join(terms)}"
-        result = connection.exec_driver_sql(sql, tuple(v for c in chunks for v in c))
-        try:
-            # The DB-API rows as they are, in one call: SQLAlchemy's per-row iteration
-            # (one fetchone and one Row each) cost more than the query on a cold cycle.
-            rows = result.cursor.fetchall() if result.cursor is not None else []
-        finally:
-            result.close()
+        rows = fetch_rows(sql, tuple(v for c in chunks for v in c))
         for values, column in zip(found, zip(*rows, strict=True), strict=False):
             values.update(column)
     for values in found:
         values.discard(None)  # NULL url or content_hash
     return found
+
+
+def _present(
+    session: Session, keys: Sequence[tuple[str, str | None, str | None]]
+) -> tuple[set[str], set[str], set[str]]:
+    connection = session.connection()
+
+    def fetch_rows(sql: str, params: tuple[str, ...]) -> Sequence[Sequence[str | None]]:
+        result = connection.exec_driver_sql(sql, params)
+        try:
+            # The DB-API rows as they are, in one call: SQLAlchemy's per-row iteration
+            # (one fetchone and one Row each) cost more than the query on a cold cycle.
+            return result.cursor.fetchall() if result.cursor is not None else []
+        finally:
+            result.close()
+
+    return present_keys(
+        fetch_rows, (k[0] for k in keys), (k[1] for k in keys), (k[2] for k in keys)
+    )
+
+
+class StoreLookup:
+    """Read-only "already stored?" checks on the SQLite file, for the parse workers.
+
+    A worker asks before the costly per-entry steps (plain text, hash, language), so a
+    changed feed, mostly old entries, costs little more than its parse. It is only a
+    shortcut: the writer checks again before inserting (another feed may have stored the
+    same story since), and any error here means "nothing is known to be stored"."""
+
+    def __init__(self, database_path: str) -> None:
+        self.database_path = database_path
+        self._connection: sqlite3.Connection | None = None
+
+    def present(
+        self,
+        identities: Iterable[str] = (),
+        urls: Iterable[str | None] = (),
+        hashes: Iterable[str | None] = (),
+    ) -> tuple[set[str], set[str], set[str]]:
+        try:
+            return present_keys(self._fetch_rows, identities, urls, hashes)
+        except sqlite3.Error:
+            self.close()  # reopened by the next check
+            return set(), set(), set()
+
+    def _fetch_rows(self, sql: str, params: tuple[str, ...]) -> list[Any]:
+        if self._connection is None:
+            self._connection = self._open()
+        return self._connection.execute(sql, params).fetchall()
+
+    def _open(self) -> sqlite3.Connection:
+        # WAL (set by the writer's engine): readers neither wait for nor block it.
+        connection = sqlite3.connect(self.database_path, timeout=5, check_same_thread=False)
+        connection.execute("PRAGMA query_only=ON")
+        return connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 _TABLE = ArticleRow.__tablename__
