@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import multiprocessing
+import os
 import sys
 import tempfile
 import threading
@@ -68,13 +70,22 @@ class PeakRss:
     def __init__(self, exclude: set[int]) -> None:
         self.exclude = exclude
         self.peak = 0
+        self.threads = ThreadCpu()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._run, name="bench sampler", daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(0.05):
+        # Listing the process tree scans all of /proc: do it twice a second, and read
+        # the memory of the known processes (one small /proc file each) in between.
+        procs: list[psutil.Process] = []
+        for tick in itertools.count():
+            if self._stop.wait(0.05):
+                return
+            if tick % 10 == 0:
+                procs = poller_tree(self.exclude)
+                self.threads.sample()
             total = 0
-            for proc in poller_tree(self.exclude):
+            for proc in procs:
                 try:
                     total += proc.memory_info().rss
                 except psutil.Error:
@@ -88,6 +99,11 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    def own_cpu(self) -> float:
+        """CPU seconds of the sampling thread itself: the instrument, not the poller."""
+        self.threads.sample()
+        return self.threads.by_name().get(self._thread.name, 0.0)
 
 
 def tree_cpu(exclude: set[int]) -> float:
@@ -112,6 +128,49 @@ def server_cpu(pids: set[int]) -> float:
     return total
 
 
+class ThreadCpu:
+    """Last seen CPU seconds of every thread of this process, sampled while it runs: a
+    poll's writer thread ends with the poll, and its time would be lost otherwise."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, tuple[str, float]] = {}
+
+    def sample(self) -> None:
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        for thread in psutil.Process().threads():
+            name = names.get(thread.id) or self.seconds.get(thread.id, ("other", 0.0))[0]
+            self.seconds[thread.id] = (name, thread.user_time + thread.system_time)
+
+    def by_name(self) -> dict[str, float]:
+        parts: dict[str, float] = {}
+        for name, seconds in self.seconds.values():
+            key = "pool threads" if name.startswith(("Thread-", "QueueFeederThread")) else name
+            key = "writer thread" if key.startswith("chipwatch-writer") else key
+            parts[key] = parts.get(key, 0.0) + seconds
+        return parts
+
+
+def cpu_by_part(exclude: set[int], threads: ThreadCpu) -> dict[str, float]:
+    """CPU seconds so far of each thread of this process (by name) and of each child."""
+    threads.sample()
+    parts = threads.by_name()
+    for proc in poller_tree(exclude)[1:]:
+        try:
+            times = proc.cpu_times()
+            kind = "forkserver" if proc.ppid() == os.getpid() else "parse worker"
+            parts[f"{kind} {proc.pid}"] = times.user + times.system
+        except psutil.Error:
+            continue
+    return parts
+
+
+def print_parts(before: dict[str, float], after: dict[str, float]) -> None:
+    for name, seconds in sorted(after.items(), key=lambda kv: -kv[1]):
+        spent = seconds - before.get(name, 0.0)
+        if spent >= 0.05:
+            print(f"    {name}: {spent:.2f} CPU-s")
+
+
 def baseline(urls: list[str]) -> float:
     import feedparser
 
@@ -124,6 +183,9 @@ def baseline(urls: list[str]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-baseline", action="store_true", help="skip feedparser baseline")
+    parser.add_argument(
+        "--by-part", action="store_true", help="print CPU per poller thread and per child"
+    )
     args = parser.parse_args()
     if not REALWORLD.is_dir():
         print(f"bench_poll: feed corpus not found at {REALWORLD}", file=sys.stderr)
@@ -162,20 +224,25 @@ def main() -> int:
         server_tree = {served_by.pid, *(p.pid for p in served_by.children(recursive=True))}
         pool = ParsePool()
         with PeakRss(server_tree) as rss:
-            cpu, served_cpu = tree_cpu(server_tree), server_cpu(server_tree)
+            cpu, served_cpu = tree_cpu(server_tree) - rss.own_cpu(), server_cpu(server_tree)
+            parts = cpu_by_part(server_tree, rss.threads)
             start = time.perf_counter()
             cold = asyncio.run(poll(settings, sessions, all_feeds=True, pool=pool))
             cold_wall = time.perf_counter() - start
-            cold_cpu = tree_cpu(server_tree) - cpu
+            cold_cpu = tree_cpu(server_tree) - rss.own_cpu() - cpu
             served_cpu = server_cpu(server_tree) - served_cpu
+            cold_parts, parts = parts, cpu_by_part(server_tree, rss.threads)
             start = time.perf_counter()
             warm = asyncio.run(poll(settings, sessions, all_feeds=True, pool=pool))
             warm_wall = time.perf_counter() - start
+            warm_parts = cpu_by_part(server_tree, rss.threads)
         pool.close()
 
         print(f"cold cycle: {cold_wall:.1f} s wall, {cold_cpu:.1f} s CPU (poller + workers)"
               f"  [target <= 10 s]")  # fmt: skip
         print(f"  (the loopback feed server used {served_cpu:.1f} s CPU more; not counted)")
+        if args.by_part:
+            print_parts(cold_parts, parts)
         print(f"  {cold.feeds_polled} feeds, {cold.feeds_failed} failed, "
               f"{cold.entries_seen} entries parsed, {cold.new_articles} stored "
               f"(duplicates across the 5 copies skipped)")  # fmt: skip
@@ -183,6 +250,8 @@ def main() -> int:
               f"{cold.new_articles / cold_wall:.0f} entries stored/s")  # fmt: skip
         print(f"warm cycle: {warm_wall:.2f} s wall, {warm.feeds_not_modified} x 304  "
               f"[target <= 3 s]")  # fmt: skip
+        if args.by_part:
+            print_parts(parts, warm_parts)
         print(f"peak RSS: {rss.peak / 2**20:.0f} MB (poller + parser workers)  [target < 500 MB]")
         if not args.skip_baseline:
             seconds = baseline(urls)
