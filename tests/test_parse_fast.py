@@ -235,3 +235,39 @@ def test_media_description_shapes_the_replay_does_not_model_go_to_feedparser() -
         assert parse_feed(document, "http://x.test/f", XML) == parse_feed(
             document, "http://x.test/f", XML, fast=False
         )
+
+
+# --- ids equal to their link: CDATA sections and empty guids ---------------------------
+
+
+def item_rss(item_inner: bytes) -> bytes:
+    return (
+        b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+        b"<link>http://x.test/</link><item><title>Export rules</title>"
+        b"<pubDate>Mon, 03 Mar 2025 09:00:00 GMT</pubDate>"
+        + item_inner
+        + b"</item></channel></rss>"
+    )
+
+
+def test_ids_in_cdata_and_empty_guids_are_resolved_from_the_bytes() -> None:
+    url = b"http://x.test/1?a=1&b=2"
+    link = b"<link><![CDATA[" + url + b"]]></link>"
+    cases = {
+        # the guid holds the link's value in a CDATA section: it is the id
+        link + b"<guid><![CDATA[" + url + b"]]></guid>": url.decode(),
+        # empty guids (fastfeedparser falls back to the link): feedparser has no id
+        link + b'<guid isPermaLink="false"></guid>': None,
+        b'<guid isPermaLink="false"/>' + link: None,
+        link + b"<guid> </guid>": None,
+    }
+    for inner, guid in cases.items():
+        document = item_rss(inner)
+        assert not feedparser.parse(document).bozo
+        quick = fast(document)
+        assert quick is not None, document
+        assert quick == parse_feed(document, "http://x.test/f", XML, fast=False)
+        assert quick.entries[0].guid == guid
+    # an empty guid next to another id element: not resolved, feedparser decides
+    other_id = item_rss(link + b"<guid></guid><id>" + url.replace(b"&", b"&amp;") + b"</id>")
+    assert fast(other_id) is None

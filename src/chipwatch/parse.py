@@ -387,7 +387,8 @@ class _ElementCheck:
 
     def start(self, name: str, attributes: dict[str, str]) -> None:
         self.depth += 1
-        self._namespaces(attributes)
+        if attributes:  # most elements have none: skip the two look-ups
+            self._namespaces(attributes)
         if self.block is not None or self.in_title:
             self.entry.doubtful = True  # feedparser would serialise it into the text
         if name in ("item", "entry"):
@@ -603,22 +604,38 @@ def _fast_ids(raw: list[Any], content: bytes) -> list[str | None] | None:
 
 def _real_id(item: bytes, value: str | None, atom: bool) -> str | None:
     """For an entry whose id equals its link: the id if the entry has both a link and an
-    id element holding exactly that value, None if it has the link and no id element."""
+    id element holding exactly that value (as text or as one CDATA section), None if it
+    has the link and no id element, or (RSS) only empty `<guid>`s: feedparser keeps an
+    empty id there, where fastfeedparser falls back to the link."""
     escaped = html.escape(value or "", quote=False).encode("utf-8")
+    cdata = b"<![CDATA[" + (value or "").encode("utf-8") + b"]]>"
     links: tuple[bytes, ...]
     if atom:
         links = (b'href="' + escaped + b'"', b"href='" + escaped + b"'")
-        element, tag = b"<id>" + escaped + b"</id>", b"<id"
+        elements, tag = (b"<id>" + escaped + b"</id>", b"<id>" + cdata + b"</id>"), b"<id"
     else:
-        links = (b"<link>" + escaped + b"</link>",)
-        element, tag = b">" + escaped + b"</guid>", b"<guid"
+        links = (b"<link>" + escaped + b"</link>", b"<link>" + cdata + b"</link>")
+        elements, tag = (b">" + escaped + b"</guid>", b">" + cdata + b"</guid>"), b"<guid"
     if not any(link in item for link in links):
         raise _Decline
-    if element in item:
+    if any(element in item for element in elements):
         return value
     if tag not in item:
         return None
+    if not atom and _only_empty_guids(item):
+        return None
     raise _Decline
+
+
+_EMPTY_GUID = re.compile(rb"<guid(?:\s[^>]*)?(?:/>|>\s*</guid>)")
+
+
+def _only_empty_guids(item: bytes) -> bool:
+    """Every `<guid` of the item's bytes is an empty element, and no `<id>`/`x:id` could
+    give feedparser another id."""
+    if b"<id" in item or b":id>" in item:
+        return False
+    return item.count(b"<guid") == len(_EMPTY_GUID.findall(item))
 
 
 def _head_end(content: bytes) -> int:
