@@ -103,6 +103,9 @@ def test_media_titles_inside_titled_items_take_the_fast_path() -> None:
         ),  # fmt: skip
         media_rss(b"<title>Export rules</title>" + common, channel_extra=media),
         media_rss(b"<title>Export rules</title>" + common + media, namespace='xmlns:media="m"'),
+        # a media title as the item's own child before its title: fastfeedparser would
+        # take it as the title
+        media_rss(b"<media:title>Photo</media:title><title>Export rules</title>" + common),
     )
     for document in refused:
         assert not fast_path_allowed(document, XML), document

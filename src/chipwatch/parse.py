@@ -404,6 +404,8 @@ class _ElementCheck:
             if lower.rpartition(":")[2] in _FEED_SUMMARY_LOCALS and not lower.startswith("media:"):
                 self.feed_text = True
         elif name == "media:title" and self.media_titles:
+            if self.depth == self.item_depth + 1 and not self.titled:
+                raise _Decline  # fastfeedparser takes an item's first *:title child
             self.media = True
             return
         elif name == "media:description" and self.media_titles:
