@@ -6,6 +6,7 @@ corpora; these cases pin the rule itself on small documents of our own.
 
 from __future__ import annotations
 
+import feedparser
 from feedserver import Item, rss
 
 from chipwatch.parse import fast_parse, fast_path_allowed, parse_feed
@@ -102,6 +103,9 @@ def test_media_titles_inside_titled_items_take_the_fast_path() -> None:
         ),  # fmt: skip
         media_rss(b"<title>Export rules</title>" + common, channel_extra=media),
         media_rss(b"<title>Export rules</title>" + common + media, namespace='xmlns:media="m"'),
+        # a media title as the item's own child before its title: fastfeedparser would
+        # take it as the title
+        media_rss(b"<media:title>Photo</media:title><title>Export rules</title>" + common),
     )
     for document in refused:
         assert not fast_path_allowed(document, XML), document
@@ -122,3 +126,151 @@ def test_a_bare_doctype_is_no_obstacle_but_a_declaring_one_is() -> None:
     subset = base.replace(b"<rss", b"<!DOCTYPE rss [ ]>\n<rss", 1)
     for document in (public, netscape, subset):
         assert not fast_path_allowed(document, XML), document[:120]
+
+
+# --- media:description: feedparser's summary/content blocks replayed from the bytes ------
+
+DATED = (
+    b"<link>http://x.test/1</link><guid>g1</guid><pubDate>Mon, 03 Mar 2025 09:00:00 GMT</pubDate>"
+)
+
+
+def photo(caption: bytes, attributes: bytes = b"", wrap: bytes = b"media:content") -> bytes:
+    """A media description inside `wrap` (one level below the item, like most feeds)."""
+    inner = b"<media:description" + attributes + b">" + caption + b"</media:description>"
+    return b"<" + wrap + b' url="http://x.test/1.jpg">' + inner + b"</" + wrap + b">"
+
+
+def agrees(document: bytes) -> str:
+    """The fast result equals feedparser's (read by its strict parser); the summary."""
+    assert not feedparser.parse(document).bozo, document
+    quick = fast(document)
+    assert quick is not None, document
+    assert quick == parse_feed(document, "http://x.test/f", XML, fast=False)
+    return quick.entries[0].summary
+
+
+def with_content(item_inner: bytes, channel_extra: bytes = b"", namespace: str = MRSS) -> bytes:
+    return media_rss(item_inner, channel_extra, f"{namespace} {CONTENT_NS}")
+
+
+CONTENT_NS = 'xmlns:content="http://purl.org/rss/1.0/modules/content/"'
+SHORT = b"<description>Chip export rules tightened.</description>"
+LONG_CAPTION = b"A wafer inspection line photographed at the fab in Dresden last week."
+
+
+def test_media_descriptions_take_the_fast_path_with_feedparser_s_text() -> None:
+    title = b"<title>Export rules</title>"
+    # description first: the caption becomes a content block, and is the longer text.
+    assert (
+        agrees(with_content(title + DATED + SHORT + photo(LONG_CAPTION))) == LONG_CAPTION.decode()
+    )
+    # caption first: it is the summary, the description a content block.
+    assert (
+        agrees(with_content(title + DATED + photo(LONG_CAPTION) + SHORT)) == LONG_CAPTION.decode()
+    )
+    # a short caption loses to the description
+    assert (
+        agrees(with_content(title + DATED + SHORT + photo(b"Fab")))
+        == "Chip export rules tightened."
+    )
+    # type="plain" is text for feedparser (no base64), and so are html and text/html
+    for kind in (b' type="plain"', b' type="html"', b' type="text/html"'):
+        caption = agrees(with_content(title + DATED + SHORT + photo(LONG_CAPTION, kind)))
+        assert caption == LONG_CAPTION.decode()
+
+
+def test_the_replay_follows_has_content_and_depths() -> None:
+    title = b"<title>Export rules</title>"
+    body = b"<content:encoded><![CDATA[<p>Full text.</p>]]></content:encoded>"
+    # description, caption, content: all three are candidates; the caption is longest.
+    three = with_content(title + DATED + SHORT + photo(LONG_CAPTION) + body)
+    assert agrees(three) == LONG_CAPTION.decode()
+    # description, content, then a deeper caption: feedparser drops the caption (a
+    # summary from a shallower element stays), so the description wins.
+    dropped = with_content(title + DATED + SHORT + body + photo(LONG_CAPTION))
+    assert agrees(dropped) == "Chip export rules tightened."
+    # a second deeper caption after the first one became content is dropped too.
+    longer = LONG_CAPTION + b" Second caption, longer than any other text here."
+    twice = with_content(title + DATED + SHORT + photo(LONG_CAPTION) + photo(longer))
+    assert agrees(twice) == LONG_CAPTION.decode()
+    # ...but a caption at the item's own level after content replaces the summary.
+    direct = b"<media:description>" + longer + b"</media:description>"
+    assert agrees(with_content(title + DATED + SHORT + body + direct)) == longer.decode()
+
+
+def test_an_atom_entry_whose_only_text_is_a_media_group_description() -> None:
+    document = (
+        b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"'
+        b' xmlns:media="http://search.yahoo.com/mrss/"><title>Videos</title>'
+        b'<link rel="alternate" href="http://x.test/"/><entry><id>v1</id>'
+        b'<title>Wafer tour</title><link rel="alternate" href="http://x.test/v1"/>'
+        b"<published>2025-03-03T09:00:00+00:00</published><media:group>"
+        b"<media:title>Wafer tour</media:title><media:description>A walk through the fab."
+        b"</media:description></media:group></entry></feed>"
+    )
+    assert agrees(document) == "A walk through the fab."
+
+
+def test_media_description_shapes_the_replay_does_not_model_go_to_feedparser() -> None:
+    title = b"<title>Export rules</title>"
+    body = b"<content:encoded>Full text.</content:encoded>"
+    refused = (
+        with_content(title + DATED + SHORT + photo(b"AAAA", b' type="image/jpeg"')),  # base64
+        with_content(title + DATED + SHORT + photo(b"AAAA", b' mode="base64"')),
+        with_content(title + DATED + SHORT + photo(b"A <b>bold</b> caption")),  # child element
+        with_content(title + DATED + SHORT, channel_extra=photo(LONG_CAPTION)),  # the feed's own
+        with_content(title + DATED + b"<source url='http://s.test/'>S</source>" + photo(b"x")),
+        with_content(title + DATED + b"<Description>Other case</Description>" + photo(b"x")),
+        with_content(title + DATED + SHORT + photo(b"x", wrap=b"image")),  # feed image context
+        # a summary or content outside entries first: feedparser's hasContent leaks
+        with_content(title + DATED + SHORT + photo(b"x"), channel_extra=body),
+        # a default namespace feedparser may map elsewhere, `content` bound elsewhere
+        with_content(title + DATED + SHORT + photo(b"x")).replace(b"<item>", b'<item xmlns="u:x">'),
+        with_content(
+            title + DATED + SHORT + photo(b"x") + body.replace(b">", b' xmlns:content="u:x">', 1)
+        ),
+        # the media prefix bound to another namespace
+        with_content(title + DATED + SHORT + photo(b"x"), namespace='xmlns:media="m"'),
+    )
+    for document in refused:
+        assert not fast_path_allowed(document, XML), document
+        assert parse_feed(document, "http://x.test/f", XML) == parse_feed(
+            document, "http://x.test/f", XML, fast=False
+        )
+
+
+# --- ids equal to their link: CDATA sections and empty guids ---------------------------
+
+
+def item_rss(item_inner: bytes) -> bytes:
+    return (
+        b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+        b"<link>http://x.test/</link><item><title>Export rules</title>"
+        b"<pubDate>Mon, 03 Mar 2025 09:00:00 GMT</pubDate>"
+        + item_inner
+        + b"</item></channel></rss>"
+    )
+
+
+def test_ids_in_cdata_and_empty_guids_are_resolved_from_the_bytes() -> None:
+    url = b"http://x.test/1?a=1&b=2"
+    link = b"<link><![CDATA[" + url + b"]]></link>"
+    cases = {
+        # the guid holds the link's value in a CDATA section: it is the id
+        link + b"<guid><![CDATA[" + url + b"]]></guid>": url.decode(),
+        # empty guids (fastfeedparser falls back to the link): feedparser has no id
+        link + b'<guid isPermaLink="false"></guid>': None,
+        b'<guid isPermaLink="false"/>' + link: None,
+        link + b"<guid> </guid>": None,
+    }
+    for inner, guid in cases.items():
+        document = item_rss(inner)
+        assert not feedparser.parse(document).bozo
+        quick = fast(document)
+        assert quick is not None, document
+        assert quick == parse_feed(document, "http://x.test/f", XML, fast=False)
+        assert quick.entries[0].guid == guid
+    # an empty guid next to another id element: not resolved, feedparser decides
+    other_id = item_rss(link + b"<guid></guid><id>" + url.replace(b"&", b"&amp;") + b"</id>")
+    assert fast(other_id) is None

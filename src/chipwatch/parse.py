@@ -25,7 +25,7 @@ import xml.sax.expatreader
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urljoin
 
 import fastfeedparser
@@ -255,122 +255,294 @@ _MRSS_DECLARATIONS = tuple(
 )
 
 
+# feedparser's summary-like elements (`_start_description`, `_start_summary`; a media
+# description is read by the same code) and content elements (`_start_content`,
+# `_start_content_encoded`), under the names expat gives them in an entry.
+_SUMMARY_LIKE = {"description", "summary", "media:description"}
+_CONTENT_LIKE = {"content", "content:encoded"}
+# Elements that move feedparser's `_get_context` away from the entry, or its entry.
+_CONTEXT_CHANGERS = {"source", "image", "textinput", "channel", "feed", "rss"}
+# Local names feedparser may read as a summary or content block under another name
+# (case variants, other prefixes: it maps prefixes by namespace URI, lower-cased).
+_TEXT_LOCALS = {"description", "summary", "content", "encoded", "abstract", "body", "fullitem"}
+# Outside entries, the ones that can add a summary to the feed's context (after which a
+# `<description>` there is read as content and sets `hasContent` for the next entry).
+_FEED_SUMMARY_LOCALS = _TEXT_LOCALS - {"description", "abstract"}
+_CONTENT_MODULE = "http://purl.org/rss/1.0/modules/content/"
+# Text constructs feedparser neither base64-decodes (`_is_base64`) nor reads as XHTML.
+_TEXT_TYPES = {"text", "plain", "html", "text/plain", "text/html"}
+
+
+def _unmodelled_text(name: str) -> bool:
+    """A name feedparser could map onto a summary or content other than as expat spells
+    it: `Description`, `atom:content`, `c:encoded` (`media:*` is bound to Media RSS)."""
+    lower = name.lower()
+    prefix, _, local = lower.rpartition(":")
+    if lower != name:
+        return local in _TEXT_LOCALS or lower in _CONTEXT_CHANGERS
+    if not prefix or prefix == "media" or lower == "content:encoded":
+        return False
+    return local in _TEXT_LOCALS
+
+
+def _plain_text_construct(attributes: dict[str, str]) -> bool:
+    """No `mode`, and a type feedparser keeps as text (it lower-cases attribute names)."""
+    for key, value in attributes.items():
+        key = key.lower()
+        if key == "mode" or (key == "type" and value.lower() not in _TEXT_TYPES):
+            return False
+    return True
+
+
+class _EntryTexts:
+    """One entry's summary and content blocks as feedparser builds them, replayed from
+    expat events. A summary-like element found a summary and no content yet becomes a
+    content block (and that sets `hasContent`); otherwise it is stored as the summary,
+    unless a summary was stored from a shallower element (`property_depth_map`). A
+    content element sets `hasContent` and becomes the summary too if there is none."""
+
+    def __init__(self, doubtful: bool) -> None:
+        self.summary: str | None = None
+        self.summary_depth: int | None = None  # None: unset, or copied from a content
+        self.contents: list[str] = []
+        self.media = False  # holds a media:description
+        self.doubtful = doubtful  # a shape the replay does not model
+
+    def close(self, as_content: bool, summary_like: bool, depth: int, value: str) -> None:
+        if as_content:
+            self.contents.append(value)
+            if not summary_like and self.summary is None:
+                self.summary = value  # `_end_content` copies text content to the summary
+        elif self.summary_depth is None or depth <= self.summary_depth:
+            self.summary, self.summary_depth = value, depth
+
+    def longest(self) -> str:
+        """`_longest_text` of feedparser's entry; raises _Decline for text it rewrites."""
+        candidates = [self.summary or "", *self.contents]
+        for value in candidates:
+            _same_text(value)
+        return max(candidates, key=len)
+
+
 class _ElementCheck:
     """expat handlers refusing (`_Decline`) the elements of `_ALIASES`/`_SPECIAL_TEXT`,
-    except a `media:title` inside an item or entry whose own `<title>` has text.
+    except a `media:title` inside an item or entry whose own `<title>` has text, and a
+    `media:description` inside an entry whose text blocks it can replay (`texts`).
 
     feedparser reads `media:title` as a title too, but keeps the shallowest non-empty
     title of an entry (`title_depth`, `property_depth_map`): the entry's own `<title>`
     wins wherever the media title stands, unless a `<source>` came in between (it resets
-    `title_depth`), so an entry with a `<source>` and a media title is refused."""
+    `title_depth`), so an entry with a `<source>` and a media title is refused.
 
-    def __init__(self, parser: Any, media_titles: bool) -> None:
-        self.parser = parser  # text is only looked at inside an item's own <title>
-        self.media_titles = media_titles
+    feedparser reads `media:description` as a `<description>`: it becomes the summary or
+    an extra content block depending on the order, `hasContent` and depths. For an entry
+    holding one, `_EntryTexts` replays that from the bytes and `texts` keeps the text
+    `_longest_text` would pick, by entry index; `count` is the number of entries seen.
+    Declined: a text element with child elements, `mode` or a non-text type, another
+    spelling or prefix of a text element, a `<source>`/`<image>`/`<textinput>` in the
+    entry, a default namespace other than Atom's on the root, `content` bound to another
+    namespace, a summary or content outside entries before it (it can set `hasContent`
+    for the next entry), and a media description outside entries."""
+
+    def __init__(self, parser: Any, media_names: bool) -> None:
+        self.parser = parser  # text is only collected inside the elements that matter
+        self.media_titles = media_names
         self.depth = 0
         self.item_depth = 0  # depth of the open item/entry, 0 outside one
         self.in_title = False  # inside the open item's own <title>
         self.titled = self.media = self.source = False
+        self.count = 0  # items/entries started
+        self.texts: dict[int, str] = {}
+        self.entry = _EntryTexts(False)
+        self.has_content = False  # feedparser's `hasContent`: reset at each entry's end
+        self.feed_text = False  # a summary/content outside entries came first
+        self.namespaced = False  # a default namespace or `content` binding not modelled
+        # The open summary/content element: (as content, summary-like, depth, pieces).
+        self.block: tuple[bool, bool, int, list[str]] | None = None
 
     def start(self, name: str, attributes: dict[str, str]) -> None:
         self.depth += 1
+        if attributes:  # most elements have none: skip the two look-ups
+            self._namespaces(attributes)
+        if self.block is not None or self.in_title:
+            self.entry.doubtful = True  # feedparser would serialise it into the text
         if name in ("item", "entry"):
             if self.item_depth:
                 raise _Decline  # nested entries: not a shape we have proven
             self.item_depth = self.depth
             self.titled = self.media = self.source = False
-        elif self.item_depth and name == "media:title" and self.media_titles:
+            self.entry = _EntryTexts(self.feed_text or self.has_content)
+        elif not self.item_depth:
+            if name == "media:description":
+                raise _Decline  # the feed's own: not a shape we have proven
+            lower = name.lower()
+            if lower.rpartition(":")[2] in _FEED_SUMMARY_LOCALS and not lower.startswith("media:"):
+                self.feed_text = True
+        elif name == "media:title" and self.media_titles:
+            if self.depth == self.item_depth + 1 and not self.titled:
+                raise _Decline  # fastfeedparser takes an item's first *:title child
             self.media = True
             return
-        elif self.item_depth and name == "source":
-            self.source = True
-        elif name == "title" and self.item_depth and self.depth == self.item_depth + 1:
-            self.in_title = True
-            self.parser.CharacterDataHandler = self.text
+        elif name == "media:description" and self.media_titles:
+            self.entry.media = True
+            self._open_block(True, attributes)
+            return
+        else:
+            self._entry_element(name, attributes)
         _check_element(name, attributes)
 
+    def _entry_element(self, name: str, attributes: dict[str, str]) -> None:
+        if name == "source":
+            self.source = True
+        elif name == "title" and self.depth == self.item_depth + 1:
+            self.in_title = True
+            self.parser.CharacterDataHandler = self.text
+        if name in _SUMMARY_LIKE or name in _CONTENT_LIKE:
+            self._open_block(name in _SUMMARY_LIKE, attributes)
+        elif name in _CONTEXT_CHANGERS or _unmodelled_text(name):
+            self.entry.doubtful = True
+
+    def _namespaces(self, attributes: dict[str, str]) -> None:
+        default = attributes.get("xmlns")
+        if default is not None and (self.depth > 1 or default != _ATOM_1.decode()):
+            self.namespaced = True
+        bound = attributes.get("xmlns:content")
+        if bound is not None and bound != _CONTENT_MODULE:
+            self.namespaced = True
+
+    def _open_block(self, summary_like: bool, attributes: dict[str, str]) -> None:
+        if not _plain_text_construct(attributes):
+            self.entry.doubtful = True
+        # `_start_description`/`_start_summary`: a content block if a summary exists and
+        # no content yet; `_start_content` and `_start_content_encoded` set `hasContent`.
+        as_content = not summary_like or (self.entry.summary is not None and not self.has_content)
+        self.has_content = self.has_content or as_content
+        self.block = (as_content, summary_like, self.depth, [])
+        self.parser.CharacterDataHandler = self.text
+
     def end(self, name: str) -> None:
+        if self.block is not None and self.depth == self.block[2]:
+            as_content, summary_like, depth, pieces = self.block
+            self.entry.close(as_content, summary_like, depth, "".join(pieces).strip())
+            self.block = None
+            if not self.in_title:
+                self.parser.CharacterDataHandler = None
         if self.depth == self.item_depth:
-            if self.media and (self.source or not self.titled):
-                raise _Decline
-            self.item_depth = 0
-        if self.in_title:
+            self._end_entry()
+        if self.in_title and self.depth == self.item_depth + 1:
             self.in_title = False
             self.parser.CharacterDataHandler = None
         self.depth -= 1
 
+    def _end_entry(self) -> None:
+        if self.media and (self.source or not self.titled):
+            raise _Decline
+        if self.entry.media:
+            if self.entry.doubtful or self.namespaced:
+                raise _Decline
+            self.texts[self.count] = self.entry.longest()
+        self.item_depth = 0
+        self.has_content = False  # `_end_item`
+        self.count += 1
+
     def text(self, data: str) -> None:
+        if self.block is not None:
+            self.block[3].append(data)
         if self.in_title and not data.isspace():
             self.titled = True
 
 
-def is_well_formed(content: bytes, *, check_elements: bool = False) -> bool:
-    """expat: ~5 ms per MB without handlers. feedparser reads ill-formed XML with its
-    loose parser, whose repairs fastfeedparser does not reproduce. `check_elements`
-    also refuses (False) the elements of `_ALIASES` and `_SPECIAL_TEXT` when they are
-    real elements, not text that looks like them (HTML in CDATA, escaped markup); see
-    `_ElementCheck` for the media titles it accepts."""
+class _Scan(NamedTuple):
+    """What the expat pass learnt: entries seen, and the text feedparser would give the
+    entries it replayed (index -> `_longest_text`, before `to_text`)."""
+
+    entries: int
+    texts: dict[int, str]
+
+
+def _scan(content: bytes, check_elements: bool) -> _Scan | None:
+    """expat: ~5 ms per MB without handlers; None if ill-formed or declined. feedparser
+    reads ill-formed XML with its loose parser, whose repairs fastfeedparser does not
+    reproduce. `check_elements` also refuses the elements of `_ALIASES` and
+    `_SPECIAL_TEXT` when they are real elements, not text that looks like them (HTML in
+    CDATA, escaped markup); see `_ElementCheck` for the media elements it accepts."""
     parser = xml.parsers.expat.ParserCreate()
+    check = None
     if check_elements:
-        # media:title only where the prefix is bound to Media RSS, and only to it.
+        # media:* only where the prefix is bound to Media RSS, and only to it.
         declared = sum(content.count(d) for d in _MRSS_DECLARATIONS)
         check = _ElementCheck(parser, 0 < declared == content.count(b"xmlns:media="))
+        parser.buffer_text = True  # one call per run of text: only joined anyway
         parser.StartElementHandler = check.start
         parser.EndElementHandler = check.end
     try:
         parser.Parse(content, True)
     except (xml.parsers.expat.ExpatError, _Decline):
-        return False
-    return True
+        return None
+    return _Scan(check.count, check.texts) if check else _Scan(0, {})
+
+
+def is_well_formed(content: bytes, *, check_elements: bool = False) -> bool:
+    """Well-formed for expat and, with `check_elements`, accepted by `_ElementCheck`."""
+    return _scan(content, check_elements) is not None
 
 
 def fast_path_allowed(content: bytes, content_type: str) -> bool:
     """The class of documents the fast parser handles exactly as feedparser does:
     UTF-8 (no other charset in the header or the XML declaration), RSS or Atom 1.0 root,
-    well-formed, none of the title/summary aliases only feedparser reads, and no text
-    construct but text or escaped HTML. See docs/collector.md, "Parsing"."""
+    well-formed, none of the title/summary aliases only feedparser reads (but media
+    titles and descriptions `_ElementCheck` accepts), and no text construct but text or
+    escaped HTML. See docs/collector.md, "Parsing"."""
+    return _admit(content, content_type) is not None
+
+
+def _admit(content: bytes, content_type: str) -> _Scan | None:
+    """`fast_path_allowed`, with what the expat pass learnt when it ran."""
     media, _, params = content_type.lower().partition(";")
     if media.strip() not in _FAST_TYPES:
-        return False
+        return None
     charset = params.partition("charset=")[2].strip().strip("\"'")
     if charset and charset not in ("utf-8", "utf8"):
-        return False
+        return None
     head = content[:4096]
     if head.startswith((b"\xfe\xff", b"\xff\xfe", b"\x00", b"\xef\xbb\xbf")):
-        return False
+        return None
     declared = _XML_DECL.match(head)
     if declared and declared.group(1).lower() not in (b"utf-8", b"utf8"):
-        return False
+        return None
     if b"<!ENTITY" in head:
-        return False  # entity declarations: the two parsers expand them differently
+        return None  # entity declarations: the two parsers expand them differently
     if b"<!DOCTYPE" in head and not (head.count(b"<!DOCTYPE") == 1 and _BARE_DOCTYPE.search(head)):
-        return False  # a bare `<!DOCTYPE html>` declares nothing: feedparser drops it
+        return None  # a bare `<!DOCTYPE html>` declares nothing: feedparser drops it
     if not (_RSS_ROOT.search(head) or (_ATOM_ROOT.search(head) and _ATOM_1 in head)):
-        return False  # RSS 0.9x/2.0 and Atom 1.0 only (not RDF, not Atom 0.3)
+        return None  # RSS 0.9x/2.0 and Atom 1.0 only (not RDF, not Atom 0.3)
     # The regexes see text too (HTML in CDATA): a hit only means "look at the elements".
     suspect = bool(_ALIASES.search(content) or _SPECIAL_TEXT.search(content))
-    return is_well_formed(content, check_elements=suspect)
+    return _scan(content, suspect)
 
 
 def fast_parse(
     content: bytes, content_type: str, max_entries: int, max_entry_chars: int
 ) -> ParsedFeed | None:
     """fastfeedparser's result as a ParsedFeed, or None: use feedparser instead."""
-    if not fast_path_allowed(content, content_type):
+    scan = _admit(content, content_type)
+    if scan is None:
         return None
     try:
         parsed = fastfeedparser.parse(content)  # bytes: never fetches anything itself
         raw = list(parsed.get("entries") or [])
         if not raw:
             return None  # let feedparser tell an empty feed from a broken one
+        if scan.texts and scan.entries != len(raw):
+            return None  # the replayed texts are by entry index: same entries needed
         if not all(item.get("title") and item.get("published") for item in raw[:max_entries]):
             return None  # _fast_entry would decline: before converting any text
         ids = _fast_ids(raw, content)
         if ids is None:
             return None
         entries = tuple(
-            _fast_entry(item, guid, max_entry_chars)
-            for item, guid in zip(raw[:max_entries], ids, strict=False)
+            _fast_entry(item, guid, max_entry_chars, scan.texts.get(index))
+            for index, (item, guid) in enumerate(zip(raw[:max_entries], ids, strict=False))
         )
         ttl = _fast_ttl(content)
         feed = parsed.get("feed") or {}
@@ -409,22 +581,38 @@ def _fast_ids(raw: list[Any], content: bytes) -> list[str | None] | None:
 
 def _real_id(item: bytes, value: str | None, atom: bool) -> str | None:
     """For an entry whose id equals its link: the id if the entry has both a link and an
-    id element holding exactly that value, None if it has the link and no id element."""
+    id element holding exactly that value (as text or as one CDATA section), None if it
+    has the link and no id element, or (RSS) only empty `<guid>`s: feedparser keeps an
+    empty id there, where fastfeedparser falls back to the link."""
     escaped = html.escape(value or "", quote=False).encode("utf-8")
+    cdata = b"<![CDATA[" + (value or "").encode("utf-8") + b"]]>"
     links: tuple[bytes, ...]
     if atom:
         links = (b'href="' + escaped + b'"', b"href='" + escaped + b"'")
-        element, tag = b"<id>" + escaped + b"</id>", b"<id"
+        elements, tag = (b"<id>" + escaped + b"</id>", b"<id>" + cdata + b"</id>"), b"<id"
     else:
-        links = (b"<link>" + escaped + b"</link>",)
-        element, tag = b">" + escaped + b"</guid>", b"<guid"
+        links = (b"<link>" + escaped + b"</link>", b"<link>" + cdata + b"</link>")
+        elements, tag = (b">" + escaped + b"</guid>", b">" + cdata + b"</guid>"), b"<guid"
     if not any(link in item for link in links):
         raise _Decline
-    if element in item:
+    if any(element in item for element in elements):
         return value
     if tag not in item:
         return None
+    if not atom and _only_empty_guids(item):
+        return None
     raise _Decline
+
+
+_EMPTY_GUID = re.compile(rb"<guid(?:\s[^>]*)?(?:/>|>\s*</guid>)")
+
+
+def _only_empty_guids(item: bytes) -> bool:
+    """Every `<guid` of the item's bytes is an empty element, and no `<id>`/`x:id` could
+    give feedparser another id."""
+    if b"<id" in item or b":id>" in item:
+        return False
+    return item.count(b"<guid") == len(_EMPTY_GUID.findall(item))
 
 
 def _head_end(content: bytes) -> int:
@@ -442,9 +630,14 @@ def _fast_ttl(content: bytes) -> int | None:
     return _int_or_none(found.group(1).decode("utf-8", "replace"))
 
 
-def _fast_entry(item: Any, guid: str | None, max_chars: int) -> FeedEntry:
-    texts = [_same_text(item.get("description"))]
-    texts += [_same_text(c.get("value")) for c in item.get("content") or [] if isinstance(c, dict)]
+def _fast_entry(item: Any, guid: str | None, max_chars: int, text: str | None) -> FeedEntry:
+    """`text`: the entry's text replayed from the bytes (`_EntryTexts`), if it was."""
+    if text is None:
+        texts = [_same_text(item.get("description"))]
+        texts += [
+            _same_text(c.get("value")) for c in item.get("content") or [] if isinstance(c, dict)
+        ]
+        text = max(texts, key=len)
     title = to_text(_same_text(item.get("title")))[:1000]
     published = _fast_date(item.get("published"))
     if not title or published is None:
@@ -456,7 +649,7 @@ def _fast_entry(item: Any, guid: str | None, max_chars: int) -> FeedEntry:
         guid=guid,
         url=_clean_id(item.get("link")),
         title=title,
-        markup=max(texts, key=len),
+        markup=text,
         published=published,
         author_markup=author,
         max_chars=max_chars,
