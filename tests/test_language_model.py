@@ -153,21 +153,28 @@ def test_unwritable_cache_dir_still_detects(
 
 
 def test_key_follows_languages_and_version(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_loads: list[int]
+    cached: Path, monkeypatch: pytest.MonkeyPatch, fresh_loads: list[int]
 ) -> None:
     two = ("en", "fr")
-    assert langid_model.cache_key(two) != langid_model.cache_key(LANGUAGES)
-    assert sorted(_load(tmp_path, two).nb_classes) == sorted(two)
-    # A cache of another language list is never read for this one, and is removed.
-    assert sorted(_load(tmp_path).nb_classes) == sorted(LANGUAGES)
-    assert len(fresh_loads) == 2
     key = langid_model.cache_key(LANGUAGES)
-    assert all(p.name.startswith(f"langid-{key}-") for p in tmp_path.iterdir())
+    assert langid_model.cache_key(two) != key
+    # A cache of another language list is never read for this one; both are kept.
+    assert sorted(_load(cached, two).nb_classes) == sorted(two)
+    assert len(fresh_loads) == 1
+    assert sorted(_load(cached).nb_classes) == sorted(LANGUAGES)
+    assert len(fresh_loads) == 1
+    assert len(list(cached.iterdir())) == 12
 
     import py3langid
 
     monkeypatch.setattr(py3langid, "__version__", "99.0")
     assert langid_model.cache_key(LANGUAGES) != key
+    _load(cached)  # another py3langid: its own arrays, and the old ones removed
+    assert len(fresh_loads) == 2
+    new_key = langid_model.cache_key(LANGUAGES)
+    assert sorted(p.name for p in cached.iterdir()) == sorted(
+        p.name for p in langid_model.cache_paths(cached, new_key).values()
+    )
 
 
 def test_cache_dir_follows_the_environment(tmp_path: Path) -> None:

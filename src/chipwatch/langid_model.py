@@ -9,9 +9,9 @@ is built with py3langid's own constructor from the same arrays, so results are i
 Where: `$CHIPWATCH_CACHE_DIR`, else `$XDG_CACHE_HOME/chipwatch`, else `~/.cache/chipwatch`
 (not the data directory: parser workers do not know it, and the model does not depend on
 it). The file names carry a key of py3langid's version, its model file's size and the
-language list, so an upgrade or another list never reads stale arrays. Any failure to read
-(missing, truncated, inconsistent) falls back to the normal load and rewrites the cache;
-any failure to write is ignored.
+language list, so an upgrade or another list never reads stale arrays; a write removes the
+files of older py3langid versions. Any failure to read (missing, truncated, inconsistent)
+falls back to the normal load and rewrites the cache; any failure to write is ignored.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -74,13 +75,20 @@ def load_identifier(
 
 
 def cache_key(langs: Sequence[str]) -> str:
-    """Changes with anything the cached arrays are derived from."""
-    from py3langid import __version__
+    """Changes with anything the cached arrays are derived from: "<generation>-<hash>"."""
     from py3langid.langid import MODEL_DIR, MODEL_FILE
 
     size = (Path(MODEL_DIR) / MODEL_FILE).stat().st_size
-    text = "|".join([FORMAT_VERSION, __version__, str(size), ",".join(langs)])
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    text = "|".join([str(size), ",".join(langs)])
+    return f"{_generation()}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def _generation() -> str:
+    # Files of another generation can only be stale; another language list may be live
+    # (the classifier restricts its own identifier to other languages).
+    from py3langid import __version__
+
+    return f"v{FORMAT_VERSION}-{re.sub(r'[^0-9A-Za-z.]', '_', str(__version__))}"
 
 
 def cache_paths(directory: Path, key: str) -> dict[str, Path]:
@@ -152,7 +160,7 @@ def _write(identifier: Any, directory: Path, key: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         for name, path in cache_paths(directory, key).items():
             _save(arrays[name], path)
-        _remove_stale(directory, key)
+        _remove_stale(directory)
     except OSError as exc:
         LOGGER.info("language model not cached in %s: %s", directory, exc)
 
@@ -169,8 +177,8 @@ def _save(array: npt.NDArray[Any], path: Path) -> None:
         raise
 
 
-def _remove_stale(directory: Path, key: str) -> None:
-    """Arrays of another key (older py3langid, another language list) are dead weight."""
+def _remove_stale(directory: Path) -> None:
+    """Arrays of an older py3langid or cache format are dead weight (45 MB a set)."""
     for path in directory.glob(f"{PREFIX}*.npy"):
-        if not path.name.startswith(f"{PREFIX}{key}-"):
+        if not path.name.startswith(f"{PREFIX}{_generation()}-"):
             path.unlink(missing_ok=True)
