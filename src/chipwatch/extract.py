@@ -98,14 +98,11 @@ def normalise_date(published: datetime | None, fetched_at: datetime) -> tuple[da
 
 @lru_cache(maxsize=1)
 def _identifier() -> Any:
-    # Loaded once per process (~0.6 s); worker processes each load their own copy.
-    from py3langid.langid import _load_identifier
+    # Once per process: every parser worker of every pool needs it. From the on-disk
+    # cache (memory-mapped, a few ms) rather than py3langid's compressed model (~0.6 s).
+    from chipwatch.langid_model import load_identifier
 
-    identifier = _load_identifier(norm_probs=True, langs=list(LANGUAGES))
-    # set_languages keeps the 97-language matrix for a later reset we never do: dropping
-    # it frees 27 MB per process (py3langid==0.4.0 is pinned; results are unchanged).
-    identifier._full_model = (identifier.nb_ptc, identifier.nb_pc, identifier.nb_classes)
-    return identifier
+    return load_identifier(LANGUAGES, norm_probs=True)
 
 
 _WORDS = re.compile(r"\w", re.U)
