@@ -177,12 +177,11 @@ def terms_for(by_language: Mapping[str, Sequence[str]], language: str) -> list[s
 
 @lru_cache(maxsize=1)
 def _identifier() -> Any:
-    # A private instance, so restricting its languages cannot affect other modules.
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    # A private instance, so restricting its languages cannot affect other modules;
+    # memory-mapped from the on-disk cache (a few ms instead of ~0.6 s of LZMA).
+    from chipwatch.langid_model import load_identifier
 
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
-    identifier.set_languages(list(DETECTABLE_LANGUAGES))
-    return identifier
+    return load_identifier(DETECTABLE_LANGUAGES, norm_probs=False)
 
 
 def optional_str(value: object) -> str | None:
