@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -13,21 +15,16 @@ from feedserver import FeedServer, Item, rss
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from chipwatch.collect import (
-    DocumentJob,
-    ParsePool,
-    PollReport,
-    discover_feed_url,
-    poll,
-    process_document,
-)
+from chipwatch.collect import ParsePool, PollReport, discover_feed_url, poll
 from chipwatch.errors import ParseError
 from chipwatch.settings import FetchSettings, PollSettings, Settings
+from chipwatch.store import lookup
 from chipwatch.store.articles import insert_articles
 from chipwatch.store.db import open_engine, session_factory
 from chipwatch.store.models import ArticleRow, SourceRow
 from chipwatch.store.sources import add_source, feed_health
 from chipwatch.types import Source
+from chipwatch.worker import DocumentJob, process_document
 
 NOW = datetime(2025, 3, 5, 12, 0, 0)
 ITEMS = [
@@ -171,6 +168,19 @@ def test_worker_extracts_only_what_is_not_stored(settings, sessions) -> None:
     broken = settings.data_dir / "not-a-database.db"
     broken.write_bytes(b"this is not SQLite" * 100)
     assert len(process_document(_document_job(body, str(broken))).articles) == 3
+
+
+def test_parse_workers_import_neither_http_nor_orm() -> None:
+    # The forkserver preloads chipwatch.worker; every import it carries is paid by each
+    # worker of each poll, in CPU and in memory.
+    code = "import sys, chipwatch.worker; print(sorted({'httpx', 'sqlalchemy'} & set(sys.modules)))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
+
+
+def test_lookup_names_the_articles_table_and_its_key_columns() -> None:
+    assert ArticleRow.__tablename__ == lookup.ARTICLES_TABLE
+    assert all(column in ArticleRow.__table__.columns for column in lookup.KEY_COLUMNS)
 
 
 def test_filter_new_many_in_order_sees_the_groups_before(sessions) -> None:

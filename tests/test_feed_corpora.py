@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from feedserver import FeedServer
 
-from chipwatch.collect import DocumentJob, DocumentResult, ParsePool, poll, process_document
+from chipwatch.collect import ParsePool, poll
 from chipwatch.settings import FetchSettings, Settings
 from chipwatch.store.db import open_engine, session_factory
 from chipwatch.store.sources import add_source
 from chipwatch.types import Source
+from chipwatch.worker import DocumentJob, DocumentResult, process_document
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "feeds"
 REALWORLD = SHARED / "realworld"

@@ -5,7 +5,7 @@
 
 Stages, and where each runs:
 - fetch: asyncio + httpx in the event loop (I/O bound), limited globally and per host;
-- parse + extract: a process pool (CPU bound), one call per feed with a time limit
+- parse + extract: a process pool (CPU bound; chipwatch.worker), one call per feed with a time limit
   enforced inside the worker; fastfeedparser where proven equal, else feedparser; the
   worker asks the SQLite file (read-only) which entries are stored already and converts,
   hashes and detects the language of the others only;
@@ -18,7 +18,6 @@ Every per-feed failure becomes a FeedReport with `error`; nothing stops the batc
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import multiprocessing
 import os
 import threading
@@ -27,29 +26,21 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from chipwatch.dedupe import lookup_keys
-from chipwatch.errors import ParseError
-from chipwatch.extract import (
-    article_language,
-    detect_language,
-    entry_key,
-    extract_full_text,
-    to_article,
-)
 from chipwatch.fetch import Fetcher, utcnow
-from chipwatch.parse import NotAFeed, parse_feed, time_limit
+from chipwatch.parse import NotAFeed, parse_feed
 from chipwatch.settings import FetchSettings, Settings
-from chipwatch.store.articles import StoreLookup, filter_new_many, insert_articles
+from chipwatch.store.articles import filter_new_many, insert_articles
 from chipwatch.store.models import SourceRow
 from chipwatch.store.sources import FetchOutcome, due_sources, record_outcome
-from chipwatch.types import Article, FeedEntry, FetchResult, Source
+from chipwatch.types import Article, FetchResult, Source
+from chipwatch.worker import DocumentJob, DocumentResult, full_text_job, process_document
 
 SessionFactory = Callable[[], Session]
 T = TypeVar("T")
@@ -105,167 +96,6 @@ class PollReport:
         return (self.finished_at - self.started_at).total_seconds()
 
 
-# --- the worker side (pure; runs in child processes) -------------------------------------
-
-
-@dataclass(frozen=True)
-class DocumentJob:
-    source: Source
-    content: bytes
-    content_type: str
-    base_url: str
-    fetched_at: datetime
-    max_entries: int
-    max_entry_chars: int
-    time_limit_seconds: float
-    # The SQLite file to ask which entries are stored already (None: no such shortcut,
-    # every entry is extracted and the writer's check alone decides).
-    store_path: str | None = None
-
-
-@dataclass(frozen=True)
-class DocumentResult:
-    articles: tuple[Article, ...] = ()  # the entries not stored yet, ready to store
-    entries: int = 0  # all the entries the document has
-    title: str | None = None
-    site_url: str | None = None
-    ttl_minutes: int | None = None
-    entries_per_week: float | None = None
-    error: str | None = None
-    alternates: tuple[str, ...] = ()
-
-
-def process_document(job: DocumentJob) -> DocumentResult:
-    """Parse one feed document and turn its entries into Articles (in a worker)."""
-    try:
-        return _process_document(job)
-    finally:
-        if len(job.content) >= _TRIM_AFTER_BYTES:
-            _release_memory()
-
-
-_TRIM_AFTER_BYTES = 512 * 1024
-
-
-def _release_memory() -> None:
-    """Give the heap freed by a big document back to the OS (glibc keeps it otherwise,
-    and each worker's RSS would stay at the size of the largest tree it ever built)."""
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM: Any = None
-
-
-def _process_document(job: DocumentJob) -> DocumentResult:
-    try:
-        with time_limit(job.time_limit_seconds, job.base_url):
-            parsed = parse_feed(
-                job.content,
-                job.base_url,
-                job.content_type,
-                max_entries=job.max_entries,
-                max_entry_chars=job.max_entry_chars,
-            )
-            articles = _unstored_articles(parsed.entries, job)
-    except NotAFeed as exc:
-        return DocumentResult(error=_message(exc, job.base_url), alternates=exc.alternates)
-    except ParseError as exc:
-        return DocumentResult(error=_message(exc, job.base_url))
-    return DocumentResult(
-        articles=articles,
-        entries=len(parsed.entries),
-        title=parsed.title or None,
-        site_url=parsed.site_url,
-        ttl_minutes=parsed.ttl_minutes,
-        entries_per_week=entries_per_week(parsed.entries, job.fetched_at),
-    )
-
-
-def _unstored_articles(entries: Sequence[FeedEntry], job: DocumentJob) -> tuple[Article, ...]:
-    """Articles for the entries not stored yet, language included.
-
-    Most entries of a changed feed are stored already: the GUID/URL check comes before
-    the content hash, and both before language detection, the costliest step."""
-    source, base = job.source, job.base_url
-    keys = [entry_key(entry, source, base) for entry in entries]
-    lookup = _store_lookup(job.store_path)
-    if lookup is not None and keys:
-        identities, urls, _ = lookup.present(
-            (k.identity for k in keys if k.identity), (k.url for k in keys)
-        )
-        pairs = [
-            (entry, key)
-            for entry, key in zip(entries, keys, strict=True)
-            if key.identity not in identities and not (key.url and key.url in urls)
-        ]
-    else:
-        pairs = list(zip(entries, keys, strict=True))
-    articles = [
-        to_article(entry, source, job.fetched_at, base, language=False, key=key)
-        for entry, key in pairs
-    ]
-    if lookup is not None and articles:
-        articles = _without_stored_content(articles, lookup)
-    return tuple(
-        replace(a, language=article_language(a.title, a.text, source.language)) for a in articles
-    )
-
-
-def _without_stored_content(articles: list[Article], lookup: StoreLookup) -> list[Article]:
-    keys = [lookup_keys(a) for a in articles]
-    identities, _, hashes = lookup.present(
-        (identity for identity, _, _ in keys if identity.startswith("hash:")),
-        hashes=(digest for _, _, digest in keys),
-    )
-    return [
-        article
-        for article, (identity, _, digest) in zip(articles, keys, strict=True)
-        if identity not in identities and not (digest and digest in hashes)
-    ]
-
-
-_LOOKUPS: dict[str, StoreLookup] = {}  # per worker process: one read-only connection
-
-
-def _store_lookup(path: str | None) -> StoreLookup | None:
-    if path is None:
-        return None
-    if path not in _LOOKUPS:
-        _LOOKUPS[path] = StoreLookup(path)
-    return _LOOKUPS[path]
-
-
-def entries_per_week(entries: Sequence[Any], now: datetime) -> float | None:
-    """Entries published in the last 7 days; None when no entry is dated."""
-    dates = [e.published for e in entries if e.published is not None]
-    if not dates:
-        return None
-    week_ago = now - timedelta(days=7)
-    return float(sum(1 for d in dates if week_ago <= d <= now + timedelta(days=1)))
-
-
-def full_text_job(page: bytes, url: str, hint: str, limit: float) -> tuple[str, str] | None:
-    """(text, language) of an article page, or None (in a worker)."""
-    try:
-        with time_limit(limit, url):
-            text = extract_full_text(page, url)
-            return (text, detect_language(text, hint)) if text else None
-    except ParseError:
-        return None
-
-
-def _message(exc: Exception, url: str) -> str:
-    text = str(exc)
-    return text[len(url) + 2 :] if text.startswith(f"{url}: ") else text
-
-
 # --- the process pool --------------------------------------------------------------------
 
 
@@ -280,7 +110,7 @@ class ParsePool:
     def _new(self) -> Executor:
         # forkserver: workers never inherit the event loop's or the server's threads.
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["chipwatch.collect"])
+        context.set_forkserver_preload(["chipwatch.worker"])
         return ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:

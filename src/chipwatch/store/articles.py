@@ -7,59 +7,15 @@ its whole history.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from chipwatch.dedupe import lookup_keys
+from chipwatch.store.lookup import present_keys
 from chipwatch.store.models import ArticleRow
 from chipwatch.types import Article
-
-_PARAMS_PER_QUERY = 900  # SQLite's oldest default cap is 999 bound parameters
-
-
-RowFetcher = Callable[[str, tuple[str, ...]], Sequence[Sequence[str | None]]]
-
-
-def present_keys(
-    fetch_rows: RowFetcher,
-    identities: Iterable[str] = (),
-    urls: Iterable[str | None] = (),
-    hashes: Iterable[str | None] = (),
-) -> tuple[set[str], set[str], set[str]]:
-    """The identities, URLs and content hashes among those given that are stored already.
-
-    `fetch_rows(sql, params)` runs one statement and returns its rows: the writer's
-    session (`_present`) or a parse worker's read-only connection (`StoreLookup`) share
-    this SQL. One statement per chunk for the three kinds (`identity IN (..) OR url IN
-    (..) OR content_hash IN (..)`, each term on its index), written as driver SQL: these
-    checks run for every feed of a poll, and building three ORM `IN` queries per check
-    cost more CPU than SQLite answering them. Every value a matching row holds is
-    stored, so the rows' three columns can be taken whole."""
-    wanted = [
-        sorted(set(identities)),
-        sorted({u for u in urls if u}),
-        sorted({h for h in hashes if h}),
-    ]
-    found: tuple[set[str], set[str], set[str]] = (set(), set(), set())
-    per_kind = _PARAMS_PER_QUERY // 3
-    for start in range(0, max(map(len, wanted)), per_kind):
-        chunks = [values[start : start + per_kind] for values in wanted]
-        terms = [
-            f"{column} IN ({','.join('?' * len(chunk))})"
-            for column, chunk in zip(_KEY_COLUMNS, chunks, strict=True)
-            if chunk
-        ]
-        sql = f"SELECT {', '.join(_KEY_COLUMNS)} FROM {_TABLE} WHERE {' OR '.join(terms)}"
-        rows = fetch_rows(sql, tuple(v for c in chunks for v in c))
-        for values, column in zip(found, zip(*rows, strict=True), strict=False):
-            values.update(column)
-    for values in found:
-        values.discard(None)  # NULL url or content_hash
-    return found
 
 
 def _present(
@@ -79,51 +35,6 @@ def _present(
     return present_keys(
         fetch_rows, (k[0] for k in keys), (k[1] for k in keys), (k[2] for k in keys)
     )
-
-
-class StoreLookup:
-    """Read-only "already stored?" checks on the SQLite file, for the parse workers.
-
-    A worker asks before the costly per-entry steps (plain text, hash, language), so a
-    changed feed, mostly old entries, costs little more than its parse. It is only a
-    shortcut: the writer checks again before inserting (another feed may have stored the
-    same story since), and any error here means "nothing is known to be stored"."""
-
-    def __init__(self, database_path: str) -> None:
-        self.database_path = database_path
-        self._connection: sqlite3.Connection | None = None
-
-    def present(
-        self,
-        identities: Iterable[str] = (),
-        urls: Iterable[str | None] = (),
-        hashes: Iterable[str | None] = (),
-    ) -> tuple[set[str], set[str], set[str]]:
-        try:
-            return present_keys(self._fetch_rows, identities, urls, hashes)
-        except sqlite3.Error:
-            self.close()  # reopened by the next check
-            return set(), set(), set()
-
-    def _fetch_rows(self, sql: str, params: tuple[str, ...]) -> list[Any]:
-        if self._connection is None:
-            self._connection = self._open()
-        return self._connection.execute(sql, params).fetchall()
-
-    def _open(self) -> sqlite3.Connection:
-        # WAL (set by the writer's engine): readers neither wait for nor block it.
-        connection = sqlite3.connect(self.database_path, timeout=5, check_same_thread=False)
-        connection.execute("PRAGMA query_only=ON")
-        return connection
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-
-_TABLE = ArticleRow.__tablename__
-_KEY_COLUMNS = (ArticleRow.identity.key, ArticleRow.url.key, ArticleRow.content_hash.key)
 
 
 def filter_new(session: Session, articles: Sequence[Article]) -> list[Article]:

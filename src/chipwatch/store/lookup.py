@@ -1,0 +1,97 @@
+"""Which article keys are stored already: the SQL shared by the writer and the workers.
+
+Plain `sqlite3`, no SQLAlchemy: the parse workers import this module, and each import
+they avoid is CPU and memory in every worker of every pool. The table and column names
+are the `articles` table's (`store.models.ArticleRow`; tests/test_store.py checks them).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+ARTICLES_TABLE = "articles"
+KEY_COLUMNS = ("identity", "url", "content_hash")
+_PARAMS_PER_QUERY = 900  # SQLite's oldest default cap is 999 bound parameters
+
+RowFetcher = Callable[[str, tuple[str, ...]], Sequence[Sequence[str | None]]]
+
+
+def present_keys(
+    fetch_rows: RowFetcher,
+    identities: Iterable[str] = (),
+    urls: Iterable[str | None] = (),
+    hashes: Iterable[str | None] = (),
+) -> tuple[set[str], set[str], set[str]]:
+    """The identities, URLs and content hashes among those given that are stored already.
+
+    `fetch_rows(sql, params)` runs one statement and returns its rows: the writer's
+    session (`_present`) or a parse worker's read-only connection (`StoreLookup`) share
+    this SQL. One statement per chunk for the three kinds (`identity IN (..) OR url IN
+    (..) OR content_hash IN (..)`, each term on its index), written as driver SQL: these
+    checks run for every feed of a poll, and building three ORM `IN` queries per check
+    cost more CPU than SQLite answering them. Every value a matching row holds is
+    stored, so the rows' three columns can be taken whole."""
+    wanted = [
+        sorted(set(identities)),
+        sorted({u for u in urls if u}),
+        sorted({h for h in hashes if h}),
+    ]
+    found: tuple[set[str], set[str], set[str]] = (set(), set(), set())
+    per_kind = _PARAMS_PER_QUERY // 3
+    for start in range(0, max(map(len, wanted)), per_kind):
+        chunks = [values[start : start + per_kind] for values in wanted]
+        terms = [
+            f"{column} IN ({','.join('?' * len(chunk))})"
+            for column, chunk in zip(KEY_COLUMNS, chunks, strict=True)
+            if chunk
+        ]
+        sql = f"SELECT {', '.join(KEY_COLUMNS)} FROM {ARTICLES_TABLE} WHERE {' OR '.join(terms)}"
+        rows = fetch_rows(sql, tuple(v for c in chunks for v in c))
+        for values, column in zip(found, zip(*rows, strict=True), strict=False):
+            values.update(column)
+    for values in found:
+        values.discard(None)  # NULL url or content_hash
+    return found
+
+
+class StoreLookup:
+    """Read-only "already stored?" checks on the SQLite file, for the parse workers.
+
+    A worker asks before the costly per-entry steps (plain text, hash, language), so a
+    changed feed, mostly old entries, costs little more than its parse. It is only a
+    shortcut: the writer checks again before inserting (another feed may have stored the
+    same story since), and any error here means "nothing is known to be stored"."""
+
+    def __init__(self, database_path: str) -> None:
+        self.database_path = database_path
+        self._connection: sqlite3.Connection | None = None
+
+    def present(
+        self,
+        identities: Iterable[str] = (),
+        urls: Iterable[str | None] = (),
+        hashes: Iterable[str | None] = (),
+    ) -> tuple[set[str], set[str], set[str]]:
+        try:
+            return present_keys(self._fetch_rows, identities, urls, hashes)
+        except sqlite3.Error:
+            self.close()  # reopened by the next check
+            return set(), set(), set()
+
+    def _fetch_rows(self, sql: str, params: tuple[str, ...]) -> list[Any]:
+        if self._connection is None:
+            self._connection = self._open()
+        return self._connection.execute(sql, params).fetchall()
+
+    def _open(self) -> sqlite3.Connection:
+        # WAL (set by the writer's engine): readers neither wait for nor block it.
+        connection = sqlite3.connect(self.database_path, timeout=5, check_same_thread=False)
+        connection.execute("PRAGMA query_only=ON")
+        return connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
