@@ -48,6 +48,9 @@ def test_language_with_hint() -> None:
     assert detect_language(english, hint="fr") == "en"  # strong evidence beats the hint
     assert detect_language("Puces", hint="fr") == "fr"  # thin evidence: the hint
     assert detect_language("", hint="") == "und"
+    # Fewer than three word characters is no evidence at all, however they are spaced.
+    assert detect_language("a - b", hint="de") == "de"
+    assert detect_language("?! ... ?!", hint="") == "und"
 
 
 def test_identity_prefers_guid_namespaced_by_source() -> None:

@@ -105,13 +105,14 @@ def _identifier() -> Any:
     return load_identifier(LANGUAGES, norm_probs=True)
 
 
-_WORDS = re.compile(r"\w", re.U)
+# Three word characters, anywhere: a search stops at the third instead of listing all.
+_THREE_WORD_CHARS = re.compile(r"\w\W*\w\W*\w")
 
 
 def detect_language(text: str, hint: str = "") -> str:
     """ISO 639-1 code; the source's configured language wins when evidence is thin."""
     sample = text[:LANGUAGE_SAMPLE_CHARS]
-    if len(_WORDS.findall(sample[:400])) < 3:
+    if not _THREE_WORD_CHARS.search(sample):
         return hint or "und"
     language, confidence = _identifier().classify(sample)
     if hint and (len(sample) < MIN_CONFIDENT_CHARS or confidence < MIN_CONFIDENCE):
