@@ -41,7 +41,6 @@ ACCEPT_FEED = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
     "text/xml;q=0.9, application/feed+json;q=0.8, application/json;q=0.7, */*;q=0.5"
 )
-_CHUNK = 64 * 1024
 _DRAIN_BYTES = 64 * 1024  # the most of an unused body read to keep its connection
 
 
@@ -308,7 +307,9 @@ async def read_capped(response: httpx.Response, url: str, cap: int) -> bytes:
     decoder = zlib.decompressobj(47) if encoding not in ("", "identity") else None
     parts: list[bytes] = []
     size = 0
-    async for raw in response.aiter_raw(_CHUNK):
+    # The pieces as httpcore reads them (64 KiB reads): asking httpx for fixed
+    # 64 KiB chunks copied every byte through a BytesIO twice more.
+    async for raw in response.aiter_raw():
         pending = raw
         while pending:
             if decoder is None:
