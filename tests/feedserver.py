@@ -46,6 +46,7 @@ class FeedServer:
         self.mounts: dict[str, Path] = {}
         self.hits: Counter[str] = Counter()
         self.request_headers: dict[str, dict[str, str]] = {}
+        self.connections = 0  # TCP connections accepted (keep-alive reuse shows here)
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
@@ -128,6 +129,11 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body go out separately: no 40 ms stalls
+
+        def setup(self) -> None:  # once per connection
+            super().setup()
+            with server._lock:
+                server.connections += 1
 
         def do_GET(self) -> None:  # noqa: N802 - the http.server naming
             path = urlsplit(self.path).path

@@ -189,3 +189,30 @@ def test_per_host_limit_is_respected(server: FeedServer) -> None:
     assert all(r.error is None for r in results)
     # one at a time: each waits for the previous, so the last took >= 3 x 0.2 s overall
     assert max(r.elapsed_seconds for r in results) >= 0.5
+
+
+def test_connection_is_reused_after_answers_without_a_used_body(server: FeedServer) -> None:
+    # 304s, redirects and error pages are read to their end (an error page up to a cap),
+    # so httpcore keeps the connection; closing them unread closed it each time.
+    server.add("/feed", FEED, etag='"v1"')
+    server.redirect("/old", "/feed", status=302)
+    server.add("/missing", b"no such feed " * 100, status=404)
+    server.add("/huge-error", b"x" * 200_000, status=500)
+    settings = FetchSettings(allow_private_networks=True, per_host_concurrency=1)
+
+    async def run() -> list[FetchResult]:
+        async with Fetcher(settings) as fetcher:
+            source = Source(1, server.url("/feed"), "", etag='"v1"')
+            results = [await fetcher.fetch(source) for _ in range(3)]
+            results.append(await fetcher.fetch_url(server.url("/old")))
+            results.append(await fetcher.fetch_url(server.url("/missing")))
+            results.append(await fetcher.fetch(source))
+            results.append(await fetcher.fetch_url(server.url("/huge-error")))
+            results.append(await fetcher.fetch(source))
+            return results
+
+    results = asyncio.run(run())
+    assert [r.status for r in results] == [304, 304, 304, 200, 404, 304, 500, 304]
+    assert results[3].content == FEED and results[4].error == "HTTP 404 Not Found"
+    # one connection for all, but a second after the 200 kB error page (not worth reading)
+    assert server.connections == 2

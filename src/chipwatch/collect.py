@@ -30,15 +30,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chipwatch.fetch import Fetcher, utcnow
 from chipwatch.parse import NotAFeed, parse_feed
 from chipwatch.settings import FetchSettings, Settings
 from chipwatch.store.articles import filter_new_many, insert_articles
-from chipwatch.store.models import SourceRow
-from chipwatch.store.sources import FetchOutcome, due_sources, record_outcome
+from chipwatch.store.sources import FetchOutcome, due_sources, record_outcomes
 from chipwatch.types import Article, FetchResult, Source
 from chipwatch.worker import DocumentJob, DocumentResult, full_text_job, process_document
 
@@ -206,12 +204,7 @@ class Writer:
 
     def _write_batch(self, batch: Sequence[_Write]) -> list[list[int] | BaseException]:
         with self._sessions() as session, session.begin():
-            # One SELECT for the batch's sources instead of one per feed: record_outcome
-            # then finds each row in the identity map (which holds them only while
-            # `rows` references them), and their updates go out together at commit.
-            ids = sorted({item.source.id for item in batch})
-            rows = session.scalars(select(SourceRow).where(SourceRow.id.in_(ids))).all()
-            names = [self._record(session, item) for item in batch]
+            names = self._record(session, batch)
             # One dedupe for the whole batch (3 queries instead of 3 per feed), each feed
             # also checked against the feeds before it, as inserting one by one would.
             fresh = filter_new_many(
@@ -222,14 +215,12 @@ class Writer:
                 ],
                 in_order=True,
             )
-            results: list[list[int] | BaseException] = [
+            return [
                 insert_articles(session, kept, source_id=item.source.id, source_name=name)
                 if name is not None
                 else []
                 for item, name, kept in zip(batch, names, fresh, strict=True)
             ]
-            del rows
-            return results
 
     def _write_one_safely(self, item: _Write) -> list[int] | BaseException:
         try:
@@ -237,10 +228,11 @@ class Writer:
         except Exception as exc:  # settled on the feed's own future, re-raised there
             return exc
 
-    def _record(self, session: Session, item: _Write) -> str | None:
-        """Record the feed's outcome; its name, or None if the source is gone."""
-        row = record_outcome(session, item.source.id, item.outcome, self._poll, item.now)
-        return None if row is None else row.name
+    def _record(self, session: Session, batch: Sequence[_Write]) -> list[str | None]:
+        """Record the feeds' outcomes (one SELECT and one UPDATE per set of changed
+        columns for the batch); each feed's source name, or None if the source is gone."""
+        outcomes = [(item.source.id, item.outcome, item.now) for item in batch]
+        return record_outcomes(session, outcomes, self._poll)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)

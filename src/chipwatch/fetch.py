@@ -41,7 +41,7 @@ ACCEPT_FEED = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
     "text/xml;q=0.9, application/feed+json;q=0.8, application/json;q=0.7, */*;q=0.5"
 )
-_CHUNK = 64 * 1024
+_DRAIN_BYTES = 64 * 1024  # the most of an unused body read to keep its connection
 
 
 def utcnow() -> datetime:
@@ -307,7 +307,9 @@ async def read_capped(response: httpx.Response, url: str, cap: int) -> bytes:
     decoder = zlib.decompressobj(47) if encoding not in ("", "identity") else None
     parts: list[bytes] = []
     size = 0
-    async for raw in response.aiter_raw(_CHUNK):
+    # The pieces as httpcore reads them (64 KiB reads): asking httpx for fixed
+    # 64 KiB chunks copied every byte through a BytesIO twice more.
+    async for raw in response.aiter_raw():
         pending = raw
         while pending:
             if decoder is None:
@@ -320,6 +322,25 @@ async def read_capped(response: httpx.Response, url: str, cap: int) -> bytes:
                 raise BodyTooLarge(url, f"body larger than {cap} bytes after decompression")
             parts.append(piece)
     return b"".join(parts)
+
+
+async def drain(response: httpx.Response, limit: int = _DRAIN_BYTES) -> None:
+    """Read the rest of a body we do not use (304, redirect, error page), up to `limit`.
+
+    httpcore puts a connection back in its pool only if the response was read to its
+    end; closing it earlier closes the connection. Without this, every 304 of a warm
+    cycle (a response with no body, but not read to its end) opened a new connection.
+    A bigger body is not worth reading: the connection is closed instead."""
+    if response.is_stream_consumed:
+        return
+    left = limit
+    try:
+        async for raw in response.aiter_raw():
+            left -= len(raw)
+            if left < 0:
+                return
+    except (httpx.HTTPError, OSError):
+        return  # the answer is known already; only the connection is lost
 
 
 def _inflate(decoder: typing.Any, data: bytes, limit: int, url: str) -> bytes:
@@ -436,10 +457,13 @@ class Fetcher:
                             current, "redirect without Location", status=response.status_code
                         )
                     current = urljoin(current, location.strip())
+                    await drain(response)
                     continue
-                return await self._finish(
+                result = await self._finish(
                     url, current, response, hops, fetched_at, etag, last_modified
                 )
+                await drain(response)
+                return result
             finally:
                 await response.aclose()
         raise FetchError(
