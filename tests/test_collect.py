@@ -170,6 +170,24 @@ def test_worker_extracts_only_what_is_not_stored(settings, sessions) -> None:
     assert len(process_document(_document_job(body, str(broken))).articles) == 3
 
 
+def test_store_lookup_follows_the_file_and_never_creates_one(settings, sessions) -> None:
+    stored = process_document(_document_job(rss(ITEMS), None)).articles[0]
+    with sessions.begin() as session:
+        insert_articles(session, [stored], source_id=None)
+    path = settings.database_path
+    check = lookup.StoreLookup(str(path))
+    assert check.present([stored.identity])[0] == {stored.identity}
+    # Another database moved to the same path: answered from it, not from the old one.
+    other = settings.data_dir / "other.db"
+    session_factory(open_engine(other))().close()
+    other.replace(path)
+    assert check.present([stored.identity]) == (set(), set(), set())
+    # No file at all: nothing is known to be stored, and no empty file appears.
+    path.unlink()
+    assert check.present([stored.identity]) == (set(), set(), set())
+    assert not path.exists()
+
+
 def test_parse_workers_import_neither_http_nor_orm() -> None:
     # The forkserver preloads chipwatch.worker; every import it carries is paid by each
     # worker of each poll, in CPU and in memory.

@@ -7,8 +7,10 @@ are the `articles` table's (`store.models.ArticleRow`; tests/test_store.py check
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 ARTICLES_TABLE = "articles"
@@ -67,6 +69,7 @@ class StoreLookup:
     def __init__(self, database_path: str) -> None:
         self.database_path = database_path
         self._connection: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None
 
     def present(
         self,
@@ -75,19 +78,31 @@ class StoreLookup:
         hashes: Iterable[str | None] = (),
     ) -> tuple[set[str], set[str], set[str]]:
         try:
+            self._ensure_open()
             return present_keys(self._fetch_rows, identities, urls, hashes)
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):
             self.close()  # reopened by the next check
             return set(), set(), set()
 
-    def _fetch_rows(self, sql: str, params: tuple[str, ...]) -> list[Any]:
+    def _ensure_open(self) -> None:
+        # A file replaced at the same path (restored backup, new data dir) must not be
+        # answered from the old one: "stored" there would drop articles never stored.
+        stat = os.stat(self.database_path)
+        if self._connection is not None and self._file != (stat.st_dev, stat.st_ino):
+            self.close()
         if self._connection is None:
             self._connection = self._open()
+            self._file = (stat.st_dev, stat.st_ino)
+
+    def _fetch_rows(self, sql: str, params: tuple[str, ...]) -> list[Any]:
+        assert self._connection is not None
         return self._connection.execute(sql, params).fetchall()
 
     def _open(self) -> sqlite3.Connection:
-        # WAL (set by the writer's engine): readers neither wait for nor block it.
-        connection = sqlite3.connect(self.database_path, timeout=5, check_same_thread=False)
+        # mode=rw: never create a file where the database should be. WAL (set by the
+        # writer's engine): readers neither wait for nor block it.
+        uri = f"{Path(self.database_path).resolve().as_uri()}?mode=rw"
+        connection = sqlite3.connect(uri, uri=True, timeout=5, check_same_thread=False)
         connection.execute("PRAGMA query_only=ON")
         return connection
 
