@@ -64,6 +64,19 @@ def test_fast_output_checks_decline_what_feedparser_may_read_differently() -> No
         )
 
 
+def test_text_feedparser_would_rewrite_goes_to_feedparser() -> None:
+    # A C1 control (feedparser maps it to its Windows-1252 character), next to ordinary
+    # accented text and a no-break space, which stay on the fast path.
+    plain = rss([Item("Caf\u00e9 au lait\u00a0matin", "http://x.test/1", "g1", "d\u00e9j\u00e0")])
+    assert fast(plain) is not None
+    for text in ("quote \u0093here\u0094", "dash \u0096", "\u0085"):
+        document = rss([Item("Title", "http://x.test/1", "g1", f"Body {text} end")])
+        assert fast_path_allowed(document, XML) and fast(document) is None
+        assert parse_feed(document, "http://x.test/f", XML) == parse_feed(
+            document, "http://x.test/f", XML, fast=False
+        )
+
+
 MRSS = 'xmlns:media="http://search.yahoo.com/mrss/"'
 
 

@@ -664,7 +664,10 @@ def _same_text(value: object) -> str:
     if not isinstance(value, str):
         raise _Decline
     if not value.isascii():
-        if _C1.search(value):
+        # C1 controls are U+0080..U+009F: in UTF-8 exactly 0xC2 then 0x80..0x9F (0xC2 is
+        # only ever a lead byte). A bytes search with a literal first byte is ~3x faster
+        # than a character-class search over the str (28 MB of entry text per 200 feeds).
+        if _C1_UTF8.search(value.encode("utf-8", "surrogatepass")):
             raise _Decline
         # Latin-1 encodable (every character < U+0100) and valid UTF-8 once encoded.
         # encode() stops at the first wider character, in C (max(value) was 40 % of the
@@ -677,7 +680,7 @@ def _same_text(value: object) -> str:
     return value
 
 
-_C1 = re.compile("[\x80-\x9f]")
+_C1_UTF8 = re.compile(b"\xc2[\x80-\x9f]")
 
 
 def _fast_date(value: object) -> datetime | None:
