@@ -54,14 +54,38 @@ def test_documents_outside_the_proven_class_go_to_feedparser() -> None:
 
 def test_fast_output_checks_decline_what_feedparser_may_read_differently() -> None:
     undated = rss([Item("No date", "http://x.test/1", "g1", "text", pub_date=None)])
-    no_link = rss([Item("No link", None, "g1", "text")])
     untitled = rss([Item("", "http://x.test/1", "g1", "text")])
-    for document in (undated, no_link, untitled):
+    for document in (undated, untitled):
         assert fast_path_allowed(document, XML)
         assert fast(document) is None  # parse_feed then uses feedparser
         assert parse_feed(document, "http://x.test/f", XML) == parse_feed(
             document, "http://x.test/f", XML, fast=False
         )
+
+
+def test_entries_without_a_link_take_the_fast_path_only_when_surely_linkless() -> None:
+    # No link element, and a guid that is not a permalink or no guid at all: feedparser
+    # has no link either.
+    linkless = rss([
+        Item("Quiet entry", None, "g1", "Nothing to follow here."),
+        Item("Another quiet one", None, None, "Still nothing to follow."),
+    ])  # fmt: skip
+    quick = fast(linkless)
+    assert quick is not None and [e.url for e in quick.entries] == [None, None]
+    assert quick == parse_feed(linkless, "http://x.test/f", XML, fast=False)
+    permalink_guid = linkless.replace(b' isPermaLink="false"', b"")  # the guid is the link
+    atom_id = (
+        b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        b"<title>T</title><entry><title>E</title><id>http://x.test/e</id>"
+        b"<updated>2025-03-03T09:00:00Z</updated><summary>S</summary></entry></feed>"
+    )  # feedparser takes an entry's id as its link too
+    mentions = rss([Item("Quiet entry", None, "g1", "See the link below.")])  # maybe a link
+    for document in (permalink_guid, atom_id, mentions):
+        assert fast(document) is None
+        assert parse_feed(document, "http://x.test/f", XML) == parse_feed(
+            document, "http://x.test/f", XML, fast=False
+        )
+    assert feedparser.parse(permalink_guid).entries[0].link == "g1"
 
 
 def test_text_feedparser_would_rewrite_goes_to_feedparser() -> None:

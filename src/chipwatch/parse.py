@@ -563,16 +563,18 @@ def _fast_ids(raw: list[Any], content: bytes) -> list[str | None] | None:
     at that entry's bytes (`_real_id`), else the document goes to feedparser."""
     ids = [_clean_id(item.get("id")) for item in raw]
     links = [_clean_id(item.get("link")) for item in raw]
-    if any(link is None for link in links):
-        raise _Decline  # feedparser may find a link where fastfeedparser found none
+    linkless = [link is None for link in links]
     same = [i is not None and i == link for i, link in zip(ids, links, strict=True)]
-    if not any(same):
+    if not any(same) and not any(linkless):
         return ids
     atom = _RSS_ROOT.search(content[:4096]) is None
     starts = [m.start() for m in (_ENTRY if atom else _ITEM).finditer(content)]
     if len(starts) != len(raw):
         raise _Decline
     chunks = [content[a:b] for a, b in zip(starts, [*starts[1:], len(content)], strict=True)]
+    for chunk, missing in zip(chunks, linkless, strict=True):
+        if missing and not _surely_linkless(chunk):
+            raise _Decline  # feedparser may find a link where fastfeedparser found none
     return [
         _real_id(chunk, value, atom) if ambiguous else value
         for chunk, value, ambiguous in zip(chunks, ids, same, strict=True)
@@ -604,6 +606,22 @@ def _real_id(item: bytes, value: str | None, atom: bool) -> str | None:
     raise _Decline
 
 
+def _surely_linkless(item: bytes) -> bool:
+    """An entry without a link for feedparser too: its bytes (up to the next entry) hold
+    no "link" at all, in any case and in any role (element, attribute, text: text only
+    costs the fast path), no `id` element in any namespace, and only `guid`s with
+    `isPermaLink="false"`: feedparser's `_end_guid` (also its `_end_id`) saves the value
+    as the link unless `isPermaLink` is present and not "true"."""
+    # (the attribute name `isPermaLink` is the one "link" known not to be a link)
+    if _ANY_LINK.search(item.replace(b"isPermaLink", b"")) or _ID_ELEMENT.search(item):
+        return False
+    return len(_GUID_ELEMENT.findall(item)) == len(_NOT_PERMALINK_GUID.findall(item))
+
+
+_ANY_LINK = re.compile(rb"[Ll][Ii][Nn][Kk]")
+_ID_ELEMENT = re.compile(rb"<(?:[\w.-]+:)?id[\s/>]")
+_GUID_ELEMENT = re.compile(rb"<(?:[\w.-]+:)?guid[\s/>]")
+_NOT_PERMALINK_GUID = re.compile(rb"""<guid\s[^>]*\bisPermaLink\s*=\s*["']false["']""")
 _EMPTY_GUID = re.compile(rb"<guid(?:\s[^>]*)?(?:/>|>\s*</guid>)")
 
 
