@@ -311,3 +311,77 @@ def test_ids_in_cdata_and_empty_guids_are_resolved_from_the_bytes() -> None:
     # an empty guid next to another id element: not resolved, feedparser decides
     other_id = item_rss(link + b"<guid></guid><id>" + url.replace(b"&", b"&amp;") + b"</id>")
     assert fast(other_id) is None
+
+
+# --- itunes:summary: read by feedparser as a <summary>, replayed like media captions -----
+
+ITUNES = 'xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"'
+ITUNES_AS_IT = 'xmlns:it="http://www.itunes.com/dtds/podcast-1.0.dtd"'
+SHOW_NOTES = b"Episode 12: chip export rules, wafer supply and the new fab in Dresden, discussed."
+
+
+def podcast(item_inner: bytes, channel_extra: bytes = b"", namespace: str = ITUNES) -> bytes:
+    """A podcast feed: the channel describes the show like most podcast hosts do."""
+    show = (
+        b"<description>A show about chips.</description>"
+        b"<itunes:summary>A show about chips.</itunes:summary>"
+        b"<itunes:subtitle>Chips, weekly.</itunes:subtitle>"
+    )
+    title = b"<title>Episode 12</title><itunes:title>Ep. 12</itunes:title>"
+    return with_content(title + DATED + item_inner, show + channel_extra, namespace)
+
+
+def test_itunes_summaries_take_the_fast_path_with_feedparser_s_text() -> None:
+    body = b"<content:encoded><![CDATA[<p>Notes.</p>]]></content:encoded>"
+    notes = b"<itunes:summary>" + SHOW_NOTES + b"</itunes:summary>"
+    # description, content, then the iTunes summary at the same depth: it replaces the
+    # summary (fastfeedparser alone would give the description or the content).
+    assert agrees(podcast(SHORT + body + notes)) == SHOW_NOTES.decode()
+    # summary first: the description after it becomes a content block; longest wins.
+    assert agrees(podcast(notes + SHORT)) == SHOW_NOTES.decode()
+    short_notes = b"<itunes:summary>Chips.</itunes:summary>"
+    assert agrees(podcast(short_notes + SHORT)) == "Chip export rules tightened."
+    # the only text of the item; and an item subtitle, which feedparser keeps apart
+    assert agrees(podcast(notes + b"<itunes:subtitle>Chips</itunes:subtitle>")) == (
+        SHOW_NOTES.decode()
+    )
+    # the other URI feedparser knows, and the capitalised spelling of the usual one
+    for uri in (
+        "http://example.com/DTDs/PodCast-1.0.dtd",
+        "http://www.itunes.com/DTDs/PodCast-1.0.dtd",
+    ):
+        document = podcast(SHORT + body + notes, namespace=f'xmlns:itunes="{uri}"')
+        assert agrees(document) == SHOW_NOTES.decode()
+
+
+def test_itunes_shapes_the_replay_does_not_model_go_to_feedparser() -> None:
+    notes = b"<itunes:summary>" + SHOW_NOTES + b"</itunes:summary>"
+    untitled_first = with_content(
+        b"<itunes:title>Ep. 12</itunes:title><title>Episode 12</title>" + DATED + notes,
+        namespace=ITUNES,
+    )  # fastfeedparser would take the iTunes title as the entry's title
+    refused = (
+        podcast(SHORT + notes, namespace='xmlns:itunes="u:x"'),  # bound elsewhere
+        podcast(SHORT + notes).replace(b"<item>", b'<item xmlns:itunes="u:x">'),  # rebound
+        # another prefix bound to the iTunes namespace: feedparser reads it:summary too
+        podcast(SHORT + notes.replace(b"itunes:", b"it:"), namespace=f"{ITUNES} {ITUNES_AS_IT}"),
+        podcast(SHORT + b"<itunes:summary>A <b>bold</b> note</itunes:summary>"),  # child
+        podcast(SHORT + b'<itunes:summary type="image/png">AAAA</itunes:summary>'),  # base64
+        podcast(SHORT + b"<source url='http://s.test/'>S</source>" + notes),
+        untitled_first,
+        # the feed's own summary followed by a description or a second summary: a content
+        # block for feedparser, whose hasContent then leaks into the first entry
+        podcast(SHORT + notes, b"<description>Again.</description>"),
+        podcast(SHORT + notes, b"<itunes:summary>Again.</itunes:summary>"),
+        podcast(SHORT + notes, b"<content:encoded>Show.</content:encoded>"),
+        podcast(SHORT + notes).replace(
+            b"<itunes:summary>A show", b"<itunes:summary><p>x</p>A show", 1
+        ),  # markup in the feed's summary
+        podcast(SHORT + notes, b"<itunes:title>Show</itunes:title>"),  # the feed's title
+    )
+    for document in refused:
+        assert not fast_path_allowed(document, XML), document
+        assert fast(document) is None
+        assert parse_feed(document, "http://x.test/f", XML) == parse_feed(
+            document, "http://x.test/f", XML, fast=False
+        )

@@ -255,6 +255,20 @@ _MRSS_DECLARATIONS = tuple(
 )
 
 
+# The iTunes namespace URIs feedparser maps to its `itunes` prefix (compared lower-cased,
+# `track_namespace`); every declaration of the `itunes` prefix must bind one of them.
+_ITUNES_DECLARATION = re.compile(
+    rb"xmlns:itunes\s*=\s*([\"'])(?i:http://(?:www\.itunes|example)\.com/dtds/podcast-1\.0\.dtd)\1"
+)
+_ITUNES_PREFIX = re.compile(rb"xmlns:itunes\s*=")
+
+
+def _bound_to_itunes(content: bytes) -> bool:
+    """The `itunes` prefix is declared, and only ever bound to an iTunes namespace URI."""
+    declared = len(_ITUNES_DECLARATION.findall(content))
+    return 0 < declared == len(_ITUNES_PREFIX.findall(content))
+
+
 # feedparser's summary-like elements (`_start_description`, `_start_summary`; a media
 # description is read by the same code) and content elements (`_start_content`,
 # `_start_content_encoded`), under the names expat gives them in an entry.
@@ -305,7 +319,7 @@ class _EntryTexts:
         self.summary: str | None = None
         self.summary_depth: int | None = None  # None: unset, or copied from a content
         self.contents: list[str] = []
-        self.media = False  # holds a media:description
+        self.replayed = False  # holds a media description or an iTunes summary
         self.doubtful = doubtful  # a shape the replay does not model
 
     def close(self, as_content: bool, summary_like: bool, depth: int, value: str) -> None:
@@ -326,8 +340,9 @@ class _EntryTexts:
 
 class _ElementCheck:
     """expat handlers refusing (`_Decline`) the elements of `_ALIASES`/`_SPECIAL_TEXT`,
-    except a `media:title` inside an item or entry whose own `<title>` has text, and a
-    `media:description` inside an entry whose text blocks it can replay (`texts`).
+    except a `media:title`/`itunes:title` inside an item or entry whose own `<title>` has
+    text, and a `media:description`/`itunes:summary` inside an entry whose text blocks it
+    can replay (`texts`), and the feed's own `itunes:summary` alone.
 
     feedparser reads `media:title` as a title too, but keeps the shallowest non-empty
     title of an entry (`title_depth`, `property_depth_map`): the entry's own `<title>`
@@ -342,11 +357,20 @@ class _ElementCheck:
     spelling or prefix of a text element, a `<source>`/`<image>`/`<textinput>` in the
     entry, a default namespace other than Atom's on the root, `content` bound to another
     namespace, a summary or content outside entries before it (it can set `hasContent`
-    for the next entry), and a media description outside entries."""
+    for the next entry), and a media description outside entries.
 
-    def __init__(self, parser: Any, media_names: bool) -> None:
+    feedparser reads `itunes:summary` (prefix bound to the iTunes namespace only) as a
+    `<summary>`: the same rules as a `<description>` for an entry's text (their default
+    content types differ, which changes no value), so it is replayed the same way. The
+    feed's own iTunes summary becomes the feed's summary and touches no entry unless a
+    summary or content is next to it (`_feed_itunes_summary`). `itunes:title` is kept
+    apart by feedparser (`itunes_title`), but fastfeedparser takes an item's first
+    *:title child as the title: accepted after the item's own non-blank `<title>`."""
+
+    def __init__(self, parser: Any, media_names: bool, itunes_names: bool) -> None:
         self.parser = parser  # text is only collected inside the elements that matter
         self.media_titles = media_names
+        self.itunes = itunes_names  # `itunes` bound to the iTunes namespace only
         self.depth = 0
         self.item_depth = 0  # depth of the open item/entry, 0 outside one
         self.in_title = False  # inside the open item's own <title>
@@ -356,6 +380,8 @@ class _ElementCheck:
         self.entry = _EntryTexts(False)
         self.has_content = False  # feedparser's `hasContent`: reset at each entry's end
         self.feed_text = False  # a summary/content outside entries came first
+        self.feed_summary = False  # the feed may hold a summary (an iTunes summary)
+        self.feed_block = 0  # depth of an open feed-level iTunes summary, 0 if none
         self.namespaced = False  # a default namespace or `content` binding not modelled
         # The open summary/content element: (as content, summary-like, depth, pieces).
         self.block: tuple[bool, bool, int, list[str]] | None = None
@@ -366,6 +392,8 @@ class _ElementCheck:
             self._namespaces(attributes)
         if self.block is not None or self.in_title:
             self.entry.doubtful = True  # feedparser would serialise it into the text
+        if self.feed_block:
+            raise _Decline  # markup in the feed's iTunes summary: not a proven shape
         if name in ("item", "entry"):
             if self.item_depth:
                 raise _Decline  # nested entries: not a shape we have proven
@@ -373,23 +401,54 @@ class _ElementCheck:
             self.titled = self.media = self.source = False
             self.entry = _EntryTexts(self.feed_text or self.has_content)
         elif not self.item_depth:
-            if name == "media:description":
-                raise _Decline  # the feed's own: not a shape we have proven
-            lower = name.lower()
-            if lower.rpartition(":")[2] in _FEED_SUMMARY_LOCALS and not lower.startswith("media:"):
-                self.feed_text = True
+            if name == "itunes:summary" and self.itunes:
+                self._feed_itunes_summary()
+                return
+            self._feed_element(name)
         elif name == "media:title" and self.media_titles:
             if self.depth == self.item_depth + 1 and not self.titled:
                 raise _Decline  # fastfeedparser takes an item's first *:title child
             self.media = True
             return
-        elif name == "media:description" and self.media_titles:
-            self.entry.media = True
+        elif name == "itunes:title" and self.itunes:
+            # feedparser keeps it as `itunes_title`; fastfeedparser takes an item's first
+            # *:title child as the title, so it must come after a titled <title>.
+            if self.depth == self.item_depth + 1 and not self.titled:
+                raise _Decline
+            return
+        elif (name == "media:description" and self.media_titles) or (
+            name == "itunes:summary" and self.itunes
+        ):
+            # read as a <description> (media) or a <summary> (iTunes) by feedparser:
+            # the same summary/content rules, replayed
+            self.entry.replayed = True
             self._open_block(True, attributes)
             return
         else:
             self._entry_element(name, attributes)
         _check_element(name, attributes)
+
+    def _feed_element(self, name: str) -> None:
+        """Outside entries: note what can leave `hasContent` set for the first entry."""
+        if name == "media:description":
+            raise _Decline  # the feed's own: not a shape we have proven
+        lower = name.lower()
+        local = lower.rpartition(":")[2]
+        summary_or_content = local in _FEED_SUMMARY_LOCALS and not lower.startswith("media:")
+        if self.feed_summary and (summary_or_content or name == "description"):
+            raise _Decline  # after the feed's iTunes summary: see `_feed_itunes_summary`
+        self.feed_text = self.feed_text or summary_or_content
+
+    def _feed_itunes_summary(self) -> None:
+        """The feed's iTunes summary (`_start_summary` in the feed's context) is the feed's
+        summary if the feed has none and touches no entry. Declined: any summary or
+        content element before it or after it (a `<description>` too): with a summary
+        there, feedparser makes the next one a content block, which sets `hasContent`
+        until the first entry's end; and child elements (see `start`)."""
+        if self.feed_summary or self.feed_text:
+            raise _Decline
+        self.feed_summary = True
+        self.feed_block = self.depth
 
     def _entry_element(self, name: str, attributes: dict[str, str]) -> None:
         if name == "source":
@@ -421,6 +480,8 @@ class _ElementCheck:
         self.parser.CharacterDataHandler = self.text
 
     def end(self, name: str) -> None:
+        if self.feed_block == self.depth:
+            self.feed_block = 0
         if self.block is not None and self.depth == self.block[2]:
             as_content, summary_like, depth, pieces = self.block
             self.entry.close(as_content, summary_like, depth, "".join(pieces).strip())
@@ -437,7 +498,7 @@ class _ElementCheck:
     def _end_entry(self) -> None:
         if self.media and (self.source or not self.titled):
             raise _Decline
-        if self.entry.media:
+        if self.entry.replayed:
             if self.entry.doubtful or self.namespaced:
                 raise _Decline
             self.texts[self.count] = self.entry.longest()
@@ -471,7 +532,9 @@ def _scan(content: bytes, check_elements: bool) -> _Scan | None:
     if check_elements:
         # media:* only where the prefix is bound to Media RSS, and only to it.
         declared = sum(content.count(d) for d in _MRSS_DECLARATIONS)
-        check = _ElementCheck(parser, 0 < declared == content.count(b"xmlns:media="))
+        media = 0 < declared == content.count(b"xmlns:media=")
+        itunes = b"xmlns:itunes" in content and _bound_to_itunes(content)
+        check = _ElementCheck(parser, media, itunes)
         parser.buffer_text = True  # one call per run of text: only joined anyway
         parser.StartElementHandler = check.start
         parser.EndElementHandler = check.end
@@ -490,9 +553,9 @@ def is_well_formed(content: bytes, *, check_elements: bool = False) -> bool:
 def fast_path_allowed(content: bytes, content_type: str) -> bool:
     """The class of documents the fast parser handles exactly as feedparser does:
     UTF-8 (no other charset in the header or the XML declaration), RSS or Atom 1.0 root,
-    well-formed, none of the title/summary aliases only feedparser reads (but media
-    titles and descriptions `_ElementCheck` accepts), and no text construct but text or
-    escaped HTML. See docs/collector.md, "Parsing"."""
+    well-formed, none of the title/summary aliases only feedparser reads (but media and
+    iTunes titles, media descriptions and iTunes summaries `_ElementCheck` accepts), and
+    no text construct but text or escaped HTML. See docs/collector.md, "Parsing"."""
     return _admit(content, content_type) is not None
 
 
