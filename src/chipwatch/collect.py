@@ -5,13 +5,13 @@
 
 Stages, and where each runs:
 - fetch: asyncio + httpx in the event loop (I/O bound), limited globally and per host;
-- parse + extract: a process pool (CPU bound; chipwatch.worker), one call per feed with a time limit
-  enforced inside the worker; fastfeedparser where proven equal, else feedparser; the
-  worker asks the SQLite file (read-only) which entries are stored already and converts,
-  hashes and detects the language of the others only;
+- parse + extract: a process pool (CPU bound; `chipwatch.worker`), one call per feed,
+  with a time limit enforced inside the worker; fastfeedparser where proven equal, else
+  feedparser; the worker asks the SQLite file (read-only) which entries are stored
+  already, and converts, hashes and detects the language of the others only;
 - store: one single-thread executor, so SQLite sees exactly one writer; feeds finishing
-  together share one transaction and one dedupe check, and a failed batch is retried
-  feed by feed, so a failure on one feed never loses another's articles.
+  within `WRITE_GATHER_SECONDS` share one transaction and one dedupe check, and a failed
+  batch is retried feed by feed, so a failure on one feed never loses another's articles.
 Every per-feed failure becomes a FeedReport with `error`; nothing stops the batch.
 """
 
