@@ -15,7 +15,7 @@ from typing import Any
 
 ARTICLES_TABLE = "articles"
 KEY_COLUMNS = ("identity", "url", "content_hash")
-_PARAMS_PER_QUERY = 900  # SQLite's oldest default cap is 999 bound parameters
+PARAMS_PER_QUERY = 900  # SQLite's oldest default cap is 999 bound parameters
 
 RowFetcher = Callable[[str, tuple[str, ...]], Sequence[Sequence[str | None]]]
 
@@ -41,7 +41,7 @@ def present_keys(
         sorted({h for h in hashes if h}),
     ]
     found: tuple[set[str], set[str], set[str]] = (set(), set(), set())
-    per_kind = _PARAMS_PER_QUERY // 3
+    per_kind = PARAMS_PER_QUERY // 3
     for start in range(0, max(map(len, wanted)), per_kind):
         chunks = [values[start : start + per_kind] for values in wanted]
         terms = [

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from chipwatch.fetch import utcnow
 from chipwatch.settings import PollSettings, SourceConfig
+from chipwatch.store.lookup import PARAMS_PER_QUERY
 from chipwatch.store.models import SourceRow
 from chipwatch.types import Source
 
@@ -291,15 +292,12 @@ def record_outcomes(
 
 def _load(connection: Connection, ids: Sequence[int]) -> list[_SourceState]:
     states: list[_SourceState] = []
-    for start in range(0, len(ids), _IDS_PER_QUERY):
-        chunk = ids[start : start + _IDS_PER_QUERY]
+    for start in range(0, len(ids), PARAMS_PER_QUERY):
+        chunk = ids[start : start + PARAMS_PER_QUERY]
         sql = f"{_LOAD_SQL}({','.join('?' * len(chunk))})"
         result = connection.exec_driver_sql(sql, tuple(chunk))
         states.extend(map(_SourceState, result.fetchall()))
     return states
-
-
-_IDS_PER_QUERY = 900  # SQLite's oldest default cap is 999 bound parameters
 
 
 def _apply(
