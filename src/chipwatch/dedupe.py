@@ -54,8 +54,11 @@ def key_identity(source_id: int, guid: str | None, url: str | None) -> str | Non
     return None
 
 
+HASH_IDENTITY_PREFIX = "hash:"
+
+
 def hash_identity(digest: str) -> str:
-    return f"hash:{digest}"
+    return f"{HASH_IDENTITY_PREFIX}{digest}"
 
 
 def hashable(article: Article) -> bool:

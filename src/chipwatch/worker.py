@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from chipwatch.dedupe import lookup_keys
+from chipwatch.dedupe import HASH_IDENTITY_PREFIX, lookup_keys
 from chipwatch.errors import ParseError
 from chipwatch.extract import (
     article_language,
@@ -141,7 +141,7 @@ def _unstored_articles(entries: Sequence[FeedEntry], job: DocumentJob) -> tuple[
 def _without_stored_content(articles: list[Article], lookup: StoreLookup) -> list[Article]:
     keys = [lookup_keys(a) for a in articles]
     identities, _, hashes = lookup.present(
-        (identity for identity, _, _ in keys if identity.startswith("hash:")),
+        (identity for identity, _, _ in keys if identity.startswith(HASH_IDENTITY_PREFIX)),
         hashes=(digest for _, _, digest in keys),
     )
     return [
