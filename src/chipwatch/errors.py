@@ -17,6 +17,20 @@ Library errors become one of these where they enter chipwatch; anything else pro
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What every command exits with (the README's table). Schedulers and monitoring read it."""
+
+    OK = 0
+    UNEXPECTED = 1  # a bug or an unforeseen condition: the message says what to report
+    CONFIG = 2  # configuration or usage
+    PARTIAL = 3  # some feeds failed; the rest was done
+    ALL_FAILED = 4  # every feed failed, or nothing could be sent
+    STORAGE = 5  # the database is damaged, locked, read-only or its disk is full
+    LOCKED = 75  # EX_TEMPFAIL: another run holds the job lock; cron may try again later
+
 
 class ChipwatchError(Exception):
     """Base of every error chipwatch raises on purpose."""

@@ -8,9 +8,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from functools import cached_property
 
 from chipwatch.markup import to_text
+
+
+class TextKind(StrEnum):
+    """How much of an article the classifier gets: news-search feeds give a headline only."""
+
+    HEADLINE = "headline"  # the title alone, perhaps with the outlet's name
+    SUMMARY = "summary"  # a title and a short summary (a lead, a teaser)
+    FULL = "full"  # the article's text
+
+    @classmethod
+    def guess(cls, title: str, text: str) -> TextKind:
+        """The kind of an input whose source does not say, from the length of its text."""
+        body = text.strip()
+        if body.startswith(title.strip()):
+            body = body[len(title.strip()) :].strip()
+        if len(body) < HEADLINE_MAX_BODY_CHARS:
+            return cls.HEADLINE
+        if len(body) < SUMMARY_MAX_BODY_CHARS:
+            return cls.SUMMARY
+        return cls.FULL
+
+
+# Below these lengths of text beyond the title, an input is a headline or a summary: an
+# outlet's name or a dateline is under 60 characters; a news-search or RSS teaser under 600.
+HEADLINE_MAX_BODY_CHARS = 60
+SUMMARY_MAX_BODY_CHARS = 600
 
 
 @dataclass(frozen=True)
