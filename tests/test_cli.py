@@ -17,6 +17,7 @@ from chipwatch_cli import run_chipwatch as run
 
 from chipwatch.classify import load_corpus
 from chipwatch.demo.server import serve_demo_feeds
+from chipwatch.errors import ExitCode
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +65,7 @@ def test_feeds_add_list_status_export_import_remove(
     assert "removed" in run(config, "feeds", "remove", urls[0]).stdout
     assert urls[0] not in run(config, "feeds", "list").stdout
     missing = run(config, "feeds", "remove", urls[0])
-    assert missing.returncode == 1 and "no feed" in missing.stderr
+    assert missing.returncode == ExitCode.CONFIG and "no feed" in missing.stderr
 
     imported = run(config, "feeds", "import", str(opml))
     assert imported.returncode == 0, imported.stderr
@@ -80,7 +81,7 @@ def test_feeds_add_refuses_a_page_that_is_not_a_feed(
 ) -> None:
     base_url, _ = feeds
     result = run(config, "feeds", "add", base_url + "/nothing-here")
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.ALL_FAILED
     assert "404" in result.stderr
 
 
@@ -92,10 +93,11 @@ def test_feeds_status_shows_a_failing_feed(config: Path, feeds: tuple[str, list[
         encoding="utf-8",
     )
     polled = run(config, "poll")
-    assert polled.returncode == 0, polled.stderr
-    assert "1 failed" in polled.stdout
+    assert polled.returncode == ExitCode.ALL_FAILED, polled.stderr  # its only feed failed
+    assert "1 failed" in polled.stdout and "[http] HTTP 404" in polled.stdout
     status = run(config, "feeds", "status").stdout
     assert "failing" in status and "Broken feed" in status and "404" in status
+    assert " http " in status  # the kind column
 
 
 def test_label_then_reclassify(config: Path, feeds: tuple[str, list[str]]) -> None:
@@ -111,7 +113,7 @@ def test_label_then_reclassify(config: Path, feeds: tuple[str, list[str]]) -> No
         ).fetchone()
     bad = run(config, "label", str(phone_id), "--topics", "no-such-topic")
     assert bad.returncode == 2 and "unknown topic" in bad.stderr
-    assert run(config, "label", "9999", "--not-relevant").returncode == 1
+    assert run(config, "label", "9999", "--not-relevant").returncode == ExitCode.CONFIG
 
     labelled = run(config, "label", str(phone_id), "--topics", "chipmaker-stakes")
     assert labelled.returncode == 0, labelled.stderr

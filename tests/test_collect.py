@@ -299,7 +299,7 @@ def test_one_broken_feed_does_not_stop_the_others(server, settings, sessions, po
     report = run_poll(settings, sessions, pool)
     by_url = {f.url.rsplit("/", 1)[1]: f for f in report.feeds}
     assert by_url["good1"].new_articles == 1 and by_url["good2"].new_articles == 1
-    assert by_url["html"].error == "HTML page, not a feed"
+    assert str(by_url["html"].error) == "HTML page, not a feed"
     assert by_url["refused"].error is not None
     assert report.feeds_failed >= 2
 

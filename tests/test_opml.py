@@ -23,18 +23,19 @@ NESTED = b"""<?xml version="1.0"?>
 
 
 def test_nested_outlines() -> None:
-    sources = parse_opml(NESTED)
-    assert sources == [
+    read = parse_opml(NESTED)
+    assert read.sources == (
         SourceConfig("https://wire.test/rss", "Wire service"),
         SourceConfig("https://gazette.test/atom", "Gazette", "fr", True),
-    ]
+    )
+    assert read.skipped == ()
 
 
 def test_round_trip(tmp_path: Path) -> None:
-    sources = parse_opml(NESTED)
+    sources = parse_opml(NESTED).sources
     path = tmp_path / "feeds.opml"
     path.write_text(write_opml(sources), encoding="utf-8")
-    assert read_opml(path) == sources
+    assert read_opml(path).sources == sources
     assert 'version="2.0"' in path.read_text()
 
 
@@ -44,7 +45,6 @@ def test_round_trip(tmp_path: Path) -> None:
         (b"<opml><body><outline xmlUrl='x'", "malformed OPML"),
         (b"<rss/>", "not an OPML document"),
         (b"<opml version='2.0'><head/></opml>", "without <body>"),
-        (b"<opml><body><outline xmlUrl='ftp://x.test/'/></body></opml>", "must start with http"),
         (b'<!DOCTYPE x [<!ENTITY a "b">]><opml/>', "DTD"),
     ],
 )
@@ -56,3 +56,20 @@ def test_malformed_opml_is_a_clear_error(data: bytes, message: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read OPML"):
         read_opml(tmp_path / "absent.opml")
+
+
+def test_bad_outline_urls_are_skipped_and_named_while_the_import_goes_on() -> None:
+    data = b"""<opml version="2.0"><body>
+      <outline text="ok" xmlUrl="https://good.test/feed"/>
+      <outline text="ftp" xmlUrl="ftp://x.test/feed"/>
+      <outline text="octal" xmlUrl="http://0177.0.0.1/feed.xml"/>
+      <outline text="port" xmlUrl="http://a.test:99999/feed"/>
+      <outline text="creds" xmlUrl="http://user:pw@a.test/feed"/>
+      <outline text="ok2" xmlUrl="https://good2.test/feed"/>
+    </body></opml>"""
+    read = parse_opml(data, "feeds.opml")
+    assert [s.url for s in read.sources] == ["https://good.test/feed", "https://good2.test/feed"]
+    assert len(read.skipped) == 4
+    assert all(line.startswith("feeds.opml: outline ") for line in read.skipped)
+    assert "scheme 'ftp'" in read.skipped[0] and "0177.0.0.1" in read.skipped[1]
+    assert "99999" in read.skipped[2] and "user name or password" in read.skipped[3]

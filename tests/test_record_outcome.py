@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from chipwatch.collect import Writer
+from chipwatch.errors import FeedError
 from chipwatch.settings import PollSettings, Settings
 from chipwatch.store.db import open_engine, session_factory
 from chipwatch.store.models import SourceRow
@@ -57,7 +58,7 @@ def test_success_after_failures_resets_and_keeps_what_the_outcome_does_not_decid
     (feed,) = add(sessions, "http://a.test/feed")
     with sessions.begin() as session:
         session.get(SourceRow, feed).name = "My own name"  # type: ignore[union-attr]
-    fail = FetchOutcome(ok=False, status=500, error="HTTP 500")
+    fail = FetchOutcome(ok=False, status=500, error=FeedError.http(500))
     for hour in range(2):
         with sessions.begin() as session:
             record_outcomes(session, [(feed, fail, NOW + timedelta(hours=hour))], POLL)
@@ -82,7 +83,9 @@ def test_success_after_failures_resets_and_keeps_what_the_outcome_does_not_decid
 
 def test_errors_disable_at_the_limit_and_410_at_once(sessions) -> None:
     flaky, gone = add(sessions, "http://a.test/flaky", "http://a.test/gone")
-    fail = FetchOutcome(ok=False, status=503, error="HTTP 503", retry_after_seconds=3 * 3600)
+    fail = FetchOutcome(
+        ok=False, status=503, error=FeedError.http(503), retry_after_seconds=3 * 3600
+    )
     for hour in range(3):
         with sessions.begin() as session:
             outcomes = [(flaky, fail, NOW + timedelta(hours=hour))]
@@ -95,7 +98,7 @@ def test_errors_disable_at_the_limit_and_410_at_once(sessions) -> None:
             assert first.next_check_at == NOW + timedelta(hours=3)  # Retry-After wins
     stored = row(sessions, flaky)
     assert not stored.enabled and stored.consecutive_errors == 3
-    assert stored.disabled_reason == "3 consecutive errors; last: HTTP 503"
+    assert stored.disabled_reason == "3 consecutive errors; last (http): HTTP 503"
     assert not row(sessions, gone).enabled
     assert row(sessions, gone).disabled_reason == "HTTP 410 Gone: the publisher removed this feed"
     assert row(sessions, gone).last_error == "unknown error"

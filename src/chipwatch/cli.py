@@ -9,7 +9,19 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from chipwatch.errors import ChipwatchError, ConfigError, LockBusy
+from chipwatch.errors import (
+    ChipwatchError,
+    ClassifierError,
+    ConfigError,
+    DeliveryError,
+    ExitCode,
+    FetchError,
+    InvalidURLError,
+    LockBusy,
+    NotFound,
+    ParseError,
+    UnsafeURLError,
+)
 from chipwatch.lock import job_lock
 from chipwatch.settings import Settings, load_settings
 
@@ -64,18 +76,40 @@ def settings() -> Settings:
 
 
 def guarded(action: Callable[[], T]) -> T:
-    """Run a command body, turning chipwatch errors into a message and an exit code."""
+    """Run a command body, turning errors into one line and an exit code (the README's
+    table, `chipwatch.errors.ExitCode`); a traceback only with --verbose."""
     try:
         return action()
     except ConfigError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.CONFIG) from None
     except LockBusy as exc:
         typer.echo(f"skipped: {exc}", err=True)
-        raise typer.Exit(75) from None  # EX_TEMPFAIL: cron may simply try again later
+        raise typer.Exit(ExitCode.LOCKED) from None  # EX_TEMPFAIL: cron may try again later
+    except (InvalidURLError, UnsafeURLError, NotFound) as exc:
+        typer.echo(f"error: {exc}", err=True)  # a URL or a name the user gave: usage
+        raise typer.Exit(ExitCode.CONFIG) from None
+    except (FetchError, ParseError, DeliveryError) as exc:
+        typer.echo(f"error: {exc}", err=True)  # the one feed/page/send of the command failed
+        raise typer.Exit(ExitCode.ALL_FAILED) from None
+    except ClassifierError as exc:
+        typer.echo(f"classifier error: {exc}", err=True)  # the corpus or topics: configuration
+        raise typer.Exit(ExitCode.CONFIG) from None
     except ChipwatchError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.UNEXPECTED) from None
+    except ImportError as exc:
+        typer.echo(
+            f"unexpected error: a dependency does not import ({exc}); reinstall chipwatch "
+            "(pip install chipwatch) and report it if it persists",
+            err=True,
+        )
+        _log_traceback()
+        raise typer.Exit(ExitCode.UNEXPECTED) from None
+
+
+def _log_traceback() -> None:
+    logging.getLogger("chipwatch").debug("traceback", exc_info=True)
 
 
 # --- collect -----------------------------------------------------------------------------
@@ -99,6 +133,8 @@ def poll(
                 settings(), all_feeds=all_feeds, classify=not no_classify
             )
         typer.echo(report)
+        if report.exit_code:  # 3: some feeds failed (the rest stored); 4: every feed failed
+            raise typer.Exit(report.exit_code)
 
     guarded(body)
 
@@ -222,8 +258,8 @@ def digest(
         with job_lock(s.data_dir, "digest"):
             result = pipeline.build_and_send_digests(s, send=send, only=recipient)
         typer.echo(result)
-        if result.failures:
-            raise typer.Exit(1)  # cron and timers report it; the digest waits in the outbox
+        if result.failures:  # cron and timers report it; the digest waits in the outbox
+            raise typer.Exit(ExitCode.PARTIAL if result.sent else ExitCode.ALL_FAILED)
 
     guarded(body)
 

@@ -12,7 +12,9 @@ Stages, and where each runs:
 - store: one single-thread executor, so SQLite sees exactly one writer; feeds finishing
   within `WRITE_GATHER_SECONDS` share one transaction and one dedupe check, and a failed
   batch is retried feed by feed, so a failure on one feed never loses another's articles.
-Every per-feed failure becomes a FeedReport with `error`; nothing stops the batch.
+Every per-feed failure becomes a FeedReport with `error` (an errors.FeedError): whatever
+raises inside one feed's handling, be it a URL httpx cannot parse or a broken import in a
+worker, is that feed's error (`errors.feed_error`), stored with it; nothing stops the batch.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from chipwatch.errors import FeedError, FetchError, feed_error
 from chipwatch.fetch import Fetcher, utcnow
 from chipwatch.parse import NotAFeed, parse_feed
 from chipwatch.settings import FetchSettings, Settings
 from chipwatch.store.articles import filter_new_many, insert_articles
 from chipwatch.store.sources import FetchOutcome, due_sources, record_outcomes
 from chipwatch.types import Article, FetchResult, Source
+from chipwatch.urls import check_url
 from chipwatch.worker import DocumentJob, DocumentResult, full_text_job, process_document
 
 SessionFactory = Callable[[], Session]
@@ -62,7 +66,7 @@ class FeedReport:
     http_status: int | None = None
     new_articles: int = 0
     entries: int = 0
-    error: str | None = None
+    error: FeedError | None = None
     moved_to: str | None = None
     seconds: float = 0.0
 
@@ -81,6 +85,10 @@ class PollReport:
     @property
     def feeds_failed(self) -> int:
         return sum(1 for f in self.feeds if f.error)
+
+    @property
+    def all_failed(self) -> bool:
+        return bool(self.feeds) and self.feeds_failed == len(self.feeds)
 
     @property
     def feeds_not_modified(self) -> int:
@@ -269,28 +277,41 @@ class _Context:
 
 
 async def collect_one(source: Source, ctx: _Context) -> FeedReport:
-    """Fetch, parse, extract and store one feed; never raises for a feed's own failure."""
-    async with ctx.backlog:  # bounds bodies fetched but not yet parsed (memory)
-        fetched = await ctx.fetcher.fetch(source)
-        result, fetched = await _parse(source, fetched, ctx)
-        if fetched.content:
-            fetched = replace(fetched, content=b"")  # the body is parsed: free it now
-    outcome = _outcome(fetched, result)
+    """Fetch, parse, extract and store one feed; never raises: anything that goes wrong
+    is this feed's error, recorded with it (and counted towards disabling it)."""
+    fetched = FetchResult(source_url=source.url, final_url=source.url, status=None)
+    result: DocumentResult | None = None
     articles: Sequence[Article] = ()
-    if result is not None and outcome.ok and result.articles:
-        articles = await _new_articles(source, result.articles, ctx)
-    ids = await ctx.writer.store(source, outcome, articles, ctx.now)
+    try:
+        async with ctx.backlog:  # bounds bodies fetched but not yet parsed (memory)
+            fetched = await ctx.fetcher.fetch(source)
+            result, fetched = await _parse(source, fetched, ctx)
+            if fetched.content:
+                fetched = replace(fetched, content=b"")  # the body is parsed: free it now
+        outcome = _outcome(fetched, result)
+        if result is not None and outcome.ok and result.articles:
+            articles, page_error = await _new_articles(source, result.articles, ctx)
+            if page_error is not None:  # the articles are kept, with their summaries
+                outcome = _failed_outcome(fetched, page_error)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        outcome = _failed_outcome(fetched, feed_error(exc, source.url))
+    try:
+        ids = await ctx.writer.store(source, outcome, articles, ctx.now)
+    except Exception as exc:  # noqa: BLE001 - the other feeds' writes go on
+        outcome = _failed_outcome(fetched, feed_error(exc, source.url))
+        ids = []
     ctx.new_ids.extend(ids)
     return _report(source, fetched, result, outcome, len(ids))
 
 
 async def _new_articles(
     source: Source, articles: Sequence[Article], ctx: _Context
-) -> Sequence[Article]:
-    """The worker's new articles, with page text for a full_text source."""
+) -> tuple[Sequence[Article], FeedError | None]:
+    """The worker's new articles, with page text for a full_text source (and the error
+    that stopped full-text extraction, if one did: the summaries are kept then)."""
     if articles and source.full_text:
         return await _with_full_text(source, articles, ctx)
-    return articles
+    return articles, None
 
 
 async def _parse(
@@ -301,8 +322,12 @@ async def _parse(
     result = await _run_document(source, fetched, ctx)
     if result.alternates and fetched.final_url not in result.alternates:
         # The URL is a web page advertising its feed: follow it once and remember it.
+        # The advertised URL is the page's word: fetch_url checks it like any other.
         alternate = await ctx.fetcher.fetch_url(result.alternates[0])
-        if alternate.error is None and not alternate.not_modified:
+        if alternate.error is not None:
+            message = f"the feed the page advertises failed: {alternate.error.message}"
+            return result, replace(fetched, error=replace(alternate.error, message=message))
+        if not alternate.not_modified:
             found = await _run_document(source, alternate, ctx)
             if found.error is None:
                 moved = alternate.permanent_redirect or alternate.final_url
@@ -326,23 +351,44 @@ async def _run_document(source: Source, fetched: FetchResult, ctx: _Context) -> 
     try:
         return await ctx.pool.run(process_document, job)
     except BrokenProcessPool:
-        return DocumentResult(error="the parser process died on this feed")
+        return DocumentResult(error=feed_error(FetchError(source.url, _DIED), source.url))
+    except Exception as exc:  # noqa: BLE001 - e.g. an import failing in the worker
+        return DocumentResult(error=feed_error(exc, source.url))
 
 
-async def _with_full_text(source: Source, fresh: Sequence[Article], ctx: _Context) -> list[Article]:
+_DIED = "the parser process died on this feed"
+
+
+async def _with_full_text(
+    source: Source, fresh: Sequence[Article], ctx: _Context
+) -> tuple[list[Article], FeedError | None]:
     """Replace summaries by page text for the new articles of a full_text source."""
     todo = [a for a in fresh if a.url][:MAX_FULL_TEXT_PER_FEED]
-    texts = await asyncio.gather(*(_page_text(a, source, ctx) for a in todo))
-    by_identity = {a.identity: t for a, t in zip(todo, texts, strict=True) if t}
-    return [
+    texts = await asyncio.gather(
+        *(_page_text(a, source, ctx) for a in todo), return_exceptions=True
+    )
+    failures = [t for t in texts if isinstance(t, BaseException)]
+    if any(not isinstance(t, Exception) for t in failures):
+        raise next(t for t in failures if not isinstance(t, Exception))  # cancellation
+    by_identity = {
+        a.identity: t
+        for a, t in zip(todo, texts, strict=True)
+        if t and not isinstance(t, BaseException)
+    }
+    kept = [
         replace(a, text=by_identity[a.identity][0], language=by_identity[a.identity][1])
         if a.identity in by_identity
         else a
         for a in fresh
     ]
+    if not failures:
+        return kept, None
+    error = feed_error(failures[0], source.url)
+    return kept, replace(error, message=f"full text: {error.message}")
 
 
 async def _page_text(article: Article, source: Source, ctx: _Context) -> tuple[str, str] | None:
+    # fetch_url checks the entry's link (an invalid one is a failed page, not an error).
     page = await ctx.fetcher.fetch_url(article.url or "", accept=PAGE_ACCEPT)
     if page.error or not page.content:
         return None  # keep the feed's summary: a missing page is not the feed's failure
@@ -353,6 +399,16 @@ async def _page_text(article: Article, source: Source, ctx: _Context) -> tuple[s
         )
     except BrokenProcessPool:
         return None
+
+
+def _failed_outcome(fetched: FetchResult, error: FeedError) -> FetchOutcome:
+    return FetchOutcome(
+        ok=False,
+        error=error,
+        status=fetched.status,
+        retry_after_seconds=fetched.retry_after_seconds,
+        max_age_seconds=fetched.max_age_seconds,
+    )
 
 
 def _outcome(fetched: FetchResult, result: DocumentResult | None) -> FetchOutcome:
@@ -475,16 +531,14 @@ def poll_sync(
 async def discover_feed_url(url: str, fetch: FetchSettings) -> str:
     """The feed URL for a URL given by a user: itself if it is a feed, else the feed its
     page advertises. Raises ParseError (or FetchError) with a clear message otherwise."""
-    from chipwatch.errors import FetchError
-
     async with Fetcher(fetch) as fetcher:
         fetched = await fetcher.fetch_url(url)
     if fetched.error:
-        raise FetchError(url, fetched.error, status=fetched.status)
+        raise FetchError(url, fetched.error.message, status=fetched.status)
     try:
         parse_feed(fetched.content, fetched.final_url, fetched.content_type, max_entries=1)
     except NotAFeed as exc:
         if exc.alternates:
-            return exc.alternates[0]
+            return check_url(exc.alternates[0])  # the page's word: checked like the user's
         raise
     return fetched.permanent_redirect or url

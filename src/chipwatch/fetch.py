@@ -31,9 +31,17 @@ import httpx
 from httpx._transports.default import map_httpcore_exceptions  # pinned httpx==0.28.1
 
 from chipwatch import USER_AGENT
-from chipwatch.errors import BodyTooLarge, DeadlineExceeded, FetchError, UnsafeURLError
+from chipwatch.errors import (
+    BodyTooLarge,
+    DeadlineExceeded,
+    FeedError,
+    FetchError,
+    UnsafeURLError,
+    feed_error,
+)
 from chipwatch.settings import FetchSettings
 from chipwatch.types import FetchResult, Source
+from chipwatch.urls import check_url as validate_url
 
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 PERMANENT_REDIRECTS = {301, 308}
@@ -52,21 +60,45 @@ def utcnow() -> datetime:
 # --- network guard ---------------------------------------------------------------------
 
 
+# Prefixes whose addresses carry an IPv4 address that a gateway or the host reaches:
+# NAT64 (RFC 6052, well-known and local-use), 6to4 (RFC 3056). IPv4-mapped (::ffff:0:0/96)
+# and IPv4-compatible (::/96, deprecated but still routed by some stacks) too.
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, if it is one of the embedding forms."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in network for network in _NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if int(ip) >> 32 == 0 and int(ip) > 1:  # ::a.b.c.d (:: and ::1 are judged as they are)
+        return ipaddress.IPv4Address(int(ip))
+    return None
+
+
 def is_public_address(address: str) -> bool:
-    """False for loopback, private, link-local, multicast, reserved and unspecified."""
+    """False for loopback, private, link-local, multicast, reserved and unspecified, also
+    when spelled as an IPv6 address embedding such an IPv4 address."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner is not None:
+            # The prefix itself must be public too (it is, for the well-known ones).
+            return _is_public(inner)
+    return _is_public(ip)
+
+
+def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
 def check_url(url: str) -> None:
-    """Refuse anything but http(s) with a host; raise UnsafeURLError."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise UnsafeURLError(url, f"scheme {parts.scheme!r} refused (http and https only)")
-    if not parts.hostname:
-        raise UnsafeURLError(url, "no host in URL")
+    """Refuse what chipwatch.urls refuses (InvalidURLError, UnsafeURLError)."""
+    validate_url(url)
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -389,11 +421,12 @@ class Fetcher:
         last_modified: str | None = None,
         accept: str = ACCEPT_FEED,
     ) -> FetchResult:
-        """GET a URL; every failure is returned as FetchResult.error."""
+        """GET a URL; every failure, whatever raised it, is returned as FetchResult.error."""
         started = time.monotonic()
         fetched_at = utcnow()
-        host = (urlsplit(url).hostname or "").lower()
         try:
+            check_url(url)  # before the host is read from it: urlsplit raises on some
+            host = (urlsplit(url).hostname or "").lower()
             async with self._host_slot(host), self._global:
                 await self._polite_delay(host)
                 async with asyncio.timeout(self.settings.deadline_seconds):
@@ -402,14 +435,12 @@ class Fetcher:
             error = DeadlineExceeded(
                 url, f"fetch took longer than {self.settings.deadline_seconds:g} s"
             )
-            result = _failed(url, None, error, fetched_at)
-        except FetchError as exc:
-            result = _failed(url, exc.status, exc, fetched_at)
+            result = _failed(url, feed_error(error, url), fetched_at)
         except httpx.HTTPError as exc:
-            result = _failed(url, None, FetchError(url, _describe(exc)), fetched_at)
-        except (OSError, ValueError) as exc:
-            # httpx raises ValueError/InvalidURL for some malformed URLs and Location headers
-            result = _failed(url, None, FetchError(url, f"{type(exc).__name__}: {exc}"), fetched_at)
+            described = replace(feed_error(exc, url), message=_describe(exc))
+            result = _failed(url, described, fetched_at)
+        except Exception as exc:  # noqa: BLE001 - one URL never raises out of a fetch
+            result = _failed(url, feed_error(exc, url), fetched_at)
         return replace(result, elapsed_seconds=time.monotonic() - started)
 
     def _host_slot(self, host: str) -> asyncio.Semaphore:
@@ -501,10 +532,10 @@ class Fetcher:
                 last_modified=response.headers.get("last-modified", last_modified),
             )
         if status == 410:
-            return FetchResult(**common, gone=True, error="HTTP 410 Gone: the feed was removed")
+            gone = FeedError.http(410, "Gone: the feed was removed")
+            return FetchResult(**common, gone=True, error=gone)
         if status >= 400 or status < 200:
-            reason = response.reason_phrase or ""
-            return FetchResult(**common, error=f"HTTP {status} {reason}".strip())
+            return FetchResult(**common, error=FeedError.http(status, response.reason_phrase))
         body = await read_capped(response, final_url, self.settings.max_body_bytes)
         return FetchResult(
             **common,
@@ -515,13 +546,13 @@ class Fetcher:
         )
 
 
-def _failed(url: str, status: int | None, error: Exception, fetched_at: datetime) -> FetchResult:
-    message = str(error)
-    prefix = f"{url}: "
-    if message.startswith(prefix):
-        message = message[len(prefix) :]  # the outcome already names the feed
+def _failed(url: str, error: FeedError, fetched_at: datetime) -> FetchResult:
     return FetchResult(
-        source_url=url, final_url=url, status=status, error=message, fetched_at=fetched_at
+        source_url=url,
+        final_url=url,
+        status=error.http_status,
+        error=error,
+        fetched_at=fetched_at,
     )
 
 

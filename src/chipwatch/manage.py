@@ -63,8 +63,9 @@ def add_feed(settings: Settings, url: str, name: str, full_text: bool) -> str:
 
     from chipwatch.collect import discover_feed_url
     from chipwatch.store.sources import add_source
+    from chipwatch.urls import check_url
 
-    feed_url = asyncio.run(discover_feed_url(url, settings.fetch))
+    feed_url = asyncio.run(discover_feed_url(check_url(url.strip()), settings.fetch))
     sessions = open_sessions(settings)
     with sessions.begin() as session:
         row, created = add_source(session, feed_url, name, "", full_text)
@@ -95,7 +96,7 @@ def feeds_table(settings: Settings, *, health: bool) -> str:
         listing = [("id", "state", "name / url")]
         listing += [(str(f.id), "on" if f.enabled else "off", f"{f.name}  {f.url}") for f in feeds]
         return format_table(listing)
-    rows = [("id", "state", "errors", "last ok", "next check", "name / last error")]
+    rows = [("id", "state", "errors", "kind", "last ok", "next check", "name / last error")]
     for f in feeds:
         state = (
             "ok"
@@ -110,6 +111,7 @@ def feeds_table(settings: Settings, *, health: bool) -> str:
                 str(f.id),
                 state,
                 str(f.consecutive_errors),
+                (f.last_error_kind or "-") if f.last_error else "-",
                 _when(f.last_success_at),
                 _when(f.next_check_at),
                 note[:100],
@@ -126,13 +128,16 @@ def import_opml(settings: Settings, path: Path) -> str:
     from chipwatch.opml import read_opml
     from chipwatch.store.sources import sync_sources
 
-    configs = read_opml(path)
+    read = read_opml(path)
     with open_sessions(settings).begin() as session:
-        report = sync_sources(session, configs)
-    return (
+        report = sync_sources(session, read.sources)
+    skipped = f", {len(read.skipped)} skipped" if read.skipped else ""
+    lines = [
         f"imported {len(report.added)} new feeds, updated {len(report.updated)}, "
-        f"{report.unchanged} unchanged"
-    )
+        f"{report.unchanged} unchanged{skipped}",
+        *read.skipped,
+    ]
+    return "\n".join(lines)
 
 
 def export_opml(settings: Settings) -> str:
@@ -184,7 +189,7 @@ def fetch_page_text(settings: Settings, url: str) -> tuple[str | None, str]:
         async with Fetcher(settings.fetch) as fetcher:
             fetched = await fetcher.fetch_url(url)
         if fetched.error:
-            raise FetchError(url, fetched.error, status=fetched.status)
+            raise FetchError(url, fetched.error.message, status=fetched.status)
         return fetched.content
 
     page = asyncio.run(get())

@@ -1,7 +1,8 @@
 """OPML import and export of the feed list.
 
-Import walks nested outlines (folders) and keeps every outline with an `xmlUrl`; export
-writes OPML 2.0. The XML is parsed with the standard library after refusing DTDs, so an
+Import walks nested outlines (folders) and keeps every outline with an `xmlUrl` that
+passes `chipwatch.urls.check_url`; an outline whose URL does not is skipped, and named in
+`OpmlImport.skipped`, while the import goes on. Export writes OPML 2.0. The XML is parsed with the standard library after refusing DTDs, so an
 OPML file cannot expand entities (billion laughs) or reach external resources.
 """
 
@@ -9,18 +10,26 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from dataclasses import dataclass
 from email.utils import format_datetime
 from pathlib import Path
 
-from chipwatch.errors import ConfigError
+from chipwatch.errors import ConfigError, FetchError
 from chipwatch.fetch import utcnow
 from chipwatch.settings import SourceConfig
+from chipwatch.urls import check_url
 
 _TRUE = {"1", "true", "yes"}
 
 
-def read_opml(path: Path) -> list[SourceConfig]:
-    """Sources of an OPML file; ConfigError naming the file on anything malformed."""
+@dataclass(frozen=True)
+class OpmlImport:
+    sources: tuple[SourceConfig, ...]
+    skipped: tuple[str, ...] = ()  # one line per outline left out: its URL and why
+
+
+def read_opml(path: Path) -> OpmlImport:
+    """Sources of an OPML file; ConfigError naming the file if the file itself is bad."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -28,7 +37,7 @@ def read_opml(path: Path) -> list[SourceConfig]:
     return parse_opml(data, str(path))
 
 
-def parse_opml(data: bytes, origin: str = "OPML") -> list[SourceConfig]:
+def parse_opml(data: bytes, origin: str = "OPML") -> OpmlImport:
     if b"<!DOCTYPE" in data[:4096].upper() or b"<!ENTITY" in data.upper():
         raise ConfigError(origin, "-", "OPML with a DTD or entities is refused")
     try:
@@ -41,19 +50,23 @@ def parse_opml(data: bytes, origin: str = "OPML") -> list[SourceConfig]:
     if body is None:
         raise ConfigError(origin, "opml", "OPML without <body>")
     sources: dict[str, SourceConfig] = {}
-    for outline in body.iter("outline"):
-        config = _outline(outline, origin)
+    skipped: list[str] = []
+    for number, outline in enumerate(body.iter("outline"), start=1):
+        try:
+            config = _outline(outline)
+        except FetchError as exc:
+            skipped.append(f"{origin}: outline {number}: skipped: {exc}")
+            continue
         if config is not None:
             sources.setdefault(config.url, config)  # the first listing of a URL wins
-    return list(sources.values())
+    return OpmlImport(tuple(sources.values()), tuple(skipped))
 
 
-def _outline(outline: ET.Element, origin: str) -> SourceConfig | None:
+def _outline(outline: ET.Element) -> SourceConfig | None:
     url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
     if not url:
         return None  # a folder: its children are visited by iter()
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(origin, f"outline {url!r}", "xmlUrl must start with http:// or https://")
+    check_url(url)
     name = outline.get("title") or outline.get("text") or ""
     return SourceConfig(
         url=url,

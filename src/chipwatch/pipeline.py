@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from chipwatch.errors import ConfigError, NotFound
+from chipwatch.errors import ConfigError, ExitCode, NotFound
 from chipwatch.settings import Settings
 from chipwatch.store.db import open_engine, session_factory
 from chipwatch.store.models import ArticleRow, ClassificationRow, LabelRow
@@ -25,6 +25,7 @@ from chipwatch.types import Classification, ClassifyInput, Label
 
 if TYPE_CHECKING:  # the classifier and the digest load numpy & co.: imported when used
     from chipwatch.classify import FittedClassifier
+    from chipwatch.collect import PollReport
     from chipwatch.digest.stories import Embedder
     from chipwatch.settings import Recipient
     from chipwatch.types import Topic
@@ -159,23 +160,35 @@ def label_article(
 
 @dataclass(frozen=True)
 class PollSummary:
-    feeds: int
-    failed: int
-    not_modified: int
-    new_articles: int
-    seconds: float
+    """The collector's report (one FeedReport per feed, its FeedError included) and the
+    classification that followed; no copy of either."""
+
+    report: PollReport
     classified: ClassifyReport | None
-    errors: tuple[str, ...]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """0 all feeds fine; 3 some failed, the rest stored; 4 every feed failed."""
+        if self.report.all_failed:
+            return ExitCode.ALL_FAILED
+        return ExitCode.PARTIAL if self.report.feeds_failed else ExitCode.OK
+
+    @property
+    def new_articles(self) -> int:
+        return self.report.new_articles
 
     def __str__(self) -> str:
+        r = self.report
         lines = [
-            f"polled {self.feeds} feeds in {self.seconds:.1f}s: {self.new_articles} new articles, "
-            f"{self.not_modified} unchanged (304), {self.failed} failed"
+            f"polled {r.feeds_polled} feeds in {r.seconds:.1f}s: {r.new_articles} new articles, "
+            f"{r.feeds_not_modified} unchanged (304), {r.feeds_failed} failed"
         ]
         if self.classified is not None:
             c = self.classified
             lines.append(f"classified {c.classified}: {c.relevant} relevant, {c.novel} novel")
-        lines += [f"  error: {e}" for e in self.errors]
+        lines += [
+            f"  error: {f.url}: [{f.error.kind}] {f.error.message}" for f in r.feeds if f.error
+        ]
         return "\n".join(lines)
 
 
@@ -194,15 +207,7 @@ def poll_and_classify(settings: Settings, *, all_feeds: bool, classify: bool) ->
     sync_config_sources(settings, sessions)
     report = poll_sync(settings, sessions, all_feeds=all_feeds)
     classified = classify_backlog(settings, sessions) if classify else None
-    return PollSummary(
-        feeds=report.feeds_polled,
-        failed=report.feeds_failed,
-        not_modified=report.feeds_not_modified,
-        new_articles=report.new_articles,
-        seconds=report.seconds,
-        classified=classified,
-        errors=tuple(f"{f.url}: {f.error}" for f in report.feeds if f.error),
-    )
+    return PollSummary(report, classified)
 
 
 # --- digest ------------------------------------------------------------------------------

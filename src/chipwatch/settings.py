@@ -19,48 +19,69 @@ from chipwatch.errors import ConfigError
 
 ENV_PREFIX = "CHIPWATCH_"
 DEFAULT_CONFIG_DIR = Path("config")
+BOUNDS = "bounds"  # field metadata key: (lowest, highest) allowed, both included
+
+
+def bounded(default: Any, lowest: float, highest: float) -> Any:
+    """A numeric setting with the range enforced at start-up (and found by the tests by
+    introspection: every int or float setting must have one)."""
+    return field(default=default, metadata={BOUNDS: (lowest, highest)})
+
+
+def check_bounds(cls: type, name: str, value: object, source: str, where: str) -> None:
+    """ConfigError naming the file (or variable) and field when `value` is out of range."""
+    spec = next((f for f in fields(cls) if f.name == name), None)
+    if spec is None or BOUNDS not in spec.metadata or isinstance(value, bool):
+        return
+    lowest, highest = spec.metadata[BOUNDS]
+    if not isinstance(value, int | float) or not lowest <= value <= highest:  # NaN too
+        raise ConfigError(source, where, f"must be between {lowest:g} and {highest:g}, got {value}")
 
 
 @dataclass(frozen=True)
 class FetchSettings:
-    concurrency: int = 32  # requests in flight across all hosts
-    per_host_concurrency: int = 2  # requests in flight to one host
-    per_host_delay_seconds: float = 0.0  # pause between two requests to one host
-    connect_timeout_seconds: float = 10.0  # TCP and TLS connect
-    read_timeout_seconds: float = 20.0  # between two received chunks
-    deadline_seconds: float = 60.0  # whole fetch, however slowly the server trickles
-    max_body_bytes: int = 10 * 1024 * 1024  # cap on the decompressed body
-    max_redirects: int = 5  # redirects followed per fetch
+    concurrency: int = bounded(32, 1, 1024)  # requests in flight across all hosts
+    per_host_concurrency: int = bounded(2, 1, 64)  # requests in flight to one host
+    # pause between two requests to one host
+    per_host_delay_seconds: float = bounded(0.0, 0.0, 3600.0)
+    connect_timeout_seconds: float = bounded(10.0, 0.01, 600.0)  # TCP and TLS connect
+    read_timeout_seconds: float = bounded(20.0, 0.01, 3600.0)  # between two received chunks
+    # whole fetch, however slowly the server trickles
+    deadline_seconds: float = bounded(60.0, 0.01, 3600.0)
+    max_body_bytes: int = bounded(10 * 1024 * 1024, 1024, 1 << 30)  # cap on the decompressed body
+    max_redirects: int = bounded(5, 0, 30)  # redirects followed per fetch
     allow_private_networks: bool = False  # allow loopback/private addresses (demo, tests)
-    parse_timeout_seconds: float = 20.0  # limit on parsing one feed
-    max_entries_per_feed: int = 500  # entries kept from one feed document
-    max_entry_chars: int = 100_000  # characters kept of one entry's text
+    parse_timeout_seconds: float = bounded(20.0, 0.01, 600.0)  # limit on parsing one feed
+    max_entries_per_feed: int = bounded(500, 1, 100_000)  # entries kept from one feed document
+    max_entry_chars: int = bounded(100_000, 100, 10_000_000)  # characters kept of one entry's text
 
 
 @dataclass(frozen=True)
 class PollSettings:
-    interval_minutes: int = 30  # how often `chipwatch run` polls due feeds
-    min_interval_minutes: int = 15  # adaptive interval lower bound per feed
-    max_interval_minutes: int = 1440  # adaptive interval upper bound per feed
-    max_consecutive_errors: int = 10  # a feed is disabled after this many failures in a row
+    interval_minutes: int = bounded(30, 1, 10_080)  # how often `chipwatch run` polls due feeds
+    min_interval_minutes: int = bounded(15, 1, 10_080)  # adaptive interval lower bound per feed
+    max_interval_minutes: int = bounded(1440, 1, 525_600)  # adaptive interval upper bound per feed
+    # a feed is disabled after this many failures in a row
+    max_consecutive_errors: int = bounded(10, 1, 10_000)
     classify_on_poll: bool = True  # classify new articles right after they are stored
 
 
 @dataclass(frozen=True)
 class ClassifySettings:
-    relevance_threshold: float = 0.5  # relevance probability above which an article is kept
+    # relevance probability above which an article is kept
+    relevance_threshold: float = bounded(0.5, 0.0, 1.0)
     cache_dir: str = ""  # where the fitted classifier is cached ("" = <data_dir>/cache)
 
 
 @dataclass(frozen=True)
 class SmtpSettings:
     host: str = ""  # empty: no SMTP, the digest goes to <data_dir>/maildir
-    port: int = 587  # 587 for STARTTLS, 465 for TLS, 25 for plain
+    port: int = bounded(587, 1, 65535)  # 587 for STARTTLS, 465 for TLS, 25 for plain
     security: str = "starttls"  # starttls | tls | none
     username: str = ""  # login; empty means no authentication
     password_env: str = "CHIPWATCH_SMTP_PASSWORD"  # environment variable holding the password
     sender: str = "chipwatch <chipwatch@localhost>"  # From: header
-    timeout_seconds: float = 30.0  # SMTP connection timeout
+    timeout_seconds: float = bounded(30.0, 0.01, 3600.0)  # SMTP connection timeout
     ca_file: str = ""  # extra CA certificates to trust (a private relay); empty = system store
 
 
@@ -68,7 +89,7 @@ class SmtpSettings:
 class Recipient:
     address: str
     topics: tuple[str, ...] = ()  # subscribed topic ids; empty = all topics
-    min_relevance: float = 0.5  # items below this relevance are left out
+    min_relevance: float = bounded(0.5, 0.0, 1.0)  # items below this relevance are left out
     languages: tuple[str, ...] = ()  # article languages wanted; empty = all
     include_novel: bool = True  # include the "novel: no topic yet" section
     schedule: str = ""  # cron expression; empty = [digest].schedule
@@ -80,9 +101,9 @@ class Recipient:
 class DigestSettings:
     schedule: str = "30 7 * * *"  # cron expression (minute hour day month weekday)
     timezone: str = "Europe/Paris"  # timezone of the schedule
-    max_items_per_topic: int = 20  # stories shown per topic section
-    excerpt_chars: int = 280  # length of each item's excerpt
-    lookback_days: int = 7  # only articles stored in this window are candidates
+    max_items_per_topic: int = bounded(20, 1, 1000)  # stories shown per topic section
+    excerpt_chars: int = bounded(280, 20, 10_000)  # length of each item's excerpt
+    lookback_days: int = bounded(7, 1, 3650)  # only articles stored in this window are candidates
     subject_prefix: str = "chipwatch"  # start of the subject line
 
 
@@ -230,8 +251,11 @@ def _build_section(
         default = getattr(defaults, name)
         if env_key in env:
             values[name] = _coerce_text(env[env_key], type(default), env_key, name)
+            check_bounds(cls, name, values[name], env_key, name)
         elif name in table:
-            values[name] = _coerce_value(table[name], type(default), source, f"{section}.{name}")
+            where = f"{section}.{name}"
+            values[name] = _coerce_value(table[name], type(default), source, where)
+            check_bounds(cls, name, values[name], source, where)
     return cls(**values)
 
 
@@ -298,25 +322,17 @@ def _build_list_item(
             values[key] = _str(value, source, f"{where}.{key}")
         else:
             values[key] = _coerce_value(value, type(default), source, f"{where}.{key}")
+            check_bounds(cls, key, values[key], source, f"{where}.{key}")
     return cls(**values)
 
 
 def _validate(settings: Settings, source: str) -> None:
-    fetch, poll, smtp, digest = settings.fetch, settings.poll, settings.smtp, settings.digest
-    _positive(source, "fetch.concurrency", fetch.concurrency)
-    _positive(source, "fetch.per_host_concurrency", fetch.per_host_concurrency)
-    _positive(source, "fetch.deadline_seconds", fetch.deadline_seconds)
-    _positive(source, "fetch.max_body_bytes", fetch.max_body_bytes)
-    _positive(source, "poll.interval_minutes", poll.interval_minutes)
-    _positive(source, "poll.max_consecutive_errors", poll.max_consecutive_errors)
+    poll, smtp, digest = settings.poll, settings.smtp, settings.digest
+    # Ranges of single fields were checked as they were read (check_bounds).
     if poll.min_interval_minutes > poll.max_interval_minutes:
         raise ConfigError(source, "poll.min_interval_minutes", "greater than max_interval_minutes")
-    if not 0.0 <= settings.classify.relevance_threshold <= 1.0:
-        raise ConfigError(source, "classify.relevance_threshold", "must be between 0 and 1")
     if smtp.security not in {"starttls", "tls", "none"}:
         raise ConfigError(source, "smtp.security", "must be one of starttls, tls, none")
-    if not 0 < smtp.port < 65536:
-        raise ConfigError(source, "smtp.port", "must be a TCP port (1-65535)")
     if smtp.ca_file and not Path(smtp.ca_file).is_file():
         raise ConfigError(source, "smtp.ca_file", f"no such file: {smtp.ca_file}")
     _check_schedule(source, "digest", digest.schedule, digest.timezone)
@@ -333,13 +349,17 @@ def _validate(settings: Settings, source: str) -> None:
             recipient.timezone or digest.timezone,
         )
     for i, feed in enumerate(settings.sources):
-        if not feed.url.startswith(("http://", "https://")):
-            raise ConfigError(source, f"sources[{i}].url", "must start with http:// or https://")
+        _check_source_url(source, f"sources[{i}].url", feed.url)
 
 
-def _positive(source: str, name: str, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(source, name, f"must be greater than 0, got {value}")
+def _check_source_url(source: str, where: str, url: str) -> None:
+    from chipwatch.errors import FetchError
+    from chipwatch.urls import check_url
+
+    try:
+        check_url(url)
+    except FetchError as exc:
+        raise ConfigError(source, where, str(exc)) from None
 
 
 def _check_schedule(source: str, where: str, cron: str, timezone: str) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
+from chipwatch.errors import FeedError
 from chipwatch.markup import to_text
 
 
@@ -105,7 +106,7 @@ class FetchResult:
     gone: bool = False  # 410
     retry_after_seconds: float | None = None
     max_age_seconds: float | None = None  # Cache-Control max-age or Expires
-    error: str | None = None
+    error: FeedError | None = None
     fetched_at: datetime | None = None
     elapsed_seconds: float = 0.0
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chipwatch.dedupe import HASH_IDENTITY_PREFIX, lookup_keys
-from chipwatch.errors import ParseError
+from chipwatch.errors import FeedError, ParseError, feed_error
 from chipwatch.extract import (
     article_language,
     detect_language,
@@ -51,7 +51,7 @@ class DocumentResult:
     site_url: str | None = None
     ttl_minutes: int | None = None
     entries_per_week: float | None = None
-    error: str | None = None
+    error: FeedError | None = None
     alternates: tuple[str, ...] = ()
 
 
@@ -95,9 +95,9 @@ def _process_document(job: DocumentJob) -> DocumentResult:
             )
             articles = _unstored_articles(parsed.entries, job)
     except NotAFeed as exc:
-        return DocumentResult(error=_message(exc, job.base_url), alternates=exc.alternates)
-    except ParseError as exc:
-        return DocumentResult(error=_message(exc, job.base_url))
+        return DocumentResult(error=feed_error(exc, job.base_url), alternates=exc.alternates)
+    except Exception as exc:  # noqa: BLE001 - a parse error, or a broken install (internal)
+        return DocumentResult(error=feed_error(exc, job.base_url))
     return DocumentResult(
         articles=articles,
         entries=len(parsed.entries),
@@ -179,8 +179,3 @@ def full_text_job(page: bytes, url: str, hint: str, limit: float) -> tuple[str, 
             return (text, detect_language(text, hint)) if text else None
     except ParseError:
         return None
-
-
-def _message(exc: Exception, url: str) -> str:
-    text = str(exc)
-    return text[len(url) + 2 :] if text.startswith(f"{url}: ") else text

@@ -43,6 +43,7 @@ class SourceRow(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_kind: Mapped[str | None] = mapped_column(String(16))  # errors.FeedErrorKind
     consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
     interval_minutes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime)

@@ -15,6 +15,7 @@ from typing import cast
 from sqlalchemy import Connection, Table, Update, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from chipwatch.errors import FeedError, FeedErrorKind
 from chipwatch.fetch import utcnow
 from chipwatch.settings import PollSettings, SourceConfig
 from chipwatch.store.lookup import PARAMS_PER_QUERY
@@ -30,7 +31,7 @@ class FetchOutcome:
 
     ok: bool  # fetched (200 or 304) and, if 200, parsed
     status: int | None = None
-    error: str | None = None
+    error: FeedError | None = None
     etag: str | None = None
     last_modified: str | None = None
     not_modified: bool = False
@@ -56,6 +57,7 @@ class FeedHealth:
     last_status: int | None
     next_check_at: datetime | None
     disabled_reason: str | None
+    last_error_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,7 @@ class _SourceState:
     last_success_at: datetime | None
     last_status: int | None
     last_error: str | None
+    last_error_kind: str | None
 
     def __init__(self, values: Sequence[object]) -> None:
         for name, value in zip(_LOADED, values, strict=True):
@@ -307,14 +310,11 @@ def _apply(
     poll: PollSettings,
     now: datetime,
 ) -> None:
-    state.last_checked_at = now
-    state.last_status = outcome.status
     if outcome.permanent_redirect:
         _move(connection, state, outcome.permanent_redirect)
-    if outcome.ok:
-        _record_success(state, outcome, poll, now)
-    else:
-        _record_failure(state, outcome, poll, now)
+    current = FeedState(state.name, state.consecutive_errors or 0, state.interval_minutes)
+    for column, value in decide(current, outcome, poll, now).items():
+        setattr(state, column, value)
 
 
 def _write_assigned(connection: Connection, states: Iterable[_SourceState]) -> None:
@@ -351,24 +351,53 @@ def _move(connection: Connection, state: _SourceState, new_url: str) -> None:
         state.disabled_reason = f"moved permanently to {new_url}, already source #{owner}"
 
 
-def _record_success(
-    row: _SourceState, outcome: FetchOutcome, poll: PollSettings, now: datetime
-) -> None:
-    row.consecutive_errors = 0
-    row.last_error = None
-    row.last_success_at = now
+@dataclass(frozen=True)
+class FeedState:
+    """What the rules read of a stored feed before an outcome."""
+
+    name: str
+    consecutive_errors: int
+    interval_minutes: int | None
+
+
+def decide(
+    state: FeedState, outcome: FetchOutcome, poll: PollSettings, now: datetime
+) -> dict[str, object]:
+    """The policy, pure: the columns to store after one outcome (interval, back-off,
+    disabling, health). Tested without a database; `record_outcomes` writes the result."""
+    changes: dict[str, object] = {"last_checked_at": now, "last_status": outcome.status}
+    if outcome.ok:
+        changes.update(_success(state, outcome, poll, now))
+    else:
+        changes.update(_failure(state, outcome, poll, now))
+    return changes
+
+
+def _success(
+    state: FeedState, outcome: FetchOutcome, poll: PollSettings, now: datetime
+) -> dict[str, object]:
+    changes: dict[str, object] = {
+        "consecutive_errors": 0,
+        "last_error": None,
+        "last_error_kind": None,
+        "last_success_at": now,
+    }
     if outcome.etag is not None or not outcome.not_modified:
-        row.etag = outcome.etag
+        changes["etag"] = outcome.etag
     if outcome.last_modified is not None or not outcome.not_modified:
-        row.last_modified = outcome.last_modified
-    if outcome.title and not row.name:
-        row.name = outcome.title[:300]
+        changes["last_modified"] = outcome.last_modified
+    if outcome.title and not state.name:
+        changes["name"] = outcome.title[:300]
     if outcome.site_url:
-        row.site_url = outcome.site_url[:2048]
+        changes["site_url"] = outcome.site_url[:2048]
+    interval_minutes = state.interval_minutes
     if outcome.entries_per_week is not None:
-        row.interval_minutes = adaptive_interval(outcome.entries_per_week, poll)
-    interval = row.interval_minutes or poll.interval_minutes
-    row.next_check_at = now + timedelta(minutes=_at_least(interval, outcome, poll))
+        interval_minutes = changes["interval_minutes"] = adaptive_interval(
+            outcome.entries_per_week, poll
+        )
+    interval = interval_minutes or poll.interval_minutes
+    changes["next_check_at"] = now + timedelta(minutes=_at_least(interval, outcome, poll))
+    return changes
 
 
 def _at_least(interval: int, outcome: FetchOutcome, poll: PollSettings) -> float:
@@ -382,21 +411,28 @@ def _at_least(interval: int, outcome: FetchOutcome, poll: PollSettings) -> float
     return max(interval, min(max(floors), poll.max_interval_minutes))
 
 
-def _record_failure(
-    row: _SourceState, outcome: FetchOutcome, poll: PollSettings, now: datetime
-) -> None:
-    row.consecutive_errors = (row.consecutive_errors or 0) + 1
-    row.last_error = (outcome.error or "unknown error")[:MAX_ERROR_CHARS]
+def _failure(
+    state: FeedState, outcome: FetchOutcome, poll: PollSettings, now: datetime
+) -> dict[str, object]:
+    error = outcome.error or FeedError(FeedErrorKind.INTERNAL, "unknown error")
+    errors = state.consecutive_errors + 1
+    message = (error.message or "unknown error")[:MAX_ERROR_CHARS]
+    changes: dict[str, object] = {
+        "consecutive_errors": errors,
+        "last_error": message,
+        "last_error_kind": error.kind.value,
+    }
     if outcome.gone:
-        row.enabled = False
-        row.disabled_reason = "HTTP 410 Gone: the publisher removed this feed"
-    elif row.consecutive_errors >= poll.max_consecutive_errors:
-        row.enabled = False
-        row.disabled_reason = (
-            f"{row.consecutive_errors} consecutive errors; last: {row.last_error}"
+        changes["enabled"] = False
+        changes["disabled_reason"] = "HTTP 410 Gone: the publisher removed this feed"
+    elif errors >= poll.max_consecutive_errors:
+        changes["enabled"] = False
+        changes["disabled_reason"] = (
+            f"{errors} consecutive errors; last ({error.kind.value}): {message}"
         )[:MAX_ERROR_CHARS]
-    wait = backoff_minutes(row.consecutive_errors, poll)
-    row.next_check_at = now + timedelta(minutes=_at_least(wait, outcome, poll))
+    wait = backoff_minutes(errors, poll)
+    changes["next_check_at"] = now + timedelta(minutes=_at_least(wait, outcome, poll))
+    return changes
 
 
 # --- health ------------------------------------------------------------------------------
@@ -417,6 +453,7 @@ def feed_health(session: Session, *, only_problems: bool = False) -> list[FeedHe
             last_status=row.last_status,
             next_check_at=row.next_check_at,
             disabled_reason=row.disabled_reason,
+            last_error_kind=row.last_error_kind,
         )
         for row in rows
     ]
