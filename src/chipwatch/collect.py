@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
-from chipwatch.errors import FeedError, FetchError, feed_error
+from chipwatch.errors import FeedError, FeedErrorKind, FeedErrorRaised, FetchError, feed_error
 from chipwatch.fetch import Fetcher, utcnow
 from chipwatch.parse import NotAFeed, parse_feed
 from chipwatch.settings import FetchSettings, Settings
@@ -357,6 +357,7 @@ async def _run_document(source: Source, fetched: FetchResult, ctx: _Context) -> 
 
 
 _DIED = "the parser process died on this feed"
+_FEED_FAULTS = {FeedErrorKind.INVALID_URL, FeedErrorKind.UNSAFE}  # of an entry link
 
 
 async def _with_full_text(
@@ -388,8 +389,12 @@ async def _with_full_text(
 
 
 async def _page_text(article: Article, source: Source, ctx: _Context) -> tuple[str, str] | None:
-    # fetch_url checks the entry's link (an invalid one is a failed page, not an error).
     page = await ctx.fetcher.fetch_url(article.url or "", accept=PAGE_ACCEPT)
+    if page.error is not None and page.error.kind in _FEED_FAULTS:
+        # A link that cannot or must not be fetched is the feed's doing: reported with it
+        # (the entry is kept with its summary).
+        message = f"entry link {article.url!r}: {page.error.message}"
+        raise FeedErrorRaised(replace(page.error, message=message))
     if page.error or not page.content:
         return None  # keep the feed's summary: a missing page is not the feed's failure
     limit = ctx.settings.fetch.parse_timeout_seconds

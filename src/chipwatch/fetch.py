@@ -36,6 +36,7 @@ from chipwatch.errors import (
     DeadlineExceeded,
     FeedError,
     FetchError,
+    InvalidURLError,
     UnsafeURLError,
     feed_error,
 )
@@ -477,7 +478,13 @@ class Fetcher:
             if conditional and last_modified:
                 headers["If-Modified-Since"] = last_modified
             request = self._client.build_request("GET", current, headers=headers)
-            response = await self._client.send(request, stream=True)
+            try:
+                response = await self._client.send(request, stream=True)
+            except httpx.RemoteProtocolError as exc:
+                # httpx parses a redirect's Location itself, before we see the response.
+                if "location header" in str(exc).lower():
+                    raise InvalidURLError(current, f"redirect to an invalid URL: {exc}") from None
+                raise
             try:
                 if response.status_code in REDIRECT_STATUSES:
                     hops.statuses.append(response.status_code)

@@ -2,7 +2,8 @@
 
 Import walks nested outlines (folders) and keeps every outline with an `xmlUrl` that
 passes `chipwatch.urls.check_url`; an outline whose URL does not is skipped, and named in
-`OpmlImport.skipped`, while the import goes on. Export writes OPML 2.0. The XML is parsed with the standard library after refusing DTDs, so an
+`OpmlImport.skipped`, while the import goes on. Export writes OPML 2.0.
+The XML is parsed with the standard library after refusing DTDs, so an
 OPML file cannot expand entities (billion laughs) or reach external resources.
 """
 
