@@ -86,6 +86,7 @@ def _check_with_httpx(url: str) -> None:
     import httpx  # here, not at module level: settings import this module, workers do not
 
     try:
-        httpx.URL(url)
+        parsed = httpx.URL(url)
+        parsed.host  # noqa: B018 - decodes punycode labels, which may be invalid
     except (httpx.InvalidURL, ValueError) as exc:  # idna raises ValueError subclasses
         raise InvalidURLError(url, f"malformed URL: {exc}") from None
