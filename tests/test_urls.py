@@ -101,6 +101,14 @@ HOSTILE = [
     ("http://" + "a" * 64 + ".test/", InvalidURLError),
     ("http://a.test/" + "x" * MAX_URL_CHARS, InvalidURLError),
     ("", InvalidURLError),
+    ("http://a.test:+80/feed", InvalidURLError),
+    ("http://a.test:\u0668\u0660/feed", InvalidURLError),  # Arabic-Indic digits
+    ("http://a.test:65536/feed", InvalidURLError),
+    ("http://a.test:80:80/feed", InvalidURLError),
+    ("http://a.test\\@evil.test/feed", InvalidURLError),
+    ("http://evil.test\\.a.test/feed", InvalidURLError),
+    ("http://256.1.1.1/feed", InvalidURLError),
+    ("http://1.2.3.4.5/feed", InvalidURLError),
     ("file:///etc/passwd", UnsafeURLError),
     ("ftp://a.test/feed", UnsafeURLError),
     ("javascript:alert(1)", UnsafeURLError),
@@ -128,6 +136,9 @@ def test_hostile_urls_are_refused_clearly(url: str, error: type[Exception]) -> N
         "https://news.xn--wgv71a119e.jp/rss",
         "https://my_host.test/feed",
         "http://a.test./feed",  # trailing dot of a fully qualified name
+        "http://a.test:080/feed",
+        "http://a.test/feed#@evil.test",  # a fragment, not user info
+        "HTTP://A.TEST/feed",
     ],
 )
 def test_ordinary_urls_pass(url: str) -> None:

@@ -162,7 +162,9 @@ def add_corpus_document(
     content: Path | str = Path(source)
     title = None
     if source.startswith(("http://", "https://")):
-        title, content = fetch_page_text(settings, source)
+        from chipwatch.urls import check_url
+
+        title, content = fetch_page_text(settings, check_url(source.strip()))
     elif not Path(source).is_file():
         raise NotFound(f"no such file: {source}")
     doc = add_document(
