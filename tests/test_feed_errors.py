@@ -315,3 +315,40 @@ def test_a_missing_full_text_dependency_keeps_the_entries(
     recorded = assert_one_failed(result, config, server.url("/full.xml"))
     assert recorded.startswith("internal: full text: internal error: ImportError")
     assert "Entry whose page needs trafilatura" in stored(config)[0]
+
+
+# --- at the door: feeds add, feeds import ------------------------------------------------
+
+
+def test_feeds_add_refuses_a_page_advertising_an_unparseable_feed(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    page = f'<html><head><link rel="alternate" type="application/rss+xml" href="{BAD}"></head>'
+    server.add("/page.html", page + "</html>", headers={"Content-Type": "text/html"})
+    config = write_config(tmp_path, [])
+    result = chipwatch(config, "feeds", "add", server.url("/page.html"))
+    assert result.returncode == ExitCode.CONFIG and "Traceback" not in result.stderr
+    assert BAD in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    typed = chipwatch(config, "feeds", "add", "http://[::1/feed")
+    assert typed.returncode == ExitCode.CONFIG and "malformed URL" in typed.stderr
+
+
+def test_feeds_import_skips_a_bad_outline_and_imports_the_rest(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    opml = tmp_path / "feeds.opml"
+    opml.write_text(
+        '<opml version="2.0"><body>'
+        f'<outline text="good" xmlUrl="{server.url("/good.xml")}"/>'
+        f'<outline text="bad" xmlUrl="{BAD}"/>'
+        '<outline text="also good" xmlUrl="https://other.test/feed"/>'
+        "</body></opml>",
+        encoding="utf-8",
+    )
+    config = write_config(tmp_path, [])
+    result = chipwatch(config, "feeds", "import", str(opml))
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert "imported 2 new feeds" in result.stdout and "1 skipped" in result.stdout
+    assert f"{opml}: outline 2: skipped" in result.stdout and "0177.0.0.1" in result.stdout
+    listed = chipwatch(config, "feeds", "list").stdout
+    assert server.url("/good.xml") in listed and BAD not in listed
