@@ -352,3 +352,30 @@ def test_feeds_import_skips_a_bad_outline_and_imports_the_rest(
     assert f"{opml}: outline 2: skipped" in result.stdout and "0177.0.0.1" in result.stdout
     listed = chipwatch(config, "feeds", "list").stdout
     assert server.url("/good.xml") in listed and BAD not in listed
+
+
+def test_a_database_of_the_first_revision_is_upgraded_with_the_kind(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine, inspect
+
+    from chipwatch.store.db import _alembic_config, open_engine
+
+    path = tmp_path / "old.sqlite3"
+    url = f"sqlite:///{path}"
+    config = _alembic_config(url)
+    with create_engine(url).begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO sources (url, name, language, full_text, enabled, consecutive_errors,"
+            " last_error, created_at) VALUES ('http://a.test/f', '', '', 0, 1, 2, 'HTTP 503', ?)",
+            (NOW.isoformat(sep=" "),),
+        )
+    engine = open_engine(path)
+    assert "last_error_kind" in {c["name"] for c in inspect(engine).get_columns("sources")}
+    with engine.connect() as connection:
+        row = connection.exec_driver_sql(
+            "SELECT consecutive_errors, last_error, last_error_kind FROM sources"
+        ).one()
+    assert tuple(row) == (2, "HTTP 503", None)  # kept; the kind is known from the next poll
