@@ -240,7 +240,7 @@ def test_a_page_advertising_an_unparseable_feed(tmp_path: Path, server: FeedServ
     )
     result = chipwatch(config, "poll", "--no-classify")
     recorded = assert_one_failed(result, config, server.url("/page.html"))
-    assert recorded.startswith("invalid_url: the feed the page advertises failed")
+    assert recorded.startswith(f"invalid_url: the feed the page advertises ({BAD}) failed")
 
 
 def test_a_full_text_entry_link_that_does_not_parse(tmp_path: Path, server: FeedServer) -> None:

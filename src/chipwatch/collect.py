@@ -35,7 +35,14 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
-from chipwatch.errors import FeedError, FeedErrorKind, FeedErrorRaised, FetchError, feed_error
+from chipwatch.errors import (
+    FeedError,
+    FeedErrorKind,
+    FeedErrorRaised,
+    FetchError,
+    ParseError,
+    feed_error,
+)
 from chipwatch.fetch import Fetcher, utcnow
 from chipwatch.parse import NotAFeed, parse_feed
 from chipwatch.settings import FetchSettings, Settings
@@ -325,7 +332,8 @@ async def _parse(
         # The advertised URL is the page's word: fetch_url checks it like any other.
         alternate = await ctx.fetcher.fetch_url(result.alternates[0])
         if alternate.error is not None:
-            message = f"the feed the page advertises failed: {alternate.error.message}"
+            advertised = result.alternates[0]
+            message = f"the feed the page advertises ({advertised}) failed: {alternate.error}"
             return result, replace(fetched, error=replace(alternate.error, message=message))
         if not alternate.not_modified:
             found = await _run_document(source, alternate, ctx)
@@ -351,7 +359,8 @@ async def _run_document(source: Source, fetched: FetchResult, ctx: _Context) -> 
     try:
         return await ctx.pool.run(process_document, job)
     except BrokenProcessPool:
-        return DocumentResult(error=feed_error(FetchError(source.url, _DIED), source.url))
+        # Most likely the document's doing (a parser crash, memory): a parse error.
+        return DocumentResult(error=feed_error(ParseError(source.url, _DIED), source.url))
     except Exception as exc:  # noqa: BLE001 - e.g. an import failing in the worker
         return DocumentResult(error=feed_error(exc, source.url))
 
