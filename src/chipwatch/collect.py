@@ -67,15 +67,27 @@ WRITE_GATHER_SECONDS = 0.05
 
 @dataclass(frozen=True)
 class FeedReport:
+    """One feed's poll: the outcome as stored (no copy of its fields) and the counts."""
+
     source_id: int
     url: str
     status: str  # new | unchanged | not-modified | error | gone
-    http_status: int | None = None
+    outcome: FetchOutcome
     new_articles: int = 0
     entries: int = 0
-    error: FeedError | None = None
-    moved_to: str | None = None
     seconds: float = 0.0
+
+    @property
+    def error(self) -> FeedError | None:
+        return self.outcome.error
+
+    @property
+    def http_status(self) -> int | None:
+        return self.outcome.status
+
+    @property
+    def moved_to(self) -> str | None:
+        return self.outcome.permanent_redirect
 
 
 @dataclass(frozen=True)
@@ -467,11 +479,9 @@ def _report(
         source_id=source.id,
         url=source.url,
         status=status,
-        http_status=fetched.status,
+        outcome=outcome,
         new_articles=new,
         entries=result.entries if result else 0,
-        error=outcome.error,
-        moved_to=outcome.permanent_redirect,
         seconds=fetched.elapsed_seconds,
     )
 
