@@ -19,6 +19,7 @@ from smtpserver import SmtpServer, smtp_server
 from chipwatch.classify import load_corpus
 from chipwatch.demo.samples import ENGLISH_WIRE, FRENCH_GENERAL
 from chipwatch.demo.server import serve_demo_feeds
+from chipwatch.errors import ExitCode
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPIENT = "analyst@example.org"
@@ -111,7 +112,7 @@ def test_failed_send_exits_nonzero_and_keeps_the_digest(
     smtp.stop()  # connection refused
 
     failed = chipwatch(config, "digest")
-    assert failed.returncode == 1
+    assert failed.returncode == ExitCode.ALL_FAILED  # nothing could be sent
     assert "kept in the outbox" in failed.stdout
     assert "pending" in chipwatch(config, "outbox").stdout
 
