@@ -201,3 +201,17 @@ def test_a_second_poll_while_one_runs_is_skipped(config: Path) -> None:
     assert busy.returncode == 75
     assert "skipped" in busy.stderr and "poll" in busy.stderr
     assert run(config, "poll").returncode == 0  # the lock went with its holder
+
+
+def test_files_and_urls_given_on_the_command_line_are_usage_errors(
+    config: Path, tmp_path: Path
+) -> None:
+    for args in (
+        ("eval", str(tmp_path / "absent.jsonl")),
+        ("corpus", "add", str(tmp_path / "absent.txt"), "--topics", "licensing"),
+        ("corpus", "add", "http://0177.0.0.1/page", "--topics", "licensing"),
+        ("feeds", "add", "http://user:pw@example.test/feed"),
+    ):
+        result = run(config, *args)
+        assert result.returncode == ExitCode.CONFIG, (args, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1

@@ -189,6 +189,8 @@ def evaluate(
     """Score the classifier on a labelled file: relevance, topics, novel, per language."""
 
     def body() -> None:
+        if not path.is_file():
+            raise NotFound(f"no such file: {path}")
         s = settings()
         from chipwatch.classify import load_or_fit, run_eval
 
