@@ -87,11 +87,42 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class ArticleSettings:
+    """Fetching the article page of items whose feed gives a headline or a short summary."""
+
+    fetch_below_chars: int = 600  # feed text shorter than this is replaced by the page's
+    min_text_chars: int = 300  # page text shorter than this is not an article: feed text kept
+    max_per_cycle: int = 200  # page fetches per poll, all sources together; the rest wait
+    per_host_concurrency: int = 1  # page requests in flight to one publisher
+    per_host_delay_seconds: float = 1.0  # pause between two page requests to one publisher
+    deadline_seconds: float = 30.0  # limit on one page fetch (and at most fetch.deadline_seconds)
+    cache_days: int = 30  # a page (or resolved link) is fetched again after this many days
+
+
+@dataclass(frozen=True)
+class NewsSearchSettings:
+    """The news-search services whose item links are redirects to publishers' pages."""
+
+    google_news_url: str = "https://news.google.com"  # base of Google News links and its decoder
+    bing_url: str = "https://www.bing.com"  # base of Bing News links (apiclick.aspx?url=...)
+    resolve_batch_size: int = 20  # Google News links decoded per decoder request
+
+
+ARTICLE_TEXT_MODES = ("feed", "fetch")
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     url: str
     name: str = ""
     language: str = ""  # expected language; empty = detect per article
-    full_text: bool = False  # fetch and extract each entry's page (summary-only feeds)
+    # "feed": the feed's text; "fetch": the article page for items whose feed text is
+    # short; "" = the default ("fetch" for news-search feeds, "feed" otherwise).
+    # `full_text = true` (the older setting) is read as "fetch".
+    article_text: str = ""
+    covers: str = ""  # what the source covers (the shipped list documents each entry)
+    checked_against: str = ""  # the publisher's documentation the URL was checked against
+    checked_on: str = ""  # date of that check (YYYY-MM-DD)
 
 
 @dataclass(frozen=True)
@@ -106,6 +137,8 @@ class Settings:
     classify: ClassifySettings = field(default_factory=ClassifySettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
+    articles: ArticleSettings = field(default_factory=ArticleSettings)
+    news_search: NewsSearchSettings = field(default_factory=NewsSearchSettings)
     recipients: tuple[Recipient, ...] = ()
     sources: tuple[SourceConfig, ...] = ()
 
@@ -136,6 +169,8 @@ _SECTIONS: dict[str, type] = {
     "classify": ClassifySettings,
     "smtp": SmtpSettings,
     "digest": DigestSettings,
+    "articles": ArticleSettings,
+    "news_search": NewsSearchSettings,
 }
 _TOP_LEVEL_KEYS = {"data_dir", "topics", "corpus_dir", "recipients", "sources", *_SECTIONS}
 
@@ -268,9 +303,23 @@ def _build_recipients(items: object, source: str) -> tuple[Recipient, ...]:
 
 def _build_sources(items: object, source: str) -> tuple[SourceConfig, ...]:
     return tuple(
-        _build_list_item(SourceConfig, item, f"sources[{i}]", source, required="url")
+        _build_source(item, f"sources[{i}]", source)
         for i, item in enumerate(_list_of_tables(items, "sources", source))
     )
+
+
+def _build_source(item: dict[str, Any], where: str, source: str) -> SourceConfig:
+    """One [[sources]] block; the older `full_text = true|false` means "fetch"|"feed"."""
+    item = dict(item)
+    if "full_text" in item:
+        legacy = item.pop("full_text")
+        if not isinstance(legacy, bool):
+            raise ConfigError(source, f"{where}.full_text", f"expected bool, got {legacy!r}")
+        item.setdefault("article_text", "fetch" if legacy else "feed")
+    config: SourceConfig = _build_list_item(SourceConfig, item, where, source, required="url")
+    if config.article_text not in ("", *ARTICLE_TEXT_MODES):
+        raise ConfigError(source, f"{where}.article_text", "must be feed or fetch")
+    return config
 
 
 def _list_of_tables(items: object, name: str, source: str) -> list[dict[str, Any]]:
@@ -308,6 +357,16 @@ def _validate(settings: Settings, source: str) -> None:
     _positive(source, "fetch.deadline_seconds", fetch.deadline_seconds)
     _positive(source, "fetch.max_body_bytes", fetch.max_body_bytes)
     _positive(source, "poll.interval_minutes", poll.interval_minutes)
+    articles = settings.articles
+    _positive(source, "articles.per_host_concurrency", articles.per_host_concurrency)
+    _positive(source, "articles.cache_days", articles.cache_days)
+    _positive(source, "articles.deadline_seconds", articles.deadline_seconds)
+    _positive(source, "news_search.resolve_batch_size", settings.news_search.resolve_batch_size)
+    if articles.max_per_cycle < 0:
+        raise ConfigError(source, "articles.max_per_cycle", "must be 0 or more")
+    for name in ("google_news_url", "bing_url"):
+        if not getattr(settings.news_search, name).startswith(("http://", "https://")):
+            raise ConfigError(source, f"news_search.{name}", "must start with http:// or https://")
     _positive(source, "poll.max_consecutive_errors", poll.max_consecutive_errors)
     if poll.min_interval_minutes > poll.max_interval_minutes:
         raise ConfigError(source, "poll.min_interval_minutes", "greater than max_interval_minutes")
