@@ -169,6 +169,7 @@ def to_article(
         language=detected,
         content_hash=digest,
         date_flag=flag,
+        outlet=entry.outlet,
     )
 
 

@@ -84,15 +84,14 @@ class NewsSearch(StrEnum):
 
 
 def _same_origin(url: str, base: str) -> bool:
+    """Same host as the base URL, and same port if the base names one: the services'
+    feeds give http:// links for an https:// service (Bing does)."""
     try:
         a, b = urlsplit(url), urlsplit(base)
-        return (a.hostname or "").lower() == (b.hostname or "").lower() and _port(a) == _port(b)
+        same_host = (a.hostname or "").lower() == (b.hostname or "").lower()
+        return same_host and (b.port is None or a.port == b.port)
     except ValueError:
         return False
-
-
-def _port(parts: Any) -> int:
-    return int(parts.port or (443 if parts.scheme == "https" else 80))
 
 
 def news_search_kind(url: str, settings: NewsSearchSettings) -> NewsSearch | None:
