@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from newsserver import (
     GoogleNewsService,
@@ -152,7 +154,10 @@ def test_consent_wall() -> None:
 
 
 def test_paywall_by_phrase_and_by_structured_data() -> None:
-    text = "Officials met on Monday. You have a preview view of this article while we are checking your access."
+    text = (
+        "Officials met on Monday. You have a preview view of this article while we are"
+        " checking your access."
+    )
     assert _judge(paywall_page("Rules"), text) is PageVerdict.PAYWALL
     marked = '<script type="application/ld+json">{"isAccessibleForFree": "False"}</script>'
     assert (
