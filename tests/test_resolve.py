@@ -109,10 +109,7 @@ def test_signature_from_an_article_page() -> None:
 def test_batch_answers_ignores_junk() -> None:
     assert batch_answers(b")]}'\n\nnot json") == {}
     row = ["wrb.fr", "Fbv4je", '["garturlres","javascript:x",1]', None, None, None, "0"]
-    assert (
-        batch_answers(b")]}'\n\n" + str(row).replace("'", '"').replace("None", "null").encode())
-        == {}
-    )
+    assert batch_answers(b")]}'\n\n" + json.dumps([row]).encode()) == {}
 
 
 @pytest.mark.parametrize(
