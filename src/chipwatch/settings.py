@@ -123,6 +123,7 @@ class SourceConfig:
     covers: str = ""  # what the source covers (the shipped list documents each entry)
     checked_against: str = ""  # the publisher's documentation the URL was checked against
     checked_on: str = ""  # date of that check (YYYY-MM-DD)
+    checked_how: str = ""  # how it was checked (the shipped list is checked on paper)
 
 
 @dataclass(frozen=True)
