@@ -41,6 +41,7 @@ class Site:
     ) -> None:
         self.routes: dict[tuple[str, str], Handler] = {}
         self.hits: Counter[str] = Counter()
+        self.arrivals: list[float] = []  # time.monotonic() of each request
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -71,10 +72,10 @@ class Site:
         self.route("GET", path, lambda _p, _q, _b: (200, {"Content-Type": content_type}, data))
         return self.url(path)
 
-    def slow_page(self, path: str, seconds: float) -> str:
+    def slow_page(self, path: str, seconds: float, body: str) -> str:
         def answer(_p: str, _q: str, _b: bytes) -> Answer:
             time.sleep(seconds)
-            return 200, {"Content-Type": "text/html"}, b"<html><body>late</body></html>"
+            return 200, {"Content-Type": "text/html"}, body.encode()
 
         self.route("GET", path, answer)
         return self.url(path)
@@ -109,6 +110,7 @@ def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             with site._lock:
                 site.requests += 1
+                site.arrivals.append(time.monotonic())
                 site.hits[parts.path] += 1
                 site.in_flight += 1
                 site.max_in_flight = max(site.max_in_flight, site.in_flight)

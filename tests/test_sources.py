@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -118,7 +118,10 @@ def test_google_news_items_become_publisher_articles(
     moved = publish(three, "/tech/ascend", "Ascend parts listed", "the Ascend parts listing")
     consent = one.page("/2026/12/01/consent", consent_page("North Ledger"))
     paywall = two.page("/world/paywalled", paywall_page("Smuggling case"))
-    late = three.slow_page("/tech/late", seconds=3.0)
+    # a real article, but after 3 s: past [articles] deadline_seconds = 1
+    late = three.slow_page(
+        "/tech/late", 3.0, article_page("Late story", article_paragraphs("a late story"))
+    )
     items = [
         NewsItem("Fab tool rules widen", google.link_to(fab), "North Ledger"),
         # old-style id (URL inside it), with a tracking parameter canonicalisation drops
@@ -241,7 +244,7 @@ def test_a_hundred_items_under_the_per_cycle_budget(
 
     second = run(settings, sessions, pool)  # the next cycle takes the next 30
     assert second.articles.fetched == 30 and len(stored(sessions)) == 60
-    assert google.batch_calls <= 5 + 3  # 100 links in batches of 20, decoded once each
+    assert google.batch_calls == 5  # 100 links in batches of 20, decoded once each
     assert google.decoded == 100
 
 
@@ -293,6 +296,13 @@ def test_the_cache_answers_for_a_page_fetched_before(
     assert report.articles.from_cache == 1
     assert google.decoded == decoded and publishers[0].hits["/cached"] == fetched == 1
 
+    # Past [articles] cache_days the page (and the link) are fetched again.
+    with sessions.begin() as session:
+        session.execute(delete(ArticleRow))
+    later = NOW + timedelta(days=31)
+    asyncio.run(poll(settings, sessions, all_feeds=True, now=later, pool=pool))
+    assert publishers[0].hits["/cached"] == 2 and google.decoded == decoded + 1
+
 
 def test_the_digest_shows_outlet_publisher_url_and_what_was_read(
     tmp_path: Path, google: GoogleNewsService, bing: Site, publishers: list[Site], pool: ParsePool
@@ -336,3 +346,38 @@ def test_the_digest_shows_outlet_publisher_url_and_what_was_read(
         assert "judged on the headline only" in body
         assert "Google News: H20" not in body  # the outlet, not the feed's name
     assert page in html
+
+
+def test_politeness_delay_between_pages_of_one_host(
+    tmp_path: Path, google: GoogleNewsService, bing: Site, publishers: list[Site], pool: ParsePool
+) -> None:
+    site = publishers[0]
+    items = [
+        NewsItem(f"Story {i}", google.link_to(publish(site, f"/p{i}", f"Story {i}", f"s {i}")), "O")
+        for i in range(3)
+    ]
+    feed = google.feed("/rss/search", google_news_rss(items))
+    settings = make_settings(tmp_path, google, bing, per_host_delay_seconds=0.4)
+    sessions = sessions_for(settings)
+    add(sessions, feed + "?q=p", "Google News: p")
+    run(settings, sessions, pool)
+    gaps = [b - a for a, b in zip(site.arrivals, site.arrivals[1:])]
+    assert len(site.arrivals) == 3 and min(gaps) >= 0.35  # [articles] per_host_delay_seconds
+
+
+def test_fetch_below_chars_decides_what_is_short(
+    tmp_path: Path, google: GoogleNewsService, bing: Site, publishers: list[Site], pool: ParsePool
+) -> None:
+    from feedserver import Item, rss
+
+    site = publishers[1]
+    page = publish(site, "/b", "Story B", "story b")
+    lead = "A lead of a hundred characters or so, which the default limit of 600 counts as short."
+    own = site.page("/feed", rss([Item("Story B", page, "b-1", lead)]), "application/rss+xml")
+    settings = make_settings(tmp_path, google, bing, fetch_below_chars=50)
+    sessions = sessions_for(settings)
+    add(sessions, own, "Publisher B", article_text="fetch")
+    run(settings, sessions, pool)
+    (row,) = stored(sessions)
+    assert row.text == lead and row.text_kind == "summary"
+    assert site.hits["/b"] == 0  # 90 characters are not shorter than 50

@@ -31,6 +31,7 @@ selectolax, h2 and socksio for two regular expressions and a JSON parse.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -348,12 +349,18 @@ class Resolver:
         """One Google batch: each article page for its signature, then one POST."""
         found: dict[str, str] = {}
         requests: list[tuple[str, DecodeRequest]] = []
-        for link, article_id in batch:
-            page = await self._fetcher.fetch_url(
-                google_article_page(article_id, source.url, self._settings), accept=HTML_ACCEPT
+        pages = await asyncio.gather(
+            *(
+                self._fetcher.fetch_url(
+                    google_article_page(article_id, source.url, self._settings),
+                    accept=HTML_ACCEPT,
+                )
+                for _, article_id in batch
             )
+        )  # the fetcher's per-host limit keeps Google's share polite
+        for (link, article_id), page in zip(batch, pages, strict=True):
             if page.error:
-                continue  # stays a redirect: kept with the feed's text, tried next poll
+                continue  # stays a redirect: stored with the feed's text, no page fetched
             if not _same_origin(page.final_url, self._settings.google_news_url):
                 found[link] = page.final_url  # Google redirected to the publisher
                 continue
