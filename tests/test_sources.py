@@ -361,7 +361,7 @@ def test_politeness_delay_between_pages_of_one_host(
     sessions = sessions_for(settings)
     add(sessions, feed + "?q=p", "Google News: p")
     run(settings, sessions, pool)
-    gaps = [b - a for a, b in zip(site.arrivals, site.arrivals[1:])]
+    gaps = [b - a for a, b in zip(site.arrivals, site.arrivals[1:], strict=False)]
     assert len(site.arrivals) == 3 and min(gaps) >= 0.35  # [articles] per_host_delay_seconds
 
 
