@@ -178,3 +178,29 @@ def test_long_article_mentioning_cookies_is_kept_without_the_prompt_line() -> No
     verdict, kept = judge(b"<html><title>Cookie rules</title></html>", text, 300)
     assert verdict is PageVerdict.ARTICLE and kept
     assert "Already a subscriber" not in kept and len(kept) > 1500
+
+
+def test_same_headline_from_two_outlets_is_two_articles() -> None:
+    from datetime import datetime
+
+    from chipwatch.resolve import publisher_article
+    from chipwatch.types import Article
+
+    def item(outlet: str) -> Article:
+        return Article(
+            identity=f"guid:1:{outlet}",
+            source_url="https://news.google.com/rss/search?q=x",
+            url=f"https://{outlet.lower()}.example/story",
+            title=f"Nvidia shares fall on export news - {outlet}",
+            text=f"Nvidia shares fall on export news {outlet}",
+            published=datetime(2026, 12, 1),
+            fetched_at=datetime(2026, 12, 1),
+            language="en",
+            content_hash="x",
+            outlet=outlet,
+        )
+
+    source = Source(1, "https://news.google.com/rss/search?q=x", "g")
+    one, two = (publisher_article(source, item(o), item(o).url) for o in ("Ledger", "Wire"))
+    assert one.title == two.title == one.text == "Nvidia shares fall on export news"
+    assert one.content_hash != two.content_hash

@@ -29,7 +29,9 @@ deadline, redirects checked hop by hop: the same `Fetcher`):
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +39,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from chipwatch.dedupe import content_hash
-from chipwatch.extract import detect_language
+from chipwatch.extract import canonical_url, detect_language
 from chipwatch.fetch import Fetcher
 from chipwatch.pagetext import PageReading, PageVerdict, read_page
 from chipwatch.resolve import HTML_ACCEPT, Resolver, article_text_mode
@@ -46,6 +48,7 @@ from chipwatch.store.articles import filter_new
 from chipwatch.store.pages import LINK, PAGE, FetchedPage, known_pages, remember_pages
 from chipwatch.types import Article, Source, TextKind
 
+log = logging.getLogger(__name__)
 # Runs `fn(session, *args)` in the poll's writer thread, in one transaction.
 DbCall = Callable[..., Awaitable[Any]]
 # Runs a picklable job in the poll's parse pool.
@@ -128,6 +131,13 @@ class ArticleStage:
         """The articles to store now, resolved, with page text where it was wanted."""
         if not articles:
             return []
+        try:
+            return await self._complete(source, articles)
+        except Exception:  # noqa: BLE001 - the stage only adds to articles; it never loses them
+            log.exception("article stage failed for %s: the feed's articles are kept", source.url)
+            return [with_feed_kind(a) for a in articles]
+
+    async def _complete(self, source: Source, articles: Sequence[Article]) -> list[Article]:
         resolved = await self._resolver.resolve(source, articles)
         self.stats.unresolved += sum(r.pending for r in resolved)
         ready = [r.article for r in resolved]
@@ -162,10 +172,12 @@ class ArticleStage:
             self.stats.kept_feed_text += 1
             return article
         self.stats.full_text += 1
+        url = canonical_url(reading.final_url) or article.url  # after the publisher's moves
         text = reading.text[: self._settings.fetch.max_entry_chars]
         language = reading.language or detect_language(text, self._hints.get(article.identity, ""))
         return replace(
             article,
+            url=url,
             text=text,
             language=language,
             content_hash=content_hash(article.title, text),
@@ -203,22 +215,29 @@ class ArticleStage:
         page = await self._pages.fetch_url(url, accept=HTML_ACCEPT)
         if page.error:
             return PageReading(PageVerdict.ERROR)  # not remembered: tried again if it comes back
-        mime = page.content_type.split(";", 1)[0].strip().lower()
-        if mime not in _HTML_TYPES or not page.content:
-            reading = PageReading(PageVerdict.SHORT)
-        else:
-            reading = await self._run_job(
-                read_page,
-                page.content,
-                page.final_url,
-                hint,
-                self._settings.fetch.parse_timeout_seconds,
-                self._settings.articles.min_text_chars,
-            )
+        try:
+            reading = await self._extract(page.content, page.content_type, page.final_url, hint)
+        except BrokenProcessPool:
+            return PageReading(PageVerdict.ERROR)  # the worker died on this page
+        reading = replace(reading, final_url=page.final_url)
         record = FetchedPage(
             PAGE, url, page.final_url, str(reading.verdict), reading.text, self._now
         )
         await self._db(remember_pages, [record])
+        return reading
+
+    async def _extract(self, content: bytes, content_type: str, url: str, hint: str) -> PageReading:
+        mime = content_type.split(";", 1)[0].strip().lower()
+        if mime not in _HTML_TYPES or not content:
+            return PageReading(PageVerdict.SHORT)  # a PDF, an image: no article text here
+        reading: PageReading = await self._run_job(
+            read_page,
+            content,
+            url,
+            hint,
+            self._settings.fetch.parse_timeout_seconds,
+            self._settings.articles.min_text_chars,
+        )
         return reading
 
     async def _known_links(self, links: Sequence[str]) -> Mapping[str, str]:
@@ -241,4 +260,5 @@ def _reading(page: FetchedPage) -> PageReading:
         verdict = PageVerdict(page.verdict)
     except ValueError:
         verdict = PageVerdict.SHORT
-    return PageReading(verdict, page.text if verdict is PageVerdict.ARTICLE else None)
+    text = page.text if verdict is PageVerdict.ARTICLE else None
+    return PageReading(verdict, text, final_url=page.target_url)

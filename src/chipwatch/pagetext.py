@@ -78,6 +78,7 @@ class PageReading:
     verdict: PageVerdict
     text: str | None = None  # set for ARTICLE only
     language: str = ""
+    final_url: str | None = None  # where the page was, after the publisher's redirects
 
 
 def read_page(page: bytes, url: str, hint: str, limit: float, min_chars: int) -> PageReading:

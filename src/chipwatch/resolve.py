@@ -315,10 +315,10 @@ class Resolver:
 
     async def resolve(self, source: Source, articles: Sequence[Article]) -> list[Resolved]:
         """The articles with publisher URLs, outlets and clean titles, in order."""
-        links = {a.url: a.url for a in articles if a.url and self._is_redirect(a.url)}
+        links = list(dict.fromkeys(a.url for a in articles if a.url and self._is_redirect(a.url)))
         targets: dict[str, str] = {}
         if links:
-            targets.update(await self._known(list(links)))
+            targets.update(await self._known(links))
             found = await self._resolve_new(source, [u for u in links if u not in targets])
             if found:
                 await self._remember(found)
@@ -402,11 +402,14 @@ def publisher_article(source: Source, article: Article, url: str | None) -> Arti
         identity = key_identity(source.id, None, url) or identity
     if url == article.url and title == article.title and text == article.text:
         return article
+    # The outlet joins the hash: two outlets' items with the same headline (and no more
+    # text) are two articles, as their texts "headline outlet" were before cleaning.
+    hashed = f"{text}\n{article.outlet}" if article.outlet else text
     return replace(
         article,
         url=url,
         title=title,
         text=text,
         identity=identity,
-        content_hash=content_hash(title, text),
+        content_hash=content_hash(title, hashed),
     )
