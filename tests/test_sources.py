@@ -306,6 +306,9 @@ def test_the_cache_answers_for_a_page_fetched_before(
     later = NOW + timedelta(days=31)
     asyncio.run(poll(settings, sessions, all_feeds=True, now=later, pool=pool))
     assert publishers[0].hits["/cached"] == 2 and google.decoded == decoded + 1
+    with sessions() as session:  # the old results were dropped, the new ones kept
+        ages = list(session.scalars(select(FetchedPageRow.fetched_at)))
+    assert len(ages) == 2 and min(ages) == later
 
 
 def test_the_digest_shows_outlet_publisher_url_and_what_was_read(
@@ -385,3 +388,43 @@ def test_fetch_below_chars_decides_what_is_short(
     (row,) = stored(sessions)
     assert row.text == lead and row.text_kind == "summary"
     assert site.hits["/b"] == 0  # 90 characters are not shorter than 50
+
+
+def test_article_pages_are_under_the_network_guard(
+    tmp_path: Path, google: GoogleNewsService, bing: Site, publishers: list[Site], pool: ParsePool
+) -> None:
+    """A page on a private address is refused like a feed would be: the feed text stays."""
+    from chipwatch.articles_fetch import ArticleStage
+    from chipwatch.collect import Writer
+    from chipwatch.fetch import Fetcher
+    from chipwatch.types import Article, Source
+
+    page = publish(publishers[0], "/inside", "Inside story", "an inside story")
+    settings = make_settings(tmp_path, google, bing)
+    sessions = sessions_for(settings)
+    guarded = FetchSettings(allow_private_networks=False)
+    article = Article(
+        identity="url:inside", source_url="https://www.example.com/feed", url=page,
+        title="Inside story", text="Inside story", published=NOW, fetched_at=NOW,
+        language="en", content_hash="h",
+    )  # fmt: skip
+
+    async def attempt() -> list[Article]:
+        writer = Writer(sessions, settings)
+        try:
+            async with (
+                Fetcher(settings.fetch) as feeds,
+                ArticleStage(
+                    settings, feeds, pool.run, writer.in_session, NOW, Fetcher(guarded)
+                ) as stage,
+            ):
+                source = Source(1, "https://www.example.com/feed", "x", article_text="fetch")
+                out = await stage.complete(source, [article])
+                assert stage.stats.fetched == 1 and stage.stats.kept_feed_text == 1
+                return out
+        finally:
+            writer.close()
+
+    (kept,) = asyncio.run(attempt())
+    assert kept.text == "Inside story" and kept.text_kind == "headline"
+    assert publishers[0].hits["/inside"] == 0  # never connected

@@ -45,7 +45,14 @@ from chipwatch.pagetext import PageReading, PageVerdict, read_page
 from chipwatch.resolve import HTML_ACCEPT, Resolver, article_text_mode
 from chipwatch.settings import FetchSettings, Settings
 from chipwatch.store.articles import filter_new
-from chipwatch.store.pages import LINK, PAGE, FetchedPage, known_pages, remember_pages
+from chipwatch.store.pages import (
+    LINK,
+    PAGE,
+    FetchedPage,
+    forget_older_than,
+    known_pages,
+    remember_pages,
+)
 from chipwatch.types import Article, Source, TextKind
 
 log = logging.getLogger(__name__)
@@ -122,6 +129,8 @@ class ArticleStage:
         self.stats = ArticleStats()
 
     async def __aenter__(self) -> ArticleStage:
+        # The cache's lifetime: what is older than cache_days would be fetched again anyway.
+        await self._db(forget_older_than, self._since)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
