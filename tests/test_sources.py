@@ -428,3 +428,13 @@ def test_article_pages_are_under_the_network_guard(
     (kept,) = asyncio.run(attempt())
     assert kept.text == "Inside story" and kept.text_kind == "headline"
     assert publishers[0].hits["/inside"] == 0  # never connected
+
+
+def test_the_poll_summary_says_what_the_page_stage_did() -> None:
+    from chipwatch.articles_fetch import ArticleStats
+    from chipwatch.pipeline import PollSummary, _pages_line
+
+    line = _pages_line(ArticleStats(fetched=30, full_text=27, kept_feed_text=3, deferred=70))
+    summary = PollSummary(1, 0, 0, 30, 2.0, None, (), pages=line)
+    assert "30 fetched" in str(summary) and "70 left for the next cycle" in str(summary)
+    assert _pages_line(ArticleStats()) == ""

@@ -24,6 +24,7 @@ from chipwatch.store.models import ArticleRow, ClassificationRow, LabelRow
 from chipwatch.types import Classification, ClassifyInput, Label
 
 if TYPE_CHECKING:  # the classifier and the digest load numpy & co.: imported when used
+    from chipwatch.articles_fetch import ArticleStats
     from chipwatch.classify import FittedClassifier
     from chipwatch.digest.stories import Embedder
     from chipwatch.settings import Recipient
@@ -166,12 +167,15 @@ class PollSummary:
     seconds: float
     classified: ClassifyReport | None
     errors: tuple[str, ...]
+    pages: str = ""  # what the article stage did (pages fetched, walls, deferred)
 
     def __str__(self) -> str:
         lines = [
             f"polled {self.feeds} feeds in {self.seconds:.1f}s: {self.new_articles} new articles, "
             f"{self.not_modified} unchanged (304), {self.failed} failed"
         ]
+        if self.pages:
+            lines.append(self.pages)
         if self.classified is not None:
             c = self.classified
             lines.append(f"classified {c.classified}: {c.relevant} relevant, {c.novel} novel")
@@ -202,6 +206,18 @@ def poll_and_classify(settings: Settings, *, all_feeds: bool, classify: bool) ->
         seconds=report.seconds,
         classified=classified,
         errors=tuple(f"{f.url}: {f.error}" for f in report.feeds if f.error),
+        pages=_pages_line(report.articles),
+    )
+
+
+def _pages_line(stats: ArticleStats) -> str:
+    if not (stats.fetched or stats.from_cache or stats.deferred or stats.unresolved):
+        return ""
+    return (
+        f"article pages: {stats.fetched} fetched, {stats.from_cache} from the cache; "
+        f"{stats.full_text} full texts, {stats.kept_feed_text} kept the feed's text "
+        f"(walls, errors, short pages); {stats.deferred} left for the next cycle (budget); "
+        f"{stats.unresolved} news-search links unresolved"
     )
 
 
