@@ -147,6 +147,15 @@ class ArticleStage:
             return [with_feed_kind(a) for a in articles]
 
     async def _complete(self, source: Source, articles: Sequence[Article]) -> list[Article]:
+        # In chunks of one decoder batch, side by side: the pages of the first chunk are
+        # fetched while the next chunk's links are decoded (the fetchers' limits still
+        # bound the requests). The order of the articles is kept.
+        size = self._settings.news_search.resolve_batch_size
+        chunks = [articles[i : i + size] for i in range(0, len(articles), size)]
+        parts = await asyncio.gather(*(self._complete_chunk(source, c) for c in chunks))
+        return [article for part in parts for article in part]
+
+    async def _complete_chunk(self, source: Source, articles: Sequence[Article]) -> list[Article]:
         resolved = await self._resolver.resolve(source, articles)
         self.stats.unresolved += sum(r.pending for r in resolved)
         ready = [r.article for r in resolved]
