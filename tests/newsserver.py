@@ -66,10 +66,15 @@ class Site:
         self.routes[(method, path)] = handler
 
     def page(
-        self, path: str, body: bytes | str, content_type: str = "text/html; charset=utf-8"
+        self,
+        path: str,
+        body: bytes | str,
+        content_type: str = "text/html; charset=utf-8",
+        etag: str | None = None,
     ) -> str:
         data = body.encode() if isinstance(body, str) else body
-        self.route("GET", path, lambda _p, _q, _b: (200, {"Content-Type": content_type}, data))
+        headers = {"Content-Type": content_type, **({"ETag": etag} if etag else {})}
+        self.route("GET", path, lambda _p, _q, _b: (200, headers, data))
         return self.url(path)
 
     def slow_page(self, path: str, seconds: float, body: str) -> str:
@@ -121,6 +126,9 @@ def _handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
                     status, headers, data = 404, {"Content-Type": "text/html"}, NOT_FOUND_PAGE
                 else:
                     status, headers, data = handler(parts.path, parts.query, body)
+                etag = headers.get("ETag")
+                if status == 200 and etag and self.headers.get("If-None-Match") == etag:
+                    status, data = 304, b""
             finally:
                 with site._lock:
                     site.in_flight -= 1
@@ -187,8 +195,8 @@ class GoogleNewsService(Site):
         )
         return self.url(f"/rss/articles/{article_id}?oc=5")
 
-    def feed(self, path: str, body: bytes) -> str:
-        return self.page(path, body, "application/xml; charset=utf-8")
+    def feed(self, path: str, body: bytes, etag: str | None = None) -> str:
+        return self.page(path, body, "application/xml; charset=utf-8", etag)
 
     def _article_page(self, path: str, _query: str, _body: bytes) -> Answer:
         article_id = path.rsplit("/", 1)[1]

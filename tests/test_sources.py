@@ -235,7 +235,7 @@ def test_a_hundred_items_under_the_per_cycle_budget(
         site = publishers[i % 3]
         url = publish(site, f"/story/{i}", f"Story number {i} on chips", f"chip story {i}")
         items.append(NewsItem(f"Story number {i} on chips", google.link_to(url), "Outlet"))
-    feed = google.feed("/rss/search", google_news_rss(items))
+    feed = google.feed("/rss/search", google_news_rss(items), etag='"v1"')
     settings = make_settings(tmp_path, google, bing, max_per_cycle=30, per_host_concurrency=2)
     sessions = sessions_for(settings)
     add(sessions, feed + "?q=chips", "Google News: chips")
@@ -246,8 +246,15 @@ def test_a_hundred_items_under_the_per_cycle_budget(
     assert sum(site.requests for site in publishers) == 30
     assert max(site.max_in_flight for site in publishers) <= 2  # per_host_concurrency
 
-    second = run(settings, sessions, pool)  # the next cycle takes the next 30
+    # The next cycle takes the next 30: the feed is fetched whole (no If-None-Match while
+    # articles wait, or its 304 would hide them).
+    second = run(settings, sessions, pool)
     assert second.articles.fetched == 30 and len(stored(sessions)) == 60
+    for _ in range(2):
+        run(settings, sessions, pool)
+    assert len(stored(sessions)) == 100
+    last = run(settings, sessions, pool)  # all stored: the validators are kept again
+    assert last.feeds[0].status == "not-modified"
     assert google.batch_calls == 5  # 100 links in batches of 20, decoded once each
     assert google.decoded == 100
 

@@ -126,6 +126,7 @@ class ArticleStage:
             settings.news_search, feed_fetcher, self._known_links, self._remember_links
         )
         self._hints: dict[str, str] = {}  # identity -> its source's language
+        self._deferred: set[int] = set()  # sources with articles left for a later cycle
         self.stats = ArticleStats()
 
     async def __aenter__(self) -> ArticleStage:
@@ -180,10 +181,16 @@ class ArticleStage:
                 reading = texts[article.identity]
                 if reading is None:
                     self.stats.deferred += 1
+                    self._deferred.add(source.id)
                     continue  # over budget: not stored now, fetched in a later cycle
                 article = self._with_reading(article, reading)
             out.append(with_feed_kind(article))
         return out
+
+    def deferred(self, source_id: int) -> bool:
+        """Whether some of the source's articles were left for a later cycle: its feed must
+        then be fetched whole next time (no conditional GET), or a 304 would hide them."""
+        return source_id in self._deferred
 
     def _with_reading(self, article: Article, reading: PageReading) -> Article:
         if reading.verdict is not PageVerdict.ARTICLE or not reading.text:

@@ -288,6 +288,9 @@ async def collect_one(source: Source, ctx: _Context) -> FeedReport:
     articles: Sequence[Article] = ()
     if result is not None and outcome.ok and result.articles:
         articles = await _new_articles(source, result.articles, ctx)
+        if ctx.articles is not None and ctx.articles.deferred(source.id):
+            # Articles wait for the next cycle's budget: no validators, so no 304 hides them.
+            outcome = replace(outcome, etag=None, last_modified=None)
     ids = await ctx.writer.store(source, outcome, articles, ctx.now)
     ctx.new_ids.extend(ids)
     return _report(source, fetched, result, outcome, len(ids))
