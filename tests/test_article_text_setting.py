@@ -140,3 +140,28 @@ def postgres_url() -> Iterator[str]:
 
 def test_migration_on_postgresql(postgres_url: str) -> None:
     _check_migration(postgres_url)
+
+
+def test_cli_feeds_add_records_the_mode(tmp_path: Path) -> None:
+    from feedserver import FeedServer, Item, rss
+    from typer.testing import CliRunner
+
+    from chipwatch.cli import app
+
+    config = write(
+        tmp_path, f"data_dir = '{tmp_path / 'data'}'\n[fetch]\nallow_private_networks = true\n"
+    )
+    with FeedServer() as server:
+        server.add("/a", rss([Item("A", "http://a.test/1", "a-1", "Text.")]))
+        server.add("/b", rss([Item("B", "http://b.test/1", "b-1", "Text.")]))
+        runner = CliRunner()
+        for path, flags in (("/a", ["--article-text", "fetch"]), ("/b", ["--full-text"])):
+            result = runner.invoke(
+                app, ["--config", str(config), "feeds", "add", server.url(path), *flags]
+            )
+            assert result.exit_code == 0, result.output
+    with sqlite3.connect(tmp_path / "data" / "chipwatch.sqlite3") as db:
+        assert db.execute("SELECT article_text FROM sources ORDER BY id").fetchall() == [
+            ("fetch",),
+            ("fetch",),
+        ]
