@@ -52,8 +52,9 @@ HTML_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 GOOGLE_ARTICLE_PATH = "/rss/articles/"
 GOOGLE_BATCH_PATH = "/_/DotsSplashUi/data/batchexecute"
 GOOGLE_RPC = "Fbv4je"  # the decoder's remote procedure, named in request and answer
-# The request context the decoder expects before the article id (its shape is fixed by
-# Google's web client; the values are placeholders it accepts).
+# The request context the decoder expects before the article id: its shape is fixed by
+# Google's web client and the values are placeholders it accepts; this is the context the
+# googlenewsdecoder package (0.2.2) sends, read on 2026-12-01 (a fact of the protocol).
 _GOOGLE_CONTEXT: list[Any] = [
     ["X", "X", ["X", "X"], None, None, 1, 1, "US:en", None, 1]
     + [None, None, None, None, None, 0, 1],
