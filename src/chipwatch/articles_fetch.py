@@ -125,7 +125,6 @@ class ArticleStage:
         self._resolver = Resolver(
             settings.news_search, feed_fetcher, self._known_links, self._remember_links
         )
-        self._hints: dict[str, str] = {}  # identity -> its source's language
         self._deferred: set[int] = set()  # sources with articles left for a later cycle
         self.stats = ArticleStats()
 
@@ -169,7 +168,6 @@ class ArticleStage:
         ]
         if not todo:
             return [with_feed_kind(a) for a in ready]
-        self._hints.update((a.identity, source.language) for a in todo)
         fresh = {a.identity for a in await self._db(_unstored, todo)}
         texts = await self._page_texts(source, [a for a in todo if a.identity in fresh])
         stored = {a.identity for a in todo} - fresh  # found stored: the writer drops them
@@ -183,7 +181,7 @@ class ArticleStage:
                     self.stats.deferred += 1
                     self._deferred.add(source.id)
                     continue  # over budget: not stored now, fetched in a later cycle
-                article = self._with_reading(article, reading)
+                article = self._with_reading(article, reading, source.language)
             out.append(with_feed_kind(article))
         return out
 
@@ -192,14 +190,14 @@ class ArticleStage:
         then be fetched whole next time (no conditional GET), or a 304 would hide them."""
         return source_id in self._deferred
 
-    def _with_reading(self, article: Article, reading: PageReading) -> Article:
+    def _with_reading(self, article: Article, reading: PageReading, hint: str) -> Article:
         if reading.verdict is not PageVerdict.ARTICLE or not reading.text:
             self.stats.kept_feed_text += 1
             return article
         self.stats.full_text += 1
         url = canonical_url(reading.final_url) or article.url  # after the publisher's moves
         text = reading.text[: self._settings.fetch.max_entry_chars]
-        language = reading.language or detect_language(text, self._hints.get(article.identity, ""))
+        language = reading.language or detect_language(text, hint)  # a cached text has none
         return replace(
             article,
             url=url,
