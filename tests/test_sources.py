@@ -360,6 +360,7 @@ def test_the_digest_shows_outlet_publisher_url_and_what_was_read(
         assert "judged on the headline only" in body
         assert "Google News: H20" not in body  # the outlet, not the feed's name
     assert page in html
+    assert "that H20 licences would be reviewed" in html  # the excerpt is the article's text
 
 
 def test_politeness_delay_between_pages_of_one_host(
