@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo-data
 
-.PHONY: install demo test test-fast lint bench bench-poll bench-classify bench-stories browser clean
+.PHONY: install demo test test-fast lint bench bench-poll bench-classify bench-stories bench-sources browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/mypy src
 
-bench: bench-poll bench-classify bench-stories
+bench: bench-poll bench-classify bench-stories bench-sources
 
 bench-poll: $(STAMP)
 	$(BIN)/python scripts/bench_poll.py
@@ -41,6 +41,9 @@ bench-classify: $(STAMP)
 
 bench-stories: $(STAMP)
 	$(BIN)/python scripts/bench_stories.py
+
+bench-sources: $(STAMP)
+	$(BIN)/python scripts/bench_sources.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

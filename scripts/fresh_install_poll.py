@@ -87,7 +87,7 @@ def main() -> int:
             f'topics = "{repo / "config" / "topics.toml"}"\n'
             f'corpus_dir = "{repo / "config" / "corpus"}"\n'
             "[fetch]\nallow_private_networks = true\n"
-            f'[[sources]]\nurl = "{base}/feed.xml"\nfull_text = true\n',
+            f'[[sources]]\nurl = "{base}/feed.xml"\narticle_text = "fetch"\n',
             encoding="utf-8",
         )
         command = [sys.executable, "-m", "chipwatch", "--config", str(config)]

@@ -351,7 +351,7 @@ def test_full_text_source(server, settings, sessions, pool) -> None:
     server.add("/story", page + "</article></body></html>", headers={"Content-Type": "text/html"})
     item = Item("Rules for fab tools", server.url("/story"), "s-1", "Short teaser only.")
     server.add("/feed", rss([item]))
-    add(sessions, server.url("/feed"), full_text=True)
+    add(sessions, server.url("/feed"), article_text="fetch")
     run_poll(settings, sessions, pool)
     (stored,) = articles(sessions)
     assert "wafer fabrication equipment" in stored.text and len(stored.text) > 500

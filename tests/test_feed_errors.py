@@ -210,8 +210,8 @@ def test_a_stored_unparseable_url_next_to_a_good_feed(tmp_path: Path, server: Fe
     assert chipwatch(config, "feeds", "list").returncode == 0  # creates the database
     with sqlite3.connect(tmp_path / "data" / "chipwatch.sqlite3") as db:
         db.execute(
-            "INSERT INTO sources (url, name, site_url, language, full_text, enabled,"
-            " consecutive_errors, created_at) VALUES (?, 'Old bad', NULL, '', 0, 1, 0, ?)",
+            "INSERT INTO sources (url, name, site_url, language, article_text, enabled,"
+            " consecutive_errors, created_at) VALUES (?, 'Old bad', NULL, '', NULL, 1, 0, ?)",
             (BAD, NOW.isoformat(sep=" ")),
         )
     result = chipwatch(config, "poll", "--no-classify")
@@ -303,7 +303,11 @@ def test_a_missing_full_text_dependency_keeps_the_entries(
     tmp_path: Path, server: FeedServer
 ) -> None:
     # What a plain `pip install` without lxml_html_clean did: `import trafilatura` fails.
-    server.add("/article.html", "<html><body><p>Full text.</p></body></html>")
+    server.add(
+        "/article.html",
+        "<html><body><p>Full text.</p></body></html>",
+        headers={"Content-Type": "text/html; charset=utf-8"},
+    )
     items = [Item("Entry whose page needs trafilatura", server.url("/article.html"), "t-1", "Sum.")]
     server.add("/full.xml", rss(items), headers={"Content-Type": "application/rss+xml"})
     config = write_config(

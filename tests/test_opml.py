@@ -26,7 +26,7 @@ def test_nested_outlines() -> None:
     read = parse_opml(NESTED)
     assert read.sources == (
         SourceConfig("https://wire.test/rss", "Wire service"),
-        SourceConfig("https://gazette.test/atom", "Gazette", "fr", True),
+        SourceConfig("https://gazette.test/atom", "Gazette", "fr", "fetch"),
     )
     assert read.skipped == ()
 

@@ -25,8 +25,8 @@ def test_opening_twice_keeps_the_data(tmp_path: Path) -> None:
     open_engine(path).dispose()
     with sqlite3.connect(path) as db:
         db.execute(
-            "INSERT INTO sources (url, name, language, full_text, enabled, consecutive_errors,"
-            " created_at) VALUES ('https://example.org/feed', 'x', '', 0, 1, 0, '2026-01-01')"
+            "INSERT INTO sources (url, name, language, article_text, enabled, consecutive_errors,"
+            " created_at) VALUES ('https://example.org/feed', 'x', '', 'feed', 1, 0, '2026-01-01')"
         )
     engine = open_engine(path)  # already at head: nothing to do, nothing lost
     assert "sources" in inspect(engine).get_table_names()

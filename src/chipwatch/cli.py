@@ -303,14 +303,28 @@ def run() -> None:
 def feeds_add(
     url: str,
     name: Annotated[str, typer.Option("--name", help="Display name.")] = "",
+    article_text: Annotated[
+        str,
+        typer.Option(
+            "--article-text",
+            help="feed: keep the feed's text; fetch: fetch the article page of items whose"
+            " feed text is short. Default: fetch for news-search feeds, feed otherwise.",
+        ),
+    ] = "",
     full_text: Annotated[
-        bool, typer.Option("--full-text", help="Fetch each entry's page for its full text.")
+        bool, typer.Option("--full-text", help="The older name of --article-text fetch.")
     ] = False,
 ) -> None:
     """Add a feed."""
     from chipwatch import manage
 
-    guarded(lambda: typer.echo(manage.add_feed(settings(), url, name, full_text)))
+    def body() -> None:
+        mode = article_text or ("fetch" if full_text else "")
+        if mode not in ("", "feed", "fetch"):
+            raise ConfigError("--article-text", "article_text", "must be feed or fetch")
+        typer.echo(manage.add_feed(settings(), url, name, mode))
+
+    guarded(body)
 
 
 @feeds_app.command("list")

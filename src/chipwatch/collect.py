@@ -35,10 +35,9 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from chipwatch.articles_fetch import ArticleStage, ArticleStats
 from chipwatch.errors import (
     FeedError,
-    FeedErrorKind,
-    FeedErrorRaised,
     FetchError,
     ParseError,
     feed_error,
@@ -50,12 +49,10 @@ from chipwatch.store.articles import filter_new_many, insert_articles
 from chipwatch.store.sources import FetchOutcome, due_sources, record_outcomes
 from chipwatch.types import Article, FetchResult, Source
 from chipwatch.urls import check_url
-from chipwatch.worker import DocumentJob, DocumentResult, full_text_job, process_document
+from chipwatch.worker import DocumentJob, DocumentResult, process_document
 
 SessionFactory = Callable[[], Session]
 T = TypeVar("T")
-MAX_FULL_TEXT_PER_FEED = 10  # page fetches per feed and poll, for full_text sources
-PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 # The writer waits this long before each transaction, so that the feeds finishing
 # meanwhile share it: the cold bench went from ~650 commits to ~120 and the writer
 # thread's CPU halved (1.75 -> 0.85 s); a poll is a batch job, 50 ms cost it nothing.
@@ -96,6 +93,7 @@ class PollReport:
     finished_at: datetime
     feeds: tuple[FeedReport, ...] = ()
     new_article_ids: tuple[int, ...] = ()
+    articles: ArticleStats = field(default_factory=ArticleStats)  # the page stage's counts
 
     @property
     def feeds_polled(self) -> int:
@@ -197,6 +195,14 @@ class Writer:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
+    async def in_session(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(session, *args)` in the writer thread, in one transaction."""
+        return await self.call(self._in_session, fn, *args)
+
+    def _in_session(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._sessions() as session, session.begin():
+            return fn(session, *args)
+
     def load_due(self, now: datetime, all_feeds: bool) -> tuple[list[Source], str | None]:
         """The due sources, and the SQLite file the parse workers may read (if any)."""
         with self._sessions() as session:
@@ -292,6 +298,7 @@ class _Context:
     now: datetime
     backlog: asyncio.Semaphore
     store_path: str | None = None
+    articles: ArticleStage | None = None  # resolves links, fetches pages (articles_fetch)
     new_ids: list[int] = field(default_factory=list)
 
 
@@ -309,9 +316,8 @@ async def collect_one(source: Source, ctx: _Context) -> FeedReport:
                 fetched = replace(fetched, content=b"")  # the body is parsed: free it now
         outcome = _outcome(fetched, result)
         if result is not None and outcome.ok and result.articles:
-            articles, page_error = await _new_articles(source, result.articles, ctx)
-            if page_error is not None:  # the articles are kept, with their summaries
-                outcome = _failed_outcome(fetched, page_error)
+            articles = await _new_articles(source, result.articles, ctx)
+            outcome = _after_pages(source, fetched, outcome, ctx)
     except Exception as exc:  # noqa: BLE001 - see the docstring
         outcome = _failed_outcome(fetched, feed_error(exc, source.url))
     try:
@@ -325,12 +331,11 @@ async def collect_one(source: Source, ctx: _Context) -> FeedReport:
 
 async def _new_articles(
     source: Source, articles: Sequence[Article], ctx: _Context
-) -> tuple[Sequence[Article], FeedError | None]:
-    """The worker's new articles, with page text for a full_text source (and the error
-    that stopped full-text extraction, if one did: the summaries are kept then)."""
-    if articles and source.full_text:
-        return await _with_full_text(source, articles, ctx)
-    return articles, None
+) -> Sequence[Article]:
+    """The worker's new articles: resolved, with page text where the source wants it."""
+    if articles and ctx.articles is not None:
+        return await ctx.articles.complete(source, articles)
+    return articles
 
 
 async def _parse(
@@ -378,53 +383,22 @@ async def _run_document(source: Source, fetched: FetchResult, ctx: _Context) -> 
 
 
 _DIED = "the parser process died on this feed"
-_FEED_FAULTS = {FeedErrorKind.INVALID_URL, FeedErrorKind.UNSAFE}  # of an entry link
 
 
-async def _with_full_text(
-    source: Source, fresh: Sequence[Article], ctx: _Context
-) -> tuple[list[Article], FeedError | None]:
-    """Replace summaries by page text for the new articles of a full_text source."""
-    todo = [a for a in fresh if a.url][:MAX_FULL_TEXT_PER_FEED]
-    texts = await asyncio.gather(
-        *(_page_text(a, source, ctx) for a in todo), return_exceptions=True
-    )
-    failures = [t for t in texts if isinstance(t, BaseException)]
-    if any(not isinstance(t, Exception) for t in failures):
-        raise next(t for t in failures if not isinstance(t, Exception))  # cancellation
-    by_identity = {
-        a.identity: t
-        for a, t in zip(todo, texts, strict=True)
-        if t and not isinstance(t, BaseException)
-    }
-    kept = [
-        replace(a, text=by_identity[a.identity][0], language=by_identity[a.identity][1])
-        if a.identity in by_identity
-        else a
-        for a in fresh
-    ]
-    if not failures:
-        return kept, None
-    error = feed_error(failures[0], source.url)
-    return kept, replace(error, message=f"full text: {error.message}")
-
-
-async def _page_text(article: Article, source: Source, ctx: _Context) -> tuple[str, str] | None:
-    page = await ctx.fetcher.fetch_url(article.url or "", accept=PAGE_ACCEPT)
-    if page.error is not None and page.error.kind in _FEED_FAULTS:
-        # A link that cannot or must not be fetched is the feed's doing: reported with it
-        # (the entry is kept with its summary).
-        message = f"entry link {article.url!r}: {page.error.message}"
-        raise FeedErrorRaised(replace(page.error, message=message))
-    if page.error or not page.content:
-        return None  # keep the feed's summary: a missing page is not the feed's failure
-    limit = ctx.settings.fetch.parse_timeout_seconds
-    try:
-        return await ctx.pool.run(
-            full_text_job, page.content, page.final_url, source.language, limit
-        )
-    except BrokenProcessPool:
-        return None
+def _after_pages(
+    source: Source, fetched: FetchResult, outcome: FetchOutcome, ctx: _Context
+) -> FetchOutcome:
+    """The feed's outcome once its article pages were read: an entry link that cannot or
+    must not be fetched is the feed's fault (its entries are kept with their summaries)."""
+    if ctx.articles is None:
+        return outcome
+    fault = ctx.articles.link_fault(source.id)
+    if fault is not None:
+        return _failed_outcome(fetched, fault)
+    if ctx.articles.deferred(source.id):
+        # Articles wait for the next cycle's budget: no validators, so no 304 hides them.
+        return replace(outcome, etag=None, last_modified=None)
+    return outcome
 
 
 def _failed_outcome(fetched: FetchResult, error: FeedError) -> FetchOutcome:
@@ -518,10 +492,14 @@ async def poll(
     try:
         due, store_path = await writer.call(writer.load_due, now, all_feeds)
         sources = interleave_by_host(due)
-        async with Fetcher(settings.fetch) as fetcher:
+        async with (
+            Fetcher(settings.fetch) as fetcher,
+            ArticleStage(settings, fetcher, parse_pool.run, writer.in_session, now) as stage,
+        ):
             ctx = _Context(
                 settings, fetcher, parse_pool, writer, now, _backlog(settings.fetch), store_path
             )
+            ctx.articles = stage
             feeds = await asyncio.gather(*(collect_one(s, ctx) for s in sources))
     finally:
         writer.close()
@@ -532,6 +510,7 @@ async def poll(
         finished_at=utcnow(),
         feeds=tuple(feeds),
         new_article_ids=tuple(sorted(ctx.new_ids)),
+        articles=stage.stats,
     )
 
 

@@ -169,14 +169,16 @@ def to_article(
         language=detected,
         content_hash=digest,
         date_flag=flag,
+        outlet=entry.outlet,
     )
 
 
-def extract_full_text(page: bytes, url: str) -> str | None:
-    """Main text of an article page, or None when trafilatura finds nothing useful."""
+def extract_full_text(page: bytes, url: str, min_chars: int = 200) -> str | None:
+    """Main text of an article page, or None when trafilatura finds nothing useful
+    (less than `min_chars` characters)."""
     import trafilatura  # imported lazily: only full_text sources need it
 
     text = trafilatura.extract(
         page, url=url, include_comments=False, include_tables=False, favor_precision=True
     )
-    return text.strip() if text and len(text.strip()) >= 200 else None
+    return text.strip() if text and len(text.strip()) >= max(1, min_chars) else None

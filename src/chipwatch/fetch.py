@@ -50,6 +50,7 @@ ACCEPT_FEED = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
     "text/xml;q=0.9, application/feed+json;q=0.8, application/json;q=0.7, */*;q=0.5"
 )
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded;charset=UTF-8"
 _DRAIN_BYTES = 64 * 1024  # the most of an unused body read to keep its connection
 
 
@@ -421,8 +422,10 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         accept: str = ACCEPT_FEED,
+        form: bytes | None = None,
     ) -> FetchResult:
-        """GET a URL; every failure, whatever raised it, is returned as FetchResult.error."""
+        """GET a URL (POST `form`, urlencoded, if given); every failure is returned as
+        FetchResult.error."""
         started = time.monotonic()
         fetched_at = utcnow()
         try:
@@ -431,7 +434,7 @@ class Fetcher:
             async with self._host_slot(host), self._global:
                 await self._polite_delay(host)
                 async with asyncio.timeout(self.settings.deadline_seconds):
-                    result = await self._follow(url, etag, last_modified, accept, fetched_at)
+                    result = await self._follow(url, etag, last_modified, accept, fetched_at, form)
         except TimeoutError:
             error = DeadlineExceeded(
                 url, f"fetch took longer than {self.settings.deadline_seconds:g} s"
@@ -465,6 +468,7 @@ class Fetcher:
         last_modified: str | None,
         accept: str,
         fetched_at: datetime,
+        form: bytes | None = None,
     ) -> FetchResult:
         hops = _Hop()
         current = url
@@ -477,7 +481,10 @@ class Fetcher:
                 headers["If-None-Match"] = etag
             if conditional and last_modified:
                 headers["If-Modified-Since"] = last_modified
-            request = self._client.build_request("GET", current, headers=headers)
+            if form is not None:
+                headers["Content-Type"] = FORM_CONTENT_TYPE
+            method = "GET" if form is None else "POST"
+            request = self._client.build_request(method, current, headers=headers, content=form)
             try:
                 response = await self._client.send(request, stream=True)
             except httpx.RemoteProtocolError as exc:
@@ -495,6 +502,8 @@ class Fetcher:
                             current, "redirect without Location", status=response.status_code
                         )
                     current = urljoin(current, location.strip())
+                    if response.status_code not in (307, 308):
+                        form = None  # 301/302/303 after a POST: GET the new location
                     await drain(response)
                     continue
                 result = await self._finish(

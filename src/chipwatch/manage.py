@@ -58,7 +58,7 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
 # --- feeds -------------------------------------------------------------------------------
 
 
-def add_feed(settings: Settings, url: str, name: str, full_text: bool) -> str:
+def add_feed(settings: Settings, url: str, name: str, article_text: str = "") -> str:
     import asyncio
 
     from chipwatch.collect import discover_feed_url
@@ -68,7 +68,7 @@ def add_feed(settings: Settings, url: str, name: str, full_text: bool) -> str:
     feed_url = asyncio.run(discover_feed_url(check_url(url.strip()), settings.fetch))
     sessions = open_sessions(settings)
     with sessions.begin() as session:
-        row, created = add_source(session, feed_url, name, "", full_text)
+        row, created = add_source(session, feed_url, name, "", article_text)
         row_id = row.id
     found = f" (found from {url})" if feed_url != url else ""
     return f"{'added' if created else 'updated'} feed {row_id}: {feed_url}{found}"

@@ -73,8 +73,16 @@ def _outline(outline: ET.Element) -> SourceConfig | None:
         url=url,
         name=name.strip(),
         language=(outline.get("language") or "").strip(),
-        full_text=(outline.get("fullText") or "").strip().lower() in _TRUE,
+        article_text=_article_text(outline),
     )
+
+
+def _article_text(outline: ET.Element) -> str:
+    """Our `articleText` attribute, or the older `fullText="true"` (read as "fetch")."""
+    mode = (outline.get("articleText") or "").strip().lower()
+    if mode in ("feed", "fetch"):
+        return mode
+    return "fetch" if (outline.get("fullText") or "").strip().lower() in _TRUE else ""
 
 
 def write_opml(sources: Iterable[SourceConfig], title: str = "chipwatch feeds") -> str:
@@ -90,8 +98,8 @@ def write_opml(sources: Iterable[SourceConfig], title: str = "chipwatch feeds") 
             attributes["title"] = source.name
         if source.language:
             attributes["language"] = source.language
-        if source.full_text:
-            attributes["fullText"] = "true"
+        if source.article_text:
+            attributes["articleText"] = source.article_text
         ET.SubElement(body, "outline", attributes)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, "unicode") + "\n"

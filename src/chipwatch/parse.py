@@ -588,6 +588,8 @@ def fast_parse(
     content: bytes, content_type: str, max_entries: int, max_entry_chars: int
 ) -> ParsedFeed | None:
     """fastfeedparser's result as a ParsedFeed, or None: use feedparser instead."""
+    if _OUTLET.search(content):
+        return None  # fastfeedparser drops an item's <source>: the outlet of news search
     scan = _admit(content, content_type)
     if scan is None:
         return None
@@ -618,6 +620,9 @@ def fast_parse(
     except Exception:  # noqa: BLE001 - anything unexpected: the reference decides
         return None
     return ParsedFeed(title=title, entries=entries, ttl_minutes=ttl, site_url=site_url)
+
+
+_OUTLET = re.compile(rb"<source[\s>]|<[A-Za-z][\w.-]*:Source[\s>]")
 
 
 def _fast_ids(raw: list[Any], content: bytes) -> list[str | None] | None:
@@ -840,7 +845,18 @@ def _entry(entry: Any, max_chars: int) -> FeedEntry:
         published=_date(entry),
         author_markup=entry.get("author"),
         max_chars=max_chars,
+        outlet=_outlet(entry),
     )
+
+
+def _outlet(entry: Any) -> str | None:
+    """The publisher an item names: RSS `<source>` (Google News), Bing's `News:Source`."""
+    source = entry.get("source")
+    title = source.get("title") if isinstance(source, dict) else None
+    title = title or entry.get("news_source")
+    if not isinstance(title, str):
+        return None
+    return to_text(title).strip()[:300] or None
 
 
 def _longest_text(entry: Any) -> str:

@@ -24,6 +24,7 @@ from chipwatch.store.models import ArticleRow, ClassificationRow, LabelRow
 from chipwatch.types import Classification, ClassifyInput, Label
 
 if TYPE_CHECKING:  # the classifier and the digest load numpy & co.: imported when used
+    from chipwatch.articles_fetch import ArticleStats
     from chipwatch.classify import FittedClassifier
     from chipwatch.collect import PollReport
     from chipwatch.digest.stories import Embedder
@@ -177,12 +178,19 @@ class PollSummary:
     def new_articles(self) -> int:
         return self.report.new_articles
 
+    @property
+    def pages(self) -> str:
+        """What the article stage did (pages fetched, walls, deferred), or ""."""
+        return _pages_line(self.report.articles)
+
     def __str__(self) -> str:
         r = self.report
         lines = [
             f"polled {r.feeds_polled} feeds in {r.seconds:.1f}s: {r.new_articles} new articles, "
             f"{r.feeds_not_modified} unchanged (304), {r.feeds_failed} failed"
         ]
+        if self.pages:
+            lines.append(self.pages)
         if self.classified is not None:
             c = self.classified
             lines.append(f"classified {c.classified}: {c.relevant} relevant, {c.novel} novel")
@@ -208,6 +216,17 @@ def poll_and_classify(settings: Settings, *, all_feeds: bool, classify: bool) ->
     report = poll_sync(settings, sessions, all_feeds=all_feeds)
     classified = classify_backlog(settings, sessions) if classify else None
     return PollSummary(report, classified)
+
+
+def _pages_line(stats: ArticleStats) -> str:
+    if not (stats.fetched or stats.from_cache or stats.deferred or stats.unresolved):
+        return ""
+    return (
+        f"article pages: {stats.fetched} fetched, {stats.from_cache} from the cache; "
+        f"{stats.full_text} full texts, {stats.kept_feed_text} kept the feed's text "
+        f"(walls, errors, short pages); {stats.deferred} left for the next cycle (budget); "
+        f"{stats.unresolved} news-search links unresolved"
+    )
 
 
 # --- digest ------------------------------------------------------------------------------

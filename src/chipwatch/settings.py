@@ -108,11 +108,49 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class ArticleSettings:
+    """Fetching the article page of items whose feed gives a headline or a short summary."""
+
+    # feed text shorter than this is replaced by the page's
+    fetch_below_chars: int = bounded(600, 0, 1_000_000)
+    # page text shorter than this is not an article: feed text kept
+    min_text_chars: int = bounded(300, 0, 1_000_000)
+    # page fetches per poll, all sources together; the rest wait
+    max_per_cycle: int = bounded(200, 0, 100_000)
+    per_host_concurrency: int = bounded(1, 1, 64)  # page requests in flight to one publisher
+    # pause between two page requests to one publisher
+    per_host_delay_seconds: float = bounded(1.0, 0.0, 3600.0)
+    # limit on one page fetch (and at most fetch.deadline_seconds)
+    deadline_seconds: float = bounded(30.0, 0.01, 3600.0)
+    # a page (or resolved link) is fetched again after this many days
+    cache_days: int = bounded(30, 1, 3650)
+
+
+@dataclass(frozen=True)
+class NewsSearchSettings:
+    """The news-search services whose item links are redirects to publishers' pages."""
+
+    google_news_url: str = "https://news.google.com"  # base of Google News links and its decoder
+    bing_url: str = "https://www.bing.com"  # base of Bing News links (apiclick.aspx?url=...)
+    resolve_batch_size: int = bounded(20, 1, 1000)  # Google News links decoded per decoder request
+
+
+ARTICLE_TEXT_MODES = ("feed", "fetch")
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     url: str
     name: str = ""
     language: str = ""  # expected language; empty = detect per article
-    full_text: bool = False  # fetch and extract each entry's page (summary-only feeds)
+    # "feed": the feed's text; "fetch": the article page for items whose feed text is
+    # short; "" = the default ("fetch" for news-search feeds, "feed" otherwise).
+    # `full_text = true` (the older setting) is read as "fetch".
+    article_text: str = ""
+    covers: str = ""  # what the source covers (the shipped list documents each entry)
+    checked_against: str = ""  # the publisher's documentation the URL was checked against
+    checked_on: str = ""  # date of that check (YYYY-MM-DD)
+    checked_how: str = ""  # how it was checked (the shipped list is checked on paper)
 
 
 @dataclass(frozen=True)
@@ -127,6 +165,8 @@ class Settings:
     classify: ClassifySettings = field(default_factory=ClassifySettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
+    articles: ArticleSettings = field(default_factory=ArticleSettings)
+    news_search: NewsSearchSettings = field(default_factory=NewsSearchSettings)
     recipients: tuple[Recipient, ...] = ()
     sources: tuple[SourceConfig, ...] = ()
 
@@ -157,6 +197,8 @@ _SECTIONS: dict[str, type] = {
     "classify": ClassifySettings,
     "smtp": SmtpSettings,
     "digest": DigestSettings,
+    "articles": ArticleSettings,
+    "news_search": NewsSearchSettings,
 }
 _TOP_LEVEL_KEYS = {"data_dir", "topics", "corpus_dir", "recipients", "sources", *_SECTIONS}
 
@@ -292,9 +334,23 @@ def _build_recipients(items: object, source: str) -> tuple[Recipient, ...]:
 
 def _build_sources(items: object, source: str) -> tuple[SourceConfig, ...]:
     return tuple(
-        _build_list_item(SourceConfig, item, f"sources[{i}]", source, required="url")
+        _build_source(item, f"sources[{i}]", source)
         for i, item in enumerate(_list_of_tables(items, "sources", source))
     )
+
+
+def _build_source(item: dict[str, Any], where: str, source: str) -> SourceConfig:
+    """One [[sources]] block; the older `full_text = true|false` means "fetch"|"feed"."""
+    item = dict(item)
+    if "full_text" in item:
+        legacy = item.pop("full_text")
+        if not isinstance(legacy, bool):
+            raise ConfigError(source, f"{where}.full_text", f"expected bool, got {legacy!r}")
+        item.setdefault("article_text", "fetch" if legacy else "feed")
+    config: SourceConfig = _build_list_item(SourceConfig, item, where, source, required="url")
+    if config.article_text not in ("", *ARTICLE_TEXT_MODES):
+        raise ConfigError(source, f"{where}.article_text", "must be feed or fetch")
+    return config
 
 
 def _list_of_tables(items: object, name: str, source: str) -> list[dict[str, Any]]:
@@ -329,6 +385,9 @@ def _build_list_item(
 def _validate(settings: Settings, source: str) -> None:
     poll, smtp, digest = settings.poll, settings.smtp, settings.digest
     # Ranges of single fields were checked as they were read (check_bounds).
+    for name in ("google_news_url", "bing_url"):
+        if not getattr(settings.news_search, name).startswith(("http://", "https://")):
+            raise ConfigError(source, f"news_search.{name}", "must start with http:// or https://")
     if poll.min_interval_minutes > poll.max_interval_minutes:
         raise ConfigError(source, "poll.min_interval_minutes", "greater than max_interval_minutes")
     if smtp.security not in {"starttls", "tls", "none"}:

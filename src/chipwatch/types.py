@@ -84,10 +84,16 @@ class Source:
     id: int
     url: str
     name: str
-    full_text: bool = False
+    # "feed" | "fetch" (see SourceConfig.article_text); "" = the default for its kind
+    article_text: str = ""
     etag: str | None = None
     last_modified: str | None = None
     language: str = ""  # configured language: a hint for detection ("" = detect)
+
+    @property
+    def full_text(self) -> bool:
+        """The older name of `article_text == "fetch"` (set explicitly)."""
+        return self.article_text == "fetch"
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ class FeedEntry:
     published: datetime | None
     author_markup: str | None = None
     max_chars: int | None = None  # cap on the plain text
+    outlet: str | None = None  # the item's <source> (news-search feeds name the publisher)
 
     @cached_property
     def summary(self) -> str:
@@ -159,6 +166,8 @@ class Article:
     language: str
     content_hash: str
     date_flag: str | None = None  # "missing" or "future-clamped"
+    outlet: str | None = None  # the publisher, when not the feed itself (news search)
+    text_kind: TextKind | None = None  # what `text` is; None: not known (guessed later)
 
 
 @dataclass(frozen=True)

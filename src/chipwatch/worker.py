@@ -15,12 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chipwatch.dedupe import HASH_IDENTITY_PREFIX, lookup_keys
-from chipwatch.errors import FeedError, ParseError, feed_error
+from chipwatch.errors import FeedError, feed_error
 from chipwatch.extract import (
     article_language,
-    detect_language,
     entry_key,
-    extract_full_text,
     to_article,
 )
 from chipwatch.parse import NotAFeed, parse_feed, time_limit
@@ -169,13 +167,3 @@ def entries_per_week(entries: Sequence[Any], now: datetime) -> float | None:
         return None
     week_ago = now - timedelta(days=7)
     return float(sum(1 for d in dates if week_ago <= d <= now + timedelta(days=1)))
-
-
-def full_text_job(page: bytes, url: str, hint: str, limit: float) -> tuple[str, str] | None:
-    """(text, language) of an article page, or None (in a worker)."""
-    try:
-        with time_limit(limit, url):
-            text = extract_full_text(page, url)
-            return (text, detect_language(text, hint)) if text else None
-    except ParseError:
-        return None

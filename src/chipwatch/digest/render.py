@@ -155,11 +155,25 @@ _ENV = _environment()
 
 
 def why(item: DigestItem) -> str:
-    """One line of evidence: the classifier's sentence, else the matched terms."""
+    """One line of evidence: the classifier's sentence, else the matched terms; then what
+    the classifier read (a headline-only judgement is weaker, the reader should know)."""
     if item.evidence_summary:
-        return item.evidence_summary
-    terms = sorted({t for values in item.matched_terms.values() for t in values})
-    return "matched: " + ", ".join(terms[:8]) if terms else ""
+        reason = item.evidence_summary
+    else:
+        terms = sorted({t for values in item.matched_terms.values() for t in values})
+        reason = "matched: " + ", ".join(terms[:8]) if terms else ""
+    read = TEXT_KIND_NOTES.get(item.text_kind or "")
+    if not read:
+        return reason
+    return f"{reason} ({read})" if reason else read.capitalize()
+
+
+# What the classifier read, by `chipwatch.types.TextKind` value.
+TEXT_KIND_NOTES = {
+    "headline": "judged on the headline only",
+    "summary": "judged on the feed's summary",
+    "full": "judged on the article's text",
+}
 
 
 def feed_problems(health: Sequence[FeedHealth]) -> tuple[list[FeedHealth], list[FeedHealth]]:

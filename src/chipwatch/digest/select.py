@@ -50,6 +50,7 @@ class DigestItem:
     matched_terms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     text: str = field(default="", repr=False, compare=False)  # start of the text, for grouping
     fetched_at: datetime | None = None
+    text_kind: str | None = None  # what the classifier read (chipwatch.types.TextKind)
 
 
 def select_items(
@@ -131,6 +132,7 @@ def _to_item(article: ArticleRow, row: ClassificationRow, excerpt_chars: int) ->
         matched_terms={str(k): tuple(plain_text(str(t)) for t in v) for k, v in matched.items()},
         text=text[:MATCH_TEXT_CHARS],
         fetched_at=article.fetched_at,
+        text_kind=article.text_kind,
     )
 
 

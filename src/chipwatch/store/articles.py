@@ -124,7 +124,9 @@ def _row(article: Article, source_id: int | None, source_name: str) -> dict[str,
         "identity": article.identity,
         "content_hash": article.content_hash,
         "source_id": source_id,
-        "source_name": source_name[:300],
+        # A news-search item's outlet is its source for the reader (and story grouping);
+        # source_id still tells which feed found it.
+        "source_name": (article.outlet or source_name)[:300],
         "url": article.url[:2048] if article.url else None,
         "title": article.title,
         "text": article.text,
@@ -132,6 +134,7 @@ def _row(article: Article, source_id: int | None, source_name: str) -> dict[str,
         "published_at": article.published,
         "fetched_at": article.fetched_at,
         "date_flag": article.date_flag,
+        "text_kind": str(article.text_kind) if article.text_kind else None,
         "story_key": None,
     }
 

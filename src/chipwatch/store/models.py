@@ -33,7 +33,8 @@ class SourceRow(Base):
     name: Mapped[str] = mapped_column(String(300), default="")
     site_url: Mapped[str | None] = mapped_column(String(2048))
     language: Mapped[str] = mapped_column(String(8), default="")
-    full_text: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "feed" | "fetch"; NULL = the default for the source's kind (fetch for news search)
+    article_text: Mapped[str | None] = mapped_column(String(8))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     etag: Mapped[str | None] = mapped_column(String(1024))
@@ -64,7 +65,24 @@ class ArticleRow(Base):
     published_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     fetched_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     date_flag: Mapped[str | None] = mapped_column(String(32))
+    text_kind: Mapped[str | None] = mapped_column(String(16))  # chipwatch.types.TextKind
     story_key: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class FetchedPageRow(Base):
+    """What fetching a URL once gave, so a poll never fetches it again (store/pages.py):
+    a news-search link resolved to the publisher's URL (kind "link"), or an article
+    page's verdict and text (kind "page")."""
+
+    __tablename__ = "fetched_pages"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of kind + url
+    kind: Mapped[str] = mapped_column(String(8))
+    url: Mapped[str] = mapped_column(String(2048))
+    target_url: Mapped[str | None] = mapped_column(String(2048))
+    verdict: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
 class ClassificationRow(Base):

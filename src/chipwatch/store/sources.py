@@ -72,7 +72,7 @@ def to_source(row: SourceRow) -> Source:
         id=row.id,
         url=row.url,
         name=row.name,
-        full_text=row.full_text,
+        article_text=row.article_text or "",
         etag=row.etag,
         last_modified=row.last_modified,
         language=row.language,
@@ -80,7 +80,9 @@ def to_source(row: SourceRow) -> Source:
 
 
 def to_config(row: SourceRow) -> SourceConfig:
-    return SourceConfig(url=row.url, name=row.name, language=row.language, full_text=row.full_text)
+    return SourceConfig(
+        url=row.url, name=row.name, language=row.language, article_text=row.article_text or ""
+    )
 
 
 # --- add / list / get / remove -----------------------------------------------------------
@@ -91,20 +93,20 @@ def add_source(
     url: str,
     name: str = "",
     language: str = "",
-    full_text: bool = False,
+    article_text: str = "",
     *,
     now: datetime | None = None,
 ) -> tuple[SourceRow, bool]:
     """Add a feed; returns (row, created). An existing URL is updated, not duplicated."""
     row = get_source(session, url)
     if row is not None:
-        _apply_config(row, SourceConfig(url, name, language, full_text))
+        _apply_config(row, SourceConfig(url, name, language, article_text))
         return row, False
     row = SourceRow(
         url=url,
         name=name,
         language=language,
-        full_text=full_text,
+        article_text=article_text or None,
         enabled=True,
         consecutive_errors=0,
         created_at=now or utcnow(),
@@ -149,7 +151,7 @@ def enable_source(session: Session, key: int | str) -> bool:
 
 
 def sync_sources(session: Session, configs: Iterable[SourceConfig]) -> SyncReport:
-    """Import config/OPML sources: add new URLs, update name/language/full_text. Idempotent.
+    """Import config/OPML sources: add new URLs, update name/language/article_text. Idempotent.
 
     Sources absent from `configs` are kept: they may have been added with `chipwatch add`.
     """
@@ -160,7 +162,9 @@ def sync_sources(session: Session, configs: Iterable[SourceConfig]) -> SyncRepor
     for config in configs:
         row = existing.get(config.url)
         if row is None:
-            row, _ = add_source(session, config.url, config.name, config.language, config.full_text)
+            row, _ = add_source(
+                session, config.url, config.name, config.language, config.article_text
+            )
             existing[config.url] = row
             added.append(config.url)
         elif _apply_config(row, config):
@@ -172,11 +176,15 @@ def sync_sources(session: Session, configs: Iterable[SourceConfig]) -> SyncRepor
 
 def _apply_config(row: SourceRow, config: SourceConfig) -> bool:
     changed = False
-    for attr in ("name", "language", "full_text"):
+    for attr in ("name", "language"):
         value = getattr(config, attr)
-        if (value or attr == "full_text") and getattr(row, attr) != value:
+        if value and getattr(row, attr) != value:
             setattr(row, attr, value)
             changed = True
+    # "" is the default of the source's kind, stored as NULL (the config decides it)
+    if (row.article_text or "") != config.article_text:
+        row.article_text = config.article_text or None
+        changed = True
     return changed
 
 
