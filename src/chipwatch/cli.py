@@ -9,14 +9,17 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from chipwatch.errors import ChipwatchError, ConfigError, LockBusy
+from chipwatch import __version__
+from chipwatch.errors import ChipwatchError, ConfigError, ExitCode, LockBusy, UsageError
 from chipwatch.lock import job_lock
+from chipwatch.logs import configure_logging, set_chipwatch_level
 from chipwatch.settings import Settings, load_settings
 
 app = typer.Typer(
     help="chipwatch: a multilingual news watch on chip export controls.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
+    rich_markup_mode=None,
 )
 feeds_app = typer.Typer(help="Manage the feeds the watch polls.", no_args_is_help=True)
 corpus_app = typer.Typer(
@@ -39,20 +42,46 @@ class _State:
 state = _State()
 
 
+def _print_version(value: bool) -> None:
+    if value:  # eager: printed before any config is looked for
+        typer.echo(f"chipwatch {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     config: Annotated[
-        Path | None, typer.Option("--config", help="Config file (default config/chipwatch.toml).")
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="Config file or folder (default: $CHIPWATCH_CONFIG, "
+            "$XDG_CONFIG_HOME/chipwatch, /etc/chipwatch, the packaged defaults).",
+        ),
     ] = None,
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Data directory (database, Maildir, cache).")
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            metavar="DIR",
+            help="Data folder: database, Maildir, cache (default $XDG_DATA_HOME/chipwatch).",
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+    log_format: Annotated[
+        str,
+        typer.Option("--log-format", metavar="text|json", help="Log lines as text or JSON."),
+    ] = "text",
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if log_format not in {"text", "json"}:
+        raise typer.BadParameter("text or json", param_hint="--log-format")
+    configure_logging(verbose=verbose, json_lines=log_format == "json")
     state.config = config
     state.data_dir = data_dir
 
@@ -69,13 +98,47 @@ def guarded(action: Callable[[], T]) -> T:
         return action()
     except ConfigError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.CONFIG) from None
+    except UsageError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.CONFIG) from None
     except LockBusy as exc:
         typer.echo(f"skipped: {exc}", err=True)
-        raise typer.Exit(75) from None  # EX_TEMPFAIL: cron may simply try again later
+        raise typer.Exit(ExitCode.LOCKED) from None  # EX_TEMPFAIL: cron may try again later
     except ChipwatchError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.UNEXPECTED) from None
+
+
+# --- set-up ------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    folder: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[DIR]", help="Where to write (default $XDG_CONFIG_HOME/chipwatch)."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing copy.")] = False,
+) -> None:
+    """Write an editable config, topics and corpus copy, and create the database."""
+    from chipwatch import pipeline
+    from chipwatch.settings import PACKAGED_CONFIG_DIR, copy_config, user_config_dir
+
+    def body() -> None:
+        defaults = load_settings(PACKAGED_CONFIG_DIR, state.data_dir)
+        target = folder if folder is not None else user_config_dir()
+        copy_config(defaults, target, force=force)
+        written = load_settings(target, state.data_dir)
+        pipeline.open_sessions(written)  # creates the database and its schema
+        typer.echo(f"wrote {target / 'chipwatch.toml'}, topics.toml and corpus/ ({target})")
+        typer.echo(f"database: {written.database_path}")
+        if target.resolve() != user_config_dir().resolve():
+            typer.echo(f"use it with --config {target} or CHIPWATCH_CONFIG={target}")
+
+    guarded(body)
 
 
 # --- collect -----------------------------------------------------------------------------
@@ -246,7 +309,7 @@ def run() -> None:
 
     def body() -> None:
         s = settings()
-        logging.getLogger().setLevel(logging.INFO)  # a long-running service reports its runs
+        set_chipwatch_level(logging.INFO)  # a service reports its runs; libraries stay quiet
         scheduler = schedule.build_scheduler(
             s,
             poll_job=lambda: pipeline.scheduled(s, "poll"),

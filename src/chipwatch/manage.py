@@ -151,24 +151,39 @@ def export_opml(settings: Settings) -> str:
 def add_corpus_document(
     settings: Settings, source: str, topics: Sequence[str], language: str
 ) -> str:
-    """Add a file, or the main text of a web page, to the corpus with its topics."""
-    from chipwatch.classify import add_document, load_topics
+    """Add a file, or the main text of a web page, to the user's copy of the corpus.
 
+    Never into the packaged defaults or a checkout's tracked config/: `writable_copy`
+    gives (and on first use makes) the user's copy. Unknown topic ids are refused
+    before anything is fetched or written, with the valid ids."""
+    from chipwatch.classify.corpus import add_document
+    from chipwatch.classify.topics import load_topics
+    from chipwatch.errors import UsageError
+    from chipwatch.settings import writable_copy
+
+    known = [t.id for t in load_topics(settings.topics_path)]
+    unknown = [t for t in topics if t not in known]
+    if unknown or not topics:
+        given = ", ".join(unknown) if unknown else "none"
+        raise UsageError(f"--topics: unknown topic ids: {given}; valid ids: {', '.join(known)}")
     content: Path | str = Path(source)
     title = None
     if source.startswith(("http://", "https://")):
         title, content = fetch_page_text(settings, source)
     elif not Path(source).is_file():
         raise NotFound(f"no such file: {source}")
+    paths = writable_copy(settings)
     doc = add_document(
-        settings.corpus_dir,
+        paths.corpus_dir,
         content,
         topics,
         language=language or None,
         title=title,
-        known_topics=[t.id for t in load_topics(settings.topics_path)],
+        known_topics=known,
     )
-    return f"added {doc.id} to the corpus with topics {', '.join(doc.topics)}"
+    return (
+        f"added {doc.id} to the corpus ({paths.corpus_dir}) with topics {', '.join(doc.topics)}"
+    )
 
 
 def fetch_page_text(settings: Settings, url: str) -> tuple[str | None, str]:

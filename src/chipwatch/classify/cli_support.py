@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from chipwatch.classify import evaluate as ev
+import chipwatch.classify.evaluate as ev
 from chipwatch.classify.model import FittedClassifier
 from chipwatch.errors import ClassifierError
 from chipwatch.types import ClassifyInput
