@@ -321,6 +321,58 @@ def run() -> None:
     guarded(body)
 
 
+# --- retention, export, health ----------------------------------------------------------
+
+
+@app.command()
+def prune(
+    older_than: Annotated[
+        int | None,
+        typer.Option("--older-than", metavar="DAYS", help="Age limit (default [retention] days)."),
+    ] = None,
+) -> None:
+    """Remove old articles and what hangs on them; labels and the corpus stay."""
+    from chipwatch import manage
+
+    def body() -> None:
+        s = settings()
+        with job_lock(s.data_dir, "poll"):  # not while a poll stores articles
+            typer.echo(manage.prune(s, older_than))
+
+    guarded(body)
+
+
+@app.command()
+def export(
+    csv: Annotated[bool, typer.Option("--csv", help="CSV (the one format so far).")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", metavar="FILE", help="Default: standard output.")
+    ] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", metavar="N", help="Only the last N days.")
+    ] = None,
+) -> None:
+    """Write the classified articles for a spreadsheet."""
+    import sys
+
+    from chipwatch import manage
+
+    def body() -> None:
+        if not csv:
+            raise UsageError("give the format: --csv")
+        if output is None:
+            manage.export_csv(settings(), sys.stdout, days)
+            return
+        try:
+            with output.open("w", encoding="utf-8", newline="") as handle:
+                count = manage.export_csv(settings(), handle, days)
+        except OSError as exc:
+            raise UsageError(f"--output {output}: {exc.strerror or exc}") from None
+        typer.echo(f"wrote {count} articles to {output}")
+
+    guarded(body)
+
+
 # --- feeds -------------------------------------------------------------------------------
 
 

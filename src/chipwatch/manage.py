@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from sqlalchemy import select
 
@@ -181,9 +182,7 @@ def add_corpus_document(
         title=title,
         known_topics=known,
     )
-    return (
-        f"added {doc.id} to the corpus ({paths.corpus_dir}) with topics {', '.join(doc.topics)}"
-    )
+    return f"added {doc.id} to the corpus ({paths.corpus_dir}) with topics {', '.join(doc.topics)}"
 
 
 def fetch_page_text(settings: Settings, url: str) -> tuple[str | None, str]:
@@ -241,3 +240,88 @@ def suggest_topics_text(settings: Settings, days: int, count: int) -> str:
             f'description = ""\n[topic.terms]\nen = [{terms}]\n'
         )
     return "\n".join(blocks)
+
+
+# --- retention and export ----------------------------------------------------------------
+
+
+def prune(settings: Settings, older_than_days: int | None, now: datetime | None = None) -> str:
+    """Remove articles older than the given days (else `[retention] days`)."""
+    from datetime import timedelta
+
+    from chipwatch.errors import UsageError
+    from chipwatch.store.retention import prune_articles
+
+    days = older_than_days if older_than_days is not None else settings.retention.days
+    if days <= 0:
+        raise UsageError("give --older-than DAYS, or set [retention] days in the config")
+    lookback = settings.digest.lookback_days
+    if days < lookback:
+        # A pruned article still listed by its feed would be stored again as new, and an
+        # undated one (dated by its fetch) would be mailed a second time.
+        raise UsageError(
+            f"--older-than {days}: must be at least [digest] lookback_days ({lookback})"
+        )
+    moment = now or datetime.now(UTC)
+    cutoff = moment.replace(tzinfo=None) - timedelta(days=days)
+    with open_sessions(settings).begin() as session:
+        return str(prune_articles(session, cutoff))
+
+
+CSV_COLUMNS = (
+    "id",
+    "published",
+    "fetched",
+    "source",
+    "language",
+    "title",
+    "url",
+    "relevant",
+    "relevance",
+    "topics",
+    "novel",
+    "backfill",
+)
+
+
+def export_csv(settings: Settings, out: TextIO, since_days: int | None = None) -> int:
+    """Write the classified articles as CSV (UTF-8, a header row); returns the row count.
+
+    Cells that a spreadsheet would run as a formula (=, +, -, @ first) get a leading
+    apostrophe: a feed's title is untrusted text."""
+    import csv
+    from datetime import timedelta
+
+    from chipwatch.digest.select import plain_text
+    from chipwatch.store.export import classified_articles
+
+    since = None
+    if since_days is not None:
+        since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=since_days)
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    with open_sessions(settings)() as session:
+        for row in classified_articles(session, since):
+            writer.writerow(
+                (
+                    row.id,
+                    f"{row.published:%Y-%m-%d %H:%M}",
+                    f"{row.fetched:%Y-%m-%d %H:%M}",
+                    _cell(plain_text(row.source)),
+                    row.language,
+                    _cell(plain_text(row.title)),
+                    _cell(row.url),
+                    "yes" if row.relevant else "no",
+                    f"{row.relevance:.3f}",
+                    " ".join(row.topics),
+                    "yes" if row.novel else "no",
+                    "yes" if row.backfill else "no",
+                )
+            )
+            count += 1
+    return count
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text

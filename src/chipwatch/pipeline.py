@@ -166,12 +166,18 @@ class PollSummary:
     seconds: float
     classified: ClassifyReport | None
     errors: tuple[str, ...]
+    backfill: int = 0  # of the new articles: first-poll history, stored but never mailed
 
     def __str__(self) -> str:
         lines = [
             f"polled {self.feeds} feeds in {self.seconds:.1f}s: {self.new_articles} new articles, "
             f"{self.not_modified} unchanged (304), {self.failed} failed"
         ]
+        if self.backfill:
+            lines.append(
+                f"{self.backfill} of them older than the first-poll backfill window: "
+                "stored and classified, not mailed"
+            )
         if self.classified is not None:
             c = self.classified
             lines.append(f"classified {c.classified}: {c.relevant} relevant, {c.novel} novel")
@@ -189,10 +195,19 @@ def sync_config_sources(settings: Settings, sessions: sessionmaker[Session]) -> 
 
 def poll_and_classify(settings: Settings, *, all_feeds: bool, classify: bool) -> PollSummary:
     from chipwatch.collect import poll_sync
+    from chipwatch.fetch import utcnow
+    from chipwatch.store.backfill import mark_backfill, never_polled
 
     sessions = open_sessions(settings)
     sync_config_sources(settings, sessions)
+    with sessions() as session:
+        first_time = never_polled(session)
+    started = utcnow()
     report = poll_sync(settings, sessions, all_feeds=all_feeds)
+    with sessions.begin() as session:
+        backfill = mark_backfill(
+            session, first_time, started, settings.poll.first_poll_backfill_hours
+        )
     classified = classify_backlog(settings, sessions) if classify else None
     return PollSummary(
         feeds=report.feeds_polled,
@@ -202,6 +217,7 @@ def poll_and_classify(settings: Settings, *, all_feeds: bool, classify: bool) ->
         seconds=report.seconds,
         classified=classified,
         errors=tuple(f"{f.url}: {f.error}" for f in report.feeds if f.error),
+        backfill=backfill,
     )
 
 

@@ -6,7 +6,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -123,10 +123,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with serve_demo_feeds(load_corpus(PACKAGED_CONFIG_DIR / "corpus")) as (_, urls):
         print("\n".join(urls), flush=True)
-        try:
+        with suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     sys.exit(0)
 
 
