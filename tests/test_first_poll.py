@@ -45,7 +45,8 @@ def rss(items: dict[str, tuple[float, str]]) -> str:
         "</description></item>"
         for slug, (age, title) in items.items()
     )
-    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>{entries}</channel></rss>'
+    channel = f"<channel><title>Wire</title>{entries}</channel>"
+    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'
 
 
 def make_settings(tmp_path: Path, url: str, **poll: object) -> Settings:

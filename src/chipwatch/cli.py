@@ -378,16 +378,23 @@ def export(
 
 @feeds_app.command("add")
 def feeds_add(
-    url: str,
-    name: Annotated[str, typer.Option("--name", help="Display name.")] = "",
+    url: Annotated[str, typer.Argument(metavar="URL", help="A feed, or a page linking one.")],
+    name: Annotated[
+        str | None, typer.Option("--name", metavar="TEXT", help="Display name.")
+    ] = None,
     full_text: Annotated[
-        bool, typer.Option("--full-text", help="Fetch each entry's page for its full text.")
-    ] = False,
+        bool | None,
+        typer.Option("--full-text/--no-full-text", help="Fetch each entry's page for its text."),
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option("--language", metavar="CODE", help="Expected language (ISO 639-1)."),
+    ] = None,
 ) -> None:
-    """Add a feed."""
+    """Add a feed; a feed already there keeps its settings except those given."""
     from chipwatch import manage
 
-    guarded(lambda: typer.echo(manage.add_feed(settings(), url, name, full_text)))
+    guarded(lambda: typer.echo(manage.add_feed(settings(), url, name, full_text, language)))
 
 
 @feeds_app.command("list")
@@ -407,15 +414,19 @@ def feeds_status() -> None:
 
 
 @feeds_app.command("remove")
-def feeds_remove(url_or_id: str) -> None:
-    """Remove a feed by URL or id (its stored articles stay)."""
+def feeds_remove(
+    url_or_id: Annotated[str, typer.Argument(metavar="URL|ID", help="The feed's URL or id.")],
+) -> None:
+    """Remove a feed (its stored articles stay); a feed of the config file is disabled."""
     from chipwatch import manage
 
     guarded(lambda: typer.echo(manage.remove_feed(settings(), url_or_id)))
 
 
 @feeds_app.command("import")
-def feeds_import(path: Path) -> None:
+def feeds_import(
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="An OPML file.")],
+) -> None:
     """Import feeds from an OPML file."""
     from chipwatch import manage
 

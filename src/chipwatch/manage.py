@@ -9,14 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import select
 
 from chipwatch.errors import NotFound
 from chipwatch.pipeline import as_input, open_sessions, sync_config_sources
 from chipwatch.settings import Settings
-from chipwatch.store.models import ArticleRow, ClassificationRow
+from chipwatch.store.models import ArticleRow, ClassificationRow, SourceRow
+
+if TYPE_CHECKING:
+    from chipwatch.store.sources import FeedHealth
 
 
 def outbox_table(settings: Settings) -> str:
@@ -46,41 +49,103 @@ def outbox_table(settings: Settings) -> str:
     return format_table(rows)
 
 
-def format_table(rows: Sequence[Sequence[str]]) -> str:
+TABLE_WIDTH = 100  # a terminal's usual width and an e-mail's: no line wraps
+
+
+def format_table(rows: Sequence[Sequence[str]], width: int = TABLE_WIDTH) -> str:
+    """Columns padded to their widest cell; the last one cut (with "…") to fit `width`."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    room = max(width - sum(widths) - 2 * len(widths), 10)
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
         + "  "
-        + row[-1]
+        + (row[-1] if len(row[-1]) <= room else row[-1][: room - 1] + "…")
         for row in rows
-    )
+    ).replace("  \n", "\n")
 
 
 # --- feeds -------------------------------------------------------------------------------
 
 
-def add_feed(settings: Settings, url: str, name: str, full_text: bool) -> str:
+def add_feed(
+    settings: Settings,
+    url: str,
+    name: str | None = None,
+    full_text: bool | None = None,
+    language: str | None = None,
+) -> str:
+    """Add a feed. A feed already there keeps its settings except those given (and is
+    enabled again if it was removed); another URL of a stored feed is refused."""
     import asyncio
 
     from chipwatch.collect import discover_feed_url
+    from chipwatch.errors import UsageError
+    from chipwatch.store.source_admin import enable, feed_key, same_feed
     from chipwatch.store.sources import add_source
 
-    feed_url = asyncio.run(discover_feed_url(url, settings.fetch))
     sessions = open_sessions(settings)
+    sync_config_sources(settings, sessions)
+    with sessions() as session:
+        known = same_feed(session, url)  # no fetch for a feed we have
+    feed_url = (
+        known.url if known is not None else asyncio.run(discover_feed_url(url, settings.fetch))
+    )
+    found = f" (found from {url})" if feed_url != url and known is None else ""
     with sessions.begin() as session:
-        row, created = add_source(session, feed_url, name, "", full_text)
-        row_id = row.id
-    found = f" (found from {url})" if feed_url != url else ""
-    return f"{'added' if created else 'updated'} feed {row_id}: {feed_url}{found}"
+        row = same_feed(session, feed_url)
+        if row is None:
+            row, _ = add_source(session, feed_url, name or "", language or "", bool(full_text))
+            return f"added feed {row.id}: {feed_url}{found}"
+        if feed_key(row.url) == feed_key(url) and row.url != url:
+            raise UsageError(f"refused: {url} is feed {row.id} already ({row.url})")
+        if row.url != feed_url:
+            raise UsageError(f"refused: {feed_url}{found} is feed {row.id} already ({row.url})")
+        changes = _change_feed(row, name, full_text, language)
+        if not row.enabled:
+            enable(row)
+            changes.append("enabled again")
+    if not changes:
+        return (
+            f"feed {row.id} is already in the list: {row.url}; its settings are kept "
+            "(--name, --full-text/--no-full-text, --language change them)"
+        )
+    return f"updated feed {row.id}: {', '.join(changes)}"
+
+
+def _change_feed(
+    row: SourceRow, name: str | None, full_text: bool | None, language: str | None
+) -> list[str]:
+    """Apply the options the user gave; each change, described."""
+    changes = []
+    for attr, value in (("name", name), ("full_text", full_text), ("language", language)):
+        if value is not None and getattr(row, attr) != value:
+            setattr(row, attr, value)
+            changes.append(f"{attr} = {value!r}")
+    return changes
 
 
 def remove_feed(settings: Settings, key: str) -> str:
-    from chipwatch.store.sources import remove_source
+    """Delete a feed added by hand; a feed of the config file is disabled instead (for
+    good: deleted, the next config sync would add it again under a new id)."""
+    from chipwatch.store.source_admin import REMOVED_REASON, disable, is_configured, same_feed
+    from chipwatch.store.sources import get_source, remove_source
 
-    with open_sessions(settings).begin() as session:
-        if not remove_source(session, key):
-            raise NotFound(f"no feed {key!r}")
-    return f"removed feed {key}"
+    sessions = open_sessions(settings)
+    sync_config_sources(settings, sessions)
+    with sessions.begin() as session:
+        row = get_source(session, key) or same_feed(session, key)
+        if row is None:
+            raise NotFound(f"no feed {key!r} (see `chipwatch feeds list`)")
+        if is_configured(row.url, settings.sources):
+            disable(row, REMOVED_REASON)
+            return (
+                f"disabled feed {row.id}: {row.url} is listed in {settings.config_path}; "
+                "it stays disabled (delete its [[sources]] entry to drop it from the list, "
+                "`chipwatch feeds add` enables it again)"
+            )
+        row_id, url = row.id, row.url
+        remove_source(session, row_id)
+    return f"removed feed {row_id}: {url} (its stored articles stay)"
 
 
 def feeds_table(settings: Settings, *, health: bool) -> str:
@@ -94,12 +159,12 @@ def feeds_table(settings: Settings, *, health: bool) -> str:
         return "no feeds: add one with `chipwatch feeds add URL`"
     if not health:
         listing = [("id", "state", "name / url")]
-        listing += [(str(f.id), "on" if f.enabled else "off", f"{f.name}  {f.url}") for f in feeds]
+        listing += [(str(f.id), "on" if f.enabled else "off", _name_url(f)) for f in feeds]
         return format_table(listing)
     rows = [("id", "state", "errors", "last ok", "next check", "name / last error")]
     for f in feeds:
         state = (
-            "ok"
+            ("ok" if f.last_success_at else "new")  # "new": never polled yet
             if f.enabled and not f.consecutive_errors
             else ("failing" if f.enabled else "disabled")
         )
@@ -119,31 +184,45 @@ def feeds_table(settings: Settings, *, health: bool) -> str:
     return format_table(rows)
 
 
+def _name_url(feed: FeedHealth) -> str:
+    return feed.url if feed.name in ("", feed.url) else f"{feed.name}  {feed.url}"
+
+
 def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
 
 
 def import_opml(settings: Settings, path: Path) -> str:
     from chipwatch.opml import read_opml
+    from chipwatch.store.source_admin import apply_tags, without_duplicates
     from chipwatch.store.sources import sync_sources
 
     configs = read_opml(path)
     with open_sessions(settings).begin() as session:
-        report = sync_sources(session, configs)
-    return (
+        kept, refused = without_duplicates(session, configs)
+        report = sync_sources(session, kept)
+        apply_tags(session, kept)
+    lines = [
         f"imported {len(report.added)} new feeds, updated {len(report.updated)}, "
         f"{report.unchanged} unchanged"
-    )
+    ]
+    lines += [f"  refused: {url} is the same feed as {known}" for url, known in refused]
+    return "\n".join(lines)
 
 
 def export_opml(settings: Settings) -> str:
+    from dataclasses import replace
+
     from chipwatch.opml import write_opml
     from chipwatch.store.sources import list_sources, to_config
 
     sessions = open_sessions(settings)
     sync_config_sources(settings, sessions)
     with sessions() as session:
-        return write_opml([to_config(row) for row in list_sources(session)])
+        configs = [
+            replace(to_config(row), tags=tuple(row.tags or ())) for row in list_sources(session)
+        ]
+    return write_opml(configs)
 
 
 # --- corpus and topics -------------------------------------------------------------------

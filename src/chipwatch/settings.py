@@ -140,6 +140,7 @@ class SourceConfig:
     name: str = ""
     language: str = ""  # expected language; empty = detect per article
     full_text: bool = False  # fetch and extract each entry's page (summary-only feeds)
+    tags: tuple[str, ...] = ()  # categories (OPML folders and `category`), kept on export
 
 
 @dataclass(frozen=True)
