@@ -157,10 +157,14 @@ def poll(
     from chipwatch import pipeline
 
     def body() -> None:
+        from chipwatch import metrics
+
         with job_lock(settings().data_dir, "poll"):
             report = pipeline.poll_and_classify(
                 settings(), all_feeds=all_feeds, classify=not no_classify
             )
+        metrics.observe_poll(report)
+        metrics.write_textfile(settings())  # for cron set-ups: node_exporter's textfile
         typer.echo(report)
 
     guarded(body)
@@ -282,8 +286,11 @@ def digest(
             written = pipeline.preview_digest(s, preview, recipient)
             typer.echo(f"preview written to {written}")
             return
+        from chipwatch import metrics
+
         with job_lock(s.data_dir, "digest"):
             result = pipeline.build_and_send_digests(s, send=send, only=recipient)
+        metrics.write_textfile(s)
         typer.echo(result)
         if result.failures:
             raise typer.Exit(1)  # cron and timers report it; the digest waits in the outbox
@@ -315,6 +322,11 @@ def run() -> None:
             poll_job=lambda: pipeline.scheduled(s, "poll"),
             digest_job=lambda: pipeline.scheduled(s, "digest"),
         )
+        from chipwatch import metrics
+
+        port = metrics.serve(s)
+        if port is not None:
+            typer.echo(f"metrics on http://127.0.0.1:{port}/metrics")
         typer.echo(f"chipwatch running; data in {s.data_dir}; Ctrl-C or SIGTERM stops it")
         schedule.run_forever(scheduler)
 
@@ -369,6 +381,22 @@ def export(
         except OSError as exc:
             raise UsageError(f"--output {output}: {exc.strerror or exc}") from None
         typer.echo(f"wrote {count} articles to {output}")
+
+    guarded(body)
+
+
+@app.command()
+def health() -> None:
+    """Exit 0 if polls and sends are recent enough ([health] bounds), else 4."""
+    from datetime import UTC, datetime
+
+    from chipwatch import health as health_check
+
+    def body() -> None:
+        report = health_check.check(settings(), datetime.now(UTC).replace(tzinfo=None))
+        typer.echo(report)
+        if not report.healthy:
+            raise typer.Exit(ExitCode.ALL_FAILED)
 
     guarded(body)
 

@@ -167,6 +167,7 @@ class PollSummary:
     classified: ClassifyReport | None
     errors: tuple[str, ...]
     backfill: int = 0  # of the new articles: first-poll history, stored but never mailed
+    fetch_seconds: tuple[float, ...] = ()  # per feed polled, for the metrics
 
     def __str__(self) -> str:
         lines = [
@@ -222,6 +223,7 @@ def poll_and_classify(settings: Settings, *, all_feeds: bool, classify: bool) ->
         classified=classified,
         errors=tuple(f"{f.url}: {f.error}" for f in report.feeds if f.error),
         backfill=backfill,
+        fetch_seconds=tuple(f.seconds for f in report.feeds),
     )
 
 
@@ -337,19 +339,20 @@ def run_due_digests(settings: Settings) -> str:
 
 def scheduled(settings: Settings, job: str) -> None:
     """One scheduler job under its lock; failures are logged and the scheduler goes on."""
+    from chipwatch import metrics
     from chipwatch.errors import LockBusy
     from chipwatch.lock import job_lock
 
     try:
         with job_lock(settings.data_dir, job):
             if job == "poll":
-                log.info(
-                    "%s",
-                    poll_and_classify(
-                        settings, all_feeds=False, classify=settings.poll.classify_on_poll
-                    ),
+                summary = poll_and_classify(
+                    settings, all_feeds=False, classify=settings.poll.classify_on_poll
                 )
+                metrics.observe_poll(summary)
+                log.info("%s", summary)
             log.info("%s", run_due_digests(settings))
+        metrics.write_textfile(settings)
     except LockBusy as exc:
         log.warning("skipped: %s", exc)
     except Exception:  # noqa: BLE001 - one failed run must not stop the watch
