@@ -19,7 +19,7 @@ app = typer.Typer(
     help="chipwatch: a multilingual news watch on chip export controls.",
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
-    rich_markup_mode=None,
+    rich_markup_mode=None,  # plain help: the same on a terminal, in a pipe and in docs
 )
 feeds_app = typer.Typer(help="Manage the feeds the watch polls.", no_args_is_help=True)
 corpus_app = typer.Typer(
@@ -31,6 +31,23 @@ app.add_typer(corpus_app, name="corpus")
 app.add_typer(topics_app, name="topics")
 
 T = TypeVar("T")
+
+
+def _argument_help_without_type_labels() -> None:
+    """Typer (pinned 0.29.1) prints arguments as `{path}` in the usage line and adds a
+    `<path>` label after each argument's name; click's plain `FILE` / `[DIR]` say it
+    better. The metavar given to each argument is its whole display."""
+    from typer.core import TyperArgument
+
+    def usage_name(self: TyperArgument) -> str:
+        name = self.metavar or (self.name or "").upper()
+        return name if self.required or name.startswith("[") else f"[{name}]"
+
+    TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+    TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+
+
+_argument_help_without_type_labels()
 
 
 class _State:
@@ -176,10 +193,14 @@ def poll(
 @app.command()
 def classify(
     input_path: Annotated[
-        Path | None, typer.Option("--input", help="JSONL of articles: id, title, text, ...")
+        Path | None,
+        typer.Option("--input", metavar="FILE", help="JSONL of articles: id, title, text, ..."),
     ] = None,
     output_path: Annotated[
-        Path | None, typer.Option("--output", help="JSONL of classifications.")
+        Path | None,
+        typer.Option(
+            "--output", metavar="FILE", help="JSONL of classifications (default: stdout)."
+        ),
     ] = None,
     again: Annotated[
         bool, typer.Option("--again", help="Reclassify every stored article.")
@@ -195,11 +216,12 @@ def classify(
             run = pipeline.reclassify_all if again else pipeline.classify_backlog
             typer.echo(run(s, sessions))
             return
-        if output_path is None:
-            raise typer.BadParameter("--output is required with --input")
         from chipwatch.classify import load_or_fit, run_classify
 
         classifier = load_or_fit(s.corpus_dir, s.topics_path, [], s.cache_dir)
+        if output_path is None:  # a filter: JSONL in, JSONL on standard output
+            run_classify(input_path, Path("/dev/stdout"), classifier)
+            return
         count = run_classify(input_path, output_path, classifier)
         typer.echo(f"classified {count} articles into {output_path}")
 
@@ -208,9 +230,12 @@ def classify(
 
 @app.command("eval")
 def evaluate(
-    path: Annotated[Path, typer.Argument(help="Labelled JSONL (format of shared/eval).")],
+    path: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Labelled JSONL (format of shared/eval).")
+    ],
     baseline: Annotated[
-        str | None, typer.Option("--baseline", help="Also score a baseline: keywords.")
+        str | None,
+        typer.Option("--baseline", metavar="NAME", help="Also score a baseline: keywords."),
     ] = None,
     cross_validate: Annotated[
         bool,
@@ -231,9 +256,12 @@ def evaluate(
 
 @app.command()
 def label(
-    article_id: Annotated[int, typer.Argument(help="Stored article id (see the digest).")],
+    article_id: Annotated[
+        int, typer.Argument(metavar="ID", help="Stored article id (see the digest).")
+    ],
     topics: Annotated[
-        str | None, typer.Option("--topics", help="Comma-separated topic ids it is about.")
+        str | None,
+        typer.Option("--topics", metavar="IDS", help="Comma-separated topic ids it is about."),
     ] = None,
     not_relevant: Annotated[
         bool, typer.Option("--not-relevant", help="Mark the article as off-subject.")
@@ -268,13 +296,14 @@ def _topic_ids(text: str) -> tuple[str, ...]:
 @app.command()
 def digest(
     preview: Annotated[
-        Path | None, typer.Option("--preview", help="Write the HTML here; mark nothing.")
+        Path | None,
+        typer.Option("--preview", metavar="FILE", help="Write the HTML here; mark nothing."),
     ] = None,
     send: Annotated[
         bool, typer.Option("--send/--no-send", help="Send pending digests (default on).")
     ] = True,
     recipient: Annotated[
-        str | None, typer.Option("--recipient", help="Only this recipient.")
+        str | None, typer.Option("--recipient", metavar="ADDRESS", help="Only this recipient.")
     ] = None,
 ) -> None:
     """Build the digest of new relevant articles and deliver it (SMTP or Maildir)."""
@@ -486,10 +515,14 @@ def corpus_list() -> None:
 
 @corpus_app.command("add")
 def corpus_add(
-    source: Annotated[str, typer.Argument(help="A text file, or an http(s) URL to extract.")],
-    topics: Annotated[str, typer.Option("--topics", help="Comma-separated topic ids.")],
+    source: Annotated[
+        str, typer.Argument(metavar="FILE|URL", help="A text file, or an http(s) URL to extract.")
+    ],
+    topics: Annotated[
+        str, typer.Option("--topics", metavar="IDS", help="Comma-separated topic ids.")
+    ],
     language: Annotated[
-        str, typer.Option("--language", help="ISO 639-1 code; detected if empty.")
+        str, typer.Option("--language", metavar="CODE", help="ISO 639-1 code; detected if empty.")
     ] = "",
 ) -> None:
     """Add a document to the corpus; the classifier refits at its next use."""
@@ -516,8 +549,12 @@ def topics_list() -> None:
 
 @topics_app.command("suggest")
 def topics_suggest(
-    days: Annotated[int, typer.Option("--days", help="Novel articles of this many days.")] = 30,
-    count: Annotated[int, typer.Option("--count", help="At most this many suggestions.")] = 5,
+    days: Annotated[
+        int, typer.Option("--days", metavar="N", help="Novel articles of this many days.")
+    ] = 30,
+    count: Annotated[
+        int, typer.Option("--count", metavar="N", help="At most this many suggestions.")
+    ] = 5,
 ) -> None:
     """Cluster recent novel articles and propose candidate topics for topics.toml."""
     from chipwatch import manage

@@ -40,6 +40,9 @@ class ClassifyReport:
     relevant: int
     novel: int
 
+    def __str__(self) -> str:
+        return f"classified {self.classified}: {self.relevant} relevant, {self.novel} novel"
+
 
 def open_sessions(settings: Settings) -> sessionmaker[Session]:
     return session_factory(open_engine(settings.database_path))
@@ -180,8 +183,7 @@ class PollSummary:
                 "stored and classified, not mailed"
             )
         if self.classified is not None:
-            c = self.classified
-            lines.append(f"classified {c.classified}: {c.relevant} relevant, {c.novel} novel")
+            lines.append(str(self.classified))
         lines += [f"  error: {e}" for e in self.errors]
         return "\n".join(lines)
 
