@@ -175,10 +175,11 @@ def poll(
 
     def body() -> None:
         from chipwatch import metrics
+        from chipwatch.progress import progress
 
-        with job_lock(settings().data_dir, "poll"):
+        with job_lock(settings().data_dir, "poll"), progress() as track:
             report = pipeline.poll_and_classify(
-                settings(), all_feeds=all_feeds, classify=not no_classify
+                settings(), all_feeds=all_feeds, classify=not no_classify, track=track
             )
         metrics.observe_poll(report)
         metrics.write_textfile(settings())  # for cron set-ups: node_exporter's textfile
@@ -212,9 +213,13 @@ def classify(
     def body() -> None:
         s = settings()
         if input_path is None:
+            from chipwatch.progress import progress
+
             sessions = pipeline.open_sessions(s)
             run = pipeline.reclassify_all if again else pipeline.classify_backlog
-            typer.echo(run(s, sessions))
+            with progress() as track:
+                report = run(s, sessions, track("classify: articles"))
+            typer.echo(report)
             return
         from chipwatch.classify import load_or_fit, run_classify
 
@@ -247,9 +252,12 @@ def evaluate(
     def body() -> None:
         s = settings()
         from chipwatch.classify import load_or_fit, run_eval
+        from chipwatch.progress import status
 
-        classifier = load_or_fit(s.corpus_dir, s.topics_path, [], s.cache_dir)
-        typer.echo(run_eval(path, classifier, baseline=baseline, cross_validate=cross_validate))
+        with status(f"eval: fitting, then scoring {path.name}"):
+            classifier = load_or_fit(s.corpus_dir, s.topics_path, [], s.cache_dir)
+            report = run_eval(path, classifier, baseline=baseline, cross_validate=cross_validate)
+        typer.echo(report)
 
     guarded(body)
 

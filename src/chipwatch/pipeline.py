@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,9 +71,20 @@ def load_classifier(
     return model, key
 
 
-def classify_backlog(settings: Settings, sessions: sessionmaker[Session]) -> ClassifyReport:
+def classify_backlog(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    on_batch: Callable[[int, int], None] | None = None,
+) -> ClassifyReport:
     """Classify every stored article that has no classification yet, a batch at a time
-    (a backlog left by `poll --no-classify` is never held in memory whole)."""
+    (a backlog left by `poll --no-classify` is never held in memory whole).
+    `on_batch(done, total)` follows the progress."""
+    from chipwatch.store.stats import count_unclassified
+
+    total = 0
+    if on_batch is not None:
+        with sessions() as session:
+            total = count_unclassified(session)
     classifier: FittedClassifier | None = None
     key = ""
     classified = relevant = novel = 0
@@ -85,6 +96,8 @@ def classify_backlog(settings: Settings, sessions: sessionmaker[Session]) -> Cla
             for row, result in zip(batch, results, strict=True):
                 session.add(_classification_row(row.id, result, key[:64]))
         classified += len(batch)
+        if on_batch is not None:
+            on_batch(classified, max(total, classified))
         relevant += sum(r.relevant for r in results)
         novel += sum(r.novel for r in results)
     return ClassifyReport(classified, relevant, novel)
@@ -130,11 +143,15 @@ def _classification_row(article_id: int, result: Classification, key: str) -> Cl
     )
 
 
-def reclassify_all(settings: Settings, sessions: sessionmaker[Session]) -> ClassifyReport:
+def reclassify_all(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    on_batch: Callable[[int, int], None] | None = None,
+) -> ClassifyReport:
     """Drop every stored classification and classify again (after a corpus or label change)."""
     with sessions.begin() as session:
         session.query(ClassificationRow).delete()
-    return classify_backlog(settings, sessions)
+    return classify_backlog(settings, sessions, on_batch)
 
 
 def label_article(
@@ -200,7 +217,15 @@ def sync_config_sources(settings: Settings, sessions: sessionmaker[Session]) -> 
         apply_tags(session, kept)
 
 
-def poll_and_classify(settings: Settings, *, all_feeds: bool, classify: bool) -> PollSummary:
+def poll_and_classify(
+    settings: Settings,
+    *,
+    all_feeds: bool,
+    classify: bool,
+    track: Callable[[str], Callable[[int, int], None]] | None = None,
+) -> PollSummary:
+    """Poll, flag first-poll backfill, classify. `track(step)` gives each step's progress
+    callback (chipwatch.progress)."""
     from chipwatch.collect import poll_sync
     from chipwatch.fetch import utcnow
     from chipwatch.store.backfill import mark_backfill, never_polled
@@ -210,12 +235,21 @@ def poll_and_classify(settings: Settings, *, all_feeds: bool, classify: bool) ->
     with sessions() as session:
         first_time = never_polled(session)
     started = utcnow()
-    report = poll_sync(settings, sessions, all_feeds=all_feeds)
+    on_feed = None
+    if track is not None:
+        advance, done = track("poll: feeds"), [0]
+
+        def on_feed(_report: object, total: int) -> None:
+            done[0] += 1
+            advance(done[0], total)
+
+    report = poll_sync(settings, sessions, all_feeds=all_feeds, on_feed=on_feed)
     with sessions.begin() as session:
         backfill = mark_backfill(
             session, first_time, started, settings.poll.first_poll_backfill_hours
         )
-    classified = classify_backlog(settings, sessions) if classify else None
+    on_batch = track("classify: articles") if track is not None else None
+    classified = classify_backlog(settings, sessions, on_batch) if classify else None
     return PollSummary(
         feeds=report.feeds_polled,
         failed=report.feeds_failed,

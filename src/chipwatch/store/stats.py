@@ -77,3 +77,14 @@ def _count_where(session: Session, condition: Any) -> int:
 
 def _count(session: Session, column: Any) -> int:
     return int(session.scalar(select(func.count(column))) or 0)
+
+
+def count_unclassified(session: Session) -> int:
+    """Stored articles without a classification (the backlog `classify` works through)."""
+    query = (
+        select(func.count())
+        .select_from(ArticleRow)
+        .outerjoin(ClassificationRow, ClassificationRow.article_id == ArticleRow.id)
+        .where(ClassificationRow.article_id.is_(None))
+    )
+    return int(session.scalar(query) or 0)
