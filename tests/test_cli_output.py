@@ -142,3 +142,40 @@ def test_topic_suggestions_are_not_named_after_function_words() -> None:
     assert suggestion.label_terms
     stop = {"for", "more", "the", "its", "pour", "les", "plus", "dans", "que"}
     assert not {word for term in suggestion.label_terms for word in term.split()} & stop
+
+
+def test_corpus_add_writes_into_the_users_copy_never_the_package(tmp_path: Path) -> None:
+    """Without --config the packaged defaults are read; `corpus add` copies them to
+    $XDG_CONFIG_HOME/chipwatch first and writes there. A bad --topics lists the ids."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHIPWATCH_") or "CACHE" in k}
+    env |= {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    packaged = REPO / "config" / "corpus" / "corpus.toml"
+    before = packaged.read_bytes()
+    memo = tmp_path / "memo.txt"
+    memo.write_text(
+        "Seoul adds wafer-etching tools to its strategic export list.\n\nKorea's trade "
+        "ministry will require licences for shipments of etching tools to China.",
+        encoding="utf-8",
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "chipwatch", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
+
+    bad = run("corpus", "add", str(memo), "--topics", "made-up")
+    assert bad.returncode == 2
+    assert "unknown topic ids: made-up; valid ids: ai-chip-licensing" in bad.stderr
+    assert "corpus.toml" not in bad.stderr  # not blamed on the corpus file
+    added = run("corpus", "add", str(memo), "--topics", "china-response", "--language", "en")
+    assert added.returncode == 0, added.stderr
+    users = tmp_path / "xdg" / "chipwatch" / "corpus"
+    assert str(users) in added.stdout
+    assert "china-response" in (users / "corpus.toml").read_text(encoding="utf-8")
+    assert packaged.read_bytes() == before  # the package (here: the checkout) untouched
+    listing = run("corpus", "list")  # later commands find the user's copy
+    assert len(listing.stdout.strip().splitlines()) == 6
