@@ -222,13 +222,14 @@ def classify(
             typer.echo(report)
             return
         from chipwatch.classify import load_or_fit, run_classify
+        from chipwatch.progress import progress
 
         classifier = load_or_fit(s.corpus_dir, s.topics_path, [], s.cache_dir)
-        if output_path is None:  # a filter: JSONL in, JSONL on standard output
-            run_classify(input_path, Path("/dev/stdout"), classifier)
-            return
-        count = run_classify(input_path, output_path, classifier)
-        typer.echo(f"classified {count} articles into {output_path}")
+        target = output_path or Path("/dev/stdout")  # a filter: JSONL in, JSONL out
+        with progress() as track:
+            count = run_classify(input_path, target, classifier, track("classify: articles"))
+        if output_path is not None:
+            typer.echo(f"classified {count} articles into {output_path}")
 
     guarded(body)
 
