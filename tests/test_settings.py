@@ -269,3 +269,20 @@ def test_cli_exits_2_and_names_file_and_field(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert str(path) in result.stderr
     assert "fetch.deadline_seconds" in result.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_data_folder_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    result = subprocess.run(
+        [sys.executable, "-m", "chipwatch", "--config", str(path), "feeds", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**_clean_env(tmp_path), "CHIPWATCH_DATA_DIR": "/proc/chipwatch-data"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: environment variable CHIPWATCH_DATA_DIR: data_dir: "
+        "cannot create /proc/chipwatch-data: No such file or directory"
+    ]

@@ -13,13 +13,14 @@ from chipwatch import __version__
 from chipwatch.errors import ChipwatchError, ConfigError, ExitCode, LockBusy, UsageError
 from chipwatch.lock import job_lock
 from chipwatch.logs import configure_logging, set_chipwatch_level
-from chipwatch.settings import Settings, load_settings
+from chipwatch.settings import Settings, ensure_data_dir, load_settings
 
 app = typer.Typer(
     help="chipwatch: a multilingual news watch on chip export controls.",
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
     rich_markup_mode=None,  # plain help: the same on a terminal, in a pipe and in docs
+    pretty_exceptions_show_locals=False,  # a bug's traceback must not print the password
 )
 feeds_app = typer.Typer(help="Manage the feeds the watch polls.", no_args_is_help=True)
 corpus_app = typer.Typer(
@@ -105,7 +106,9 @@ def main_options(
 
 def settings() -> Settings:
     if state.settings is None:
-        state.settings = load_settings(state.config, state.data_dir)
+        loaded = load_settings(state.config, state.data_dir)
+        ensure_data_dir(loaded)
+        state.settings = loaded
     return state.settings
 
 

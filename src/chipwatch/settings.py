@@ -161,6 +161,7 @@ class Settings:
     recipients: tuple[Recipient, ...] = ()
     sources: tuple[SourceConfig, ...] = ()
     config_origin: str = "--config"  # how the file was found, for messages
+    data_dir_origin: str = "--data-dir"  # where data_dir came from, for messages
 
     @property
     def config_is_users(self) -> bool:
@@ -240,6 +241,7 @@ def load_settings(
         recipients=_build_recipients(raw.get("recipients", []), source),
         sources=_build_sources(raw.get("sources", []), source),
         config_origin=origin,
+        data_dir_origin=origins["data_dir"],
         **sections,
     )
     _validate(settings, lambda name: origins.get(name, source))
@@ -318,6 +320,20 @@ def _check_environment(env: Mapping[str, str], password_env: str) -> None:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise ConfigError(f"environment variable {name}", "", f"not a chipwatch setting{hint}")
+
+
+def ensure_data_dir(settings: Settings) -> Path:
+    """Create the data folder; a folder that cannot be made is the user's to fix (one
+    line naming where the path came from), not a traceback."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            settings.data_dir_origin,
+            "data_dir",
+            f"cannot create {settings.data_dir}: {exc.strerror or exc}",
+        ) from None
+    return settings.data_dir
 
 
 @dataclass(frozen=True)
