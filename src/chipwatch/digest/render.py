@@ -49,6 +49,7 @@ class FeedHealth:
     enabled: bool
     consecutive_errors: int
     last_error: str | None = None
+    polled: bool = True  # polled successfully at least once
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,8 @@ def render_digest(
         "generated": now,
         "failing": failing,
         "disabled": disabled,
+        # "all feeds OK" only once they were polled: before, nothing is known.
+        "unpolled": sum(1 for h in health if h.enabled and not h.polled),
         "why": why,
         "topic_names": {t.id: t.name for t in topics},
         "lookback_days": digest.lookback_days,
