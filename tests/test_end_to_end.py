@@ -119,7 +119,7 @@ def test_failed_send_exits_nonzero_and_keeps_the_digest(
 
     failed = chipwatch(config, "digest")
     assert failed.returncode == 1
-    assert "kept in the outbox" in failed.stdout
+    assert "kept in the outbox; next try from " in failed.stdout  # when it is retried
     assert "pending" in chipwatch(config, "outbox").stdout
 
 

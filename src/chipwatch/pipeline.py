@@ -321,7 +321,7 @@ class DigestRun:
         if not self.sent_now:
             return f"built {self.built} digests into the outbox (not sent)"
         lines = [f"built {self.built} digests; sent {self.sent}, failed {len(self.failures)}"]
-        lines += [f"  {failure} (kept in the outbox, retried later)" for failure in self.failures]
+        lines += [f"  {failure}" for failure in self.failures]
         return "\n".join(lines)
 
 
@@ -348,8 +348,23 @@ def build_and_send_digests(settings: Settings, *, send: bool, only: str | None) 
         if not send:
             return DigestRun(len(built), 0, (), sent_now=False)
         report = send_pending(session, settings, now)
-    failures = tuple(f"digest {digest_id}: {error}" for digest_id, error in report.failed)
+        failures = tuple(
+            f"digest {digest_id}: {error}{_next_try(session, digest_id)}"
+            for digest_id, error in report.failed
+        )
     return DigestRun(len(built), len(report.sent), failures, sent_now=True)
+
+
+def _next_try(session: Session, digest_id: int) -> str:
+    """When a failed send is tried again: `chipwatch run` does it then, cron's next
+    `chipwatch digest` from then on."""
+    from chipwatch.store.models import DigestRow
+
+    row = session.get(DigestRow, digest_id)
+    when = row.next_attempt_at if row is not None else None
+    if when is None:
+        return " (kept in the outbox)"
+    return f" (kept in the outbox; next try from {when:%Y-%m-%d %H:%M} UTC)"
 
 
 def run_due_digests(settings: Settings) -> str:
