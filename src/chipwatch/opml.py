@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 from email.utils import format_datetime
 from pathlib import Path
 
+from chipwatch.clock import utcnow
 from chipwatch.errors import UsageError
-from chipwatch.fetch import utcnow
 from chipwatch.settings import SourceConfig
 
 _TRUE = {"1", "true", "yes"}

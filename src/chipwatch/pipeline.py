@@ -226,8 +226,8 @@ def poll_and_classify(
 ) -> PollSummary:
     """Poll, flag first-poll backfill, classify. `track(step)` gives each step's progress
     callback (chipwatch.progress)."""
+    from chipwatch.clock import utcnow
     from chipwatch.collect import poll_sync
-    from chipwatch.fetch import utcnow
     from chipwatch.store.backfill import mark_backfill, never_polled
 
     sessions = open_sessions(settings)
