@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo-data
 
-.PHONY: install demo test test-fast lint bench bench-poll bench-classify bench-stories bench-sources browser clean
+.PHONY: install demo test test-fast lint bench bench-poll bench-classify bench-stories bench-sources bench-cli browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/mypy src
 
-bench: bench-poll bench-classify bench-stories bench-sources
+bench: bench-poll bench-classify bench-stories bench-sources bench-cli
 
 bench-poll: $(STAMP)
 	$(BIN)/python scripts/bench_poll.py
@@ -44,6 +44,10 @@ bench-stories: $(STAMP)
 
 bench-sources: $(STAMP)
 	$(BIN)/python scripts/bench_sources.py
+
+## Start-up time of topics list, corpus list, feeds list (no model imported).
+bench-cli: $(STAMP)
+	$(BIN)/python scripts/bench_cli.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

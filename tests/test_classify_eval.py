@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,10 @@ def test_metrics_on_a_hand_made_example() -> None:
     assert report.by_language["fr"].novel.f1 is None
     table = render_report(report)
     assert "relevance F1" in table and "fr(2)" in table
+    # With a baseline, its table goes below: still within 100 columns.
+    both = render_report(report, replace(report, name="keywords"))
+    assert both.count("relevance F1") == 2
+    assert max(len(line) for line in both.splitlines()) <= 100
 
 
 @pytest.mark.skipif(not DEV.exists(), reason=f"dev set absent at {DEV} (shared/eval not here)")

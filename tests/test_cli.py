@@ -172,6 +172,11 @@ def test_classify_jsonl_through_the_command(config: Path, tmp_path: Path) -> Non
     assert rows[0]["relevant"] and "ai-chip-licensing" in rows[0]["topics"]
     assert not rows[1]["relevant"] and rows[1]["language"] == "fr"
 
+    # Without --output it is a filter: the same JSONL on standard output, nothing else.
+    piped = run(config, "classify", "--input", str(source))
+    assert piped.returncode == 0, piped.stderr
+    assert [json.loads(line) for line in piped.stdout.splitlines()] == rows
+
     source.write_text('{"id": "c", "title": "no text"}\n', encoding="utf-8")
     broken = run(config, "classify", "--input", str(source), "--output", str(out))
     assert broken.returncode != 0

@@ -172,3 +172,21 @@ def test_due_recipients_follow_each_schedule(tmp_path: Path) -> None:
     # Default recipient when none is configured.
     default = make_settings(tmp_path)
     assert [r.address for r in due_recipients(default, {}, morning)] == ["reader@localhost"]
+
+
+def test_feed_health_is_not_called_ok_before_a_poll() -> None:
+    from datetime import datetime
+
+    from chipwatch.digest.render import FeedHealth, render_digest
+    from chipwatch.settings import DigestSettings, Recipient
+
+    def feed(feed_id: int, polled: bool) -> FeedHealth:
+        return FeedHealth(f"F{feed_id}", f"https://f{feed_id}.test/rss", True, 0, polled=polled)
+
+    now = datetime(2026, 3, 2, 7, 30)
+    reader, digest = Recipient("r@example.org"), DigestSettings()
+    fresh = render_digest([], TOPICS, reader, digest, [feed(1, True), feed(2, False)], now)
+    assert "Feed health: 1 feed not polled successfully yet." in fresh.text
+    assert "all feeds OK" not in fresh.html
+    polled = render_digest([], TOPICS, reader, digest, [feed(1, True), feed(2, True)], now)
+    assert "Feed health: all feeds OK." in polled.text and "all feeds OK" in polled.html

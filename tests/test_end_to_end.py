@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from chipwatch_cli import run_chipwatch as chipwatch
 from smtpserver import SmtpServer, smtp_server
 
 from chipwatch.classify import load_corpus
+from chipwatch.demo.run import oldest_sample
 from chipwatch.demo.samples import ENGLISH_WIRE, FRENCH_GENERAL
 from chipwatch.demo.server import serve_demo_feeds
 from chipwatch.errors import ExitCode
@@ -41,12 +43,17 @@ def write_config(tmp_path: Path, feed_urls: list[str], smtp: SmtpServer) -> Path
     sources = "".join(
         f'[[sources]]\nurl = "{url}"\nname = "feed {i}"\n\n' for i, url in enumerate(feed_urls)
     )
+    # The samples are dated (mid-2025): the window reaches back to them, and their first
+    # poll is no backfill (as in `chipwatch demo`).
+    days = (datetime.now(UTC) - oldest_sample(list(load_corpus(REPO / "config" / "corpus")))).days
     config = tmp_path / "chipwatch.toml"
     config.write_text(
         f'data_dir = "{tmp_path / "data"}"\n'
         f'topics = "{REPO / "config" / "topics.toml"}"\n'
         f'corpus_dir = "{REPO / "config" / "corpus"}"\n'
         "[fetch]\nallow_private_networks = true\n"
+        f"[poll]\nfirst_poll_backfill_hours = {(days + 2) * 24}\n"
+        f"[digest]\nlookback_days = {days + 2}\n"
         f'[smtp]\nhost = "{smtp.host}"\nport = {smtp.port}\nsecurity = "none"\n'
         'sender = "chipwatch <watch@example.org>"\n'
         f'[[recipients]]\naddress = "{RECIPIENT}"\n\n' + sources,
@@ -113,7 +120,7 @@ def test_failed_send_exits_nonzero_and_keeps_the_digest(
 
     failed = chipwatch(config, "digest")
     assert failed.returncode == ExitCode.ALL_FAILED  # nothing could be sent
-    assert "kept in the outbox" in failed.stdout
+    assert "kept in the outbox; next try from " in failed.stdout  # when it is retried
     assert "pending" in chipwatch(config, "outbox").stdout
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chipwatch.errors import ConfigError
+from chipwatch.errors import UsageError
 from chipwatch.opml import parse_opml, read_opml, write_opml
 from chipwatch.settings import SourceConfig
 
@@ -25,10 +25,36 @@ NESTED = b"""<?xml version="1.0"?>
 def test_nested_outlines() -> None:
     read = parse_opml(NESTED)
     assert read.sources == (
-        SourceConfig("https://wire.test/rss", "Wire service"),
-        SourceConfig("https://gazette.test/atom", "Gazette", "fr", "fetch"),
+        SourceConfig("https://wire.test/rss", "Wire service", tags=("Policy",)),
+        SourceConfig(
+            "https://gazette.test/atom", "Gazette", "fr", "fetch", tags=("Policy", "Deeper")
+        ),
     )
     assert read.skipped == ()
+
+
+def test_categories_become_tags_and_survive_a_round_trip(tmp_path: Path) -> None:
+    data = b"""<opml version="2.0"><body>
+      <outline text="Trade"><outline text="A" xmlUrl="https://a.test/rss"
+          category="/export-controls,chips"/></outline>
+      <outline text="B" xmlUrl="https://b.test/rss" category="rare earths"/>
+      <outline text="C" xmlUrl="https://c.test/rss"/>
+    </body></opml>"""
+    sources = parse_opml(data)
+    assert [s.tags for s in sources] == [
+        ("Trade", "export-controls", "chips"),
+        ("rare earths",),
+        (),
+    ]
+    exported = write_opml(sources)
+    assert 'category="Trade,export-controls,chips"' in exported
+    assert read_opml(_write(tmp_path, exported)) == sources
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "feeds.opml"
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -49,12 +75,12 @@ def test_round_trip(tmp_path: Path) -> None:
     ],
 )
 def test_malformed_opml_is_a_clear_error(data: bytes, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(UsageError, match=message):
         parse_opml(data, "feeds.opml")
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read OPML"):
+    with pytest.raises(UsageError, match="cannot read OPML"):
         read_opml(tmp_path / "absent.opml")
 
 

@@ -134,6 +134,7 @@ def test_run_stops_cleanly_on_signal(tmp_path: Path, signum: int) -> None:
 
 def test_scheduled_poll_collects_classifies_and_sends_once(tmp_path: Path) -> None:
     from chipwatch.classify import load_corpus
+    from chipwatch.demo.run import oldest_sample
     from chipwatch.demo.server import serve_demo_feeds
     from chipwatch.pipeline import scheduled
     from chipwatch.settings import SourceConfig, with_overrides
@@ -144,10 +145,15 @@ def test_scheduled_poll_collects_classifies_and_sends_once(tmp_path: Path) -> No
         topics_path=REPO / "config" / "topics.toml",
         corpus_dir=REPO / "config" / "corpus",
     )
-    with serve_demo_feeds(load_corpus(settings.corpus_dir)) as (_, urls):
+    corpus = list(load_corpus(settings.corpus_dir))
+    # The samples are dated (mid-2025): the window reaches back to them, as in the demo.
+    days = (datetime.now(UTC) - oldest_sample(corpus)).days + 2
+    with serve_demo_feeds(corpus) as (_, urls):
         settings = with_overrides(
             replace(settings, sources=tuple(SourceConfig(url) for url in urls)),
             fetch={"allow_private_networks": True},
+            digest={"lookback_days": days},
+            poll={"first_poll_backfill_hours": days * 24},
         )
         with job_lock(settings.data_dir, "poll"):
             scheduled(settings, "poll")  # another run holds the lock: skipped, no error

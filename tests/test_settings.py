@@ -104,7 +104,7 @@ def test_data_dir_flag_beats_environment(tmp_path: Path) -> None:
         ("[[sources]]\nurl = 'ftp://example.org/feed'\n", "sources[0].url"),
         ("[[sources]]\nurl = 'https://x.org/f'\nfull_text = 'yes'\n", "sources[0].full_text"),
         ("[classify]\nrelevance_threshold = 1.5\n", "classify.relevance_threshold"),
-        ("[poll\n", "-"),
+        ("[poll\n", ""),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path: Path, text: str, field: str) -> None:
@@ -120,7 +120,137 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
     path = write_config(tmp_path, "")
     with pytest.raises(ConfigError) as caught:
         load_settings(path, environ={"CHIPWATCH_FETCH_CONCURRENCY": "many"})
-    assert caught.value.source == "CHIPWATCH_FETCH_CONCURRENCY"
+    assert caught.value.source == "environment variable CHIPWATCH_FETCH_CONCURRENCY"
+    assert caught.value.field == "fetch.concurrency"
+
+
+def test_a_range_error_from_the_environment_is_blamed_on_the_variable(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[fetch]\nconcurrency = 4\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={"CHIPWATCH_FETCH_CONCURRENCY": "0"})
+    assert caught.value.source == "environment variable CHIPWATCH_FETCH_CONCURRENCY"
+    # The same value in the file is blamed on the file.
+    path.write_text("[fetch]\nconcurrency = 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert caught.value.source == str(path)
+
+
+def test_a_mistyped_variable_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={"CHIPWATCH_POLL_INTERVAL_MINUTS": "60"})
+    assert caught.value.source == "environment variable CHIPWATCH_POLL_INTERVAL_MINUTS"
+    assert "CHIPWATCH_POLL_INTERVAL_MINUTES" in str(caught.value)  # the likely meaning
+
+
+def test_variables_that_are_not_settings_are_accepted(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[smtp]\npassword_env = 'CHIPWATCH_RELAY_SECRET'\n")
+    env = {
+        "CHIPWATCH_CONFIG": str(path),
+        "CHIPWATCH_CACHE_DIR": str(tmp_path / "cache"),
+        "CHIPWATCH_DATABASE_URL": "sqlite:///x",
+        "CHIPWATCH_RELAY_SECRET": "s3cret",  # named by smtp.password_env
+        "CHIPWATCH_DATA_DIR": str(tmp_path / "data"),
+    }
+    assert load_settings(None, environ=env).config_path == path
+    with pytest.raises(ConfigError, match="CHIPWATCH_SMTP_PASSWORD"):
+        # The default password variable is no longer known once another one is named.
+        load_settings(path, environ={"CHIPWATCH_SMTP_PASSWORD": "x"})
+
+
+def test_a_data_folder_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is a file, not a folder") as caught:
+        load_settings(path, data_dir=a_file, environ={})
+    assert caught.value.source == "--data-dir"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={"CHIPWATCH_DATA_DIR": str(a_file / "below")})
+    assert caught.value.source == "environment variable CHIPWATCH_DATA_DIR"
+
+
+def test_cli_reports_a_data_folder_that_is_a_file_in_one_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    a_file = tmp_path / "data"
+    a_file.write_text("", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "chipwatch", "--config", str(path), "--data-dir", str(a_file)]
+        + ["feeds", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_clean_env(tmp_path),
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"configuration error: --data-dir: data_dir: {a_file} is a file, not a folder "
+        "(give another path)"
+    ]
+
+
+def test_an_unreadable_config_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    folder = tmp_path / "config-folder.toml"  # a folder where the file should be
+    folder.mkdir()
+    (folder / "chipwatch.toml").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "chipwatch", "--config", str(folder), "feeds", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_clean_env(tmp_path),
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"configuration error: {folder / 'chipwatch.toml'}: cannot")
+
+
+def _clean_env(tmp_path: Path) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHIPWATCH_", "XDG_"))}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg-config")
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg-data")
+    return env
+
+
+def test_config_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chipwatch import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "SYSTEM_CONFIG_DIR", tmp_path / "etc")
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "XDG_DATA_HOME": str(tmp_path / "share")}
+    packaged = load_settings(None, environ=env)
+    assert packaged.config_origin == "packaged" and not packaged.config_is_users
+    assert packaged.data_dir == tmp_path / "share" / "chipwatch"
+
+    (tmp_path / "etc").mkdir()
+    write_config(tmp_path / "etc", "[poll]\ninterval_minutes = 41\n")
+    assert load_settings(None, environ=env).poll.interval_minutes == 41
+
+    (tmp_path / "xdg" / "chipwatch").mkdir(parents=True)
+    write_config(tmp_path / "xdg" / "chipwatch", "[poll]\ninterval_minutes = 42\n")
+    found = load_settings(None, environ=env)
+    assert found.poll.interval_minutes == 42 and found.config_is_users
+
+    write_config(tmp_path, "[poll]\ninterval_minutes = 43\n")
+    by_variable = {**env, "CHIPWATCH_CONFIG": str(tmp_path)}  # a folder stands for its file
+    assert load_settings(None, environ=by_variable).poll.interval_minutes == 43
+    explicit = tmp_path / "etc" / "chipwatch.toml"
+    assert load_settings(explicit, environ=by_variable).poll.interval_minutes == 41
+
+
+def test_writable_copy_never_writes_into_the_package_or_a_checkout(tmp_path: Path) -> None:
+    from chipwatch.settings import PACKAGED_CONFIG_DIR, writable_copy
+
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "XDG_DATA_HOME": str(tmp_path / "share")}
+    for config in (PACKAGED_CONFIG_DIR / "chipwatch.toml", SHIPPED_CONFIG):
+        paths = writable_copy(load_settings(config, environ=env), env)
+        assert paths.config_dir == tmp_path / "xdg" / "chipwatch"
+        assert paths.topics_path.is_file() and (paths.corpus_dir / "corpus.toml").is_file()
+    # The user's own folder is written in place.
+    mine = load_settings(paths.config_path, environ=env)
+    assert writable_copy(mine, env).corpus_dir == paths.corpus_dir
 
 
 def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
@@ -139,3 +269,20 @@ def test_cli_exits_2_and_names_file_and_field(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert str(path) in result.stderr
     assert "fetch.deadline_seconds" in result.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_data_folder_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    result = subprocess.run(
+        [sys.executable, "-m", "chipwatch", "--config", str(path), "feeds", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**_clean_env(tmp_path), "CHIPWATCH_DATA_DIR": "/proc/chipwatch-data"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: environment variable CHIPWATCH_DATA_DIR: data_dir: "
+        "cannot create /proc/chipwatch-data: No such file or directory"
+    ]

@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from chipwatch import __version__
 from chipwatch.errors import (
     ChipwatchError,
     ClassifierError,
@@ -21,14 +22,18 @@ from chipwatch.errors import (
     NotFound,
     ParseError,
     UnsafeURLError,
+    UsageError,
 )
 from chipwatch.lock import job_lock
-from chipwatch.settings import Settings, load_settings
+from chipwatch.logs import configure_logging, set_chipwatch_level
+from chipwatch.settings import Settings, ensure_data_dir, load_settings
 
 app = typer.Typer(
     help="chipwatch: a multilingual news watch on chip export controls.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
+    rich_markup_mode=None,  # plain help: the same on a terminal, in a pipe and in docs
+    pretty_exceptions_show_locals=False,  # a bug's traceback must not print the password
 )
 feeds_app = typer.Typer(help="Manage the feeds the watch polls.", no_args_is_help=True)
 corpus_app = typer.Typer(
@@ -42,6 +47,23 @@ app.add_typer(topics_app, name="topics")
 T = TypeVar("T")
 
 
+def _argument_help_without_type_labels() -> None:
+    """Typer (pinned 0.29.1) prints arguments as `{path}` in the usage line and adds a
+    `<path>` label after each argument's name; click's plain `FILE` / `[DIR]` say it
+    better. The metavar given to each argument is its whole display."""
+    from typer.core import TyperArgument
+
+    def usage_name(self: TyperArgument) -> str:
+        name = self.metavar or (self.name or "").upper()
+        return name if self.required or name.startswith("[") else f"[{name}]"
+
+    TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+    TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+
+
+_argument_help_without_type_labels()
+
+
 class _State:
     config: Path | None = None
     data_dir: Path | None = None
@@ -51,27 +73,55 @@ class _State:
 state = _State()
 
 
+def _print_version(value: bool) -> None:
+    if value:  # eager: printed before any config is looked for
+        typer.echo(f"chipwatch {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     config: Annotated[
-        Path | None, typer.Option("--config", help="Config file (default config/chipwatch.toml).")
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="Config file or folder (default: $CHIPWATCH_CONFIG, "
+            "$XDG_CONFIG_HOME/chipwatch, /etc/chipwatch, the packaged defaults).",
+        ),
     ] = None,
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Data directory (database, Maildir, cache).")
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            metavar="DIR",
+            help="Data folder: database, Maildir, cache (default $XDG_DATA_HOME/chipwatch).",
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+    log_format: Annotated[
+        str,
+        typer.Option("--log-format", metavar="text|json", help="Log lines as text or JSON."),
+    ] = "text",
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if log_format not in {"text", "json"}:
+        raise typer.BadParameter("text or json", param_hint="--log-format")
+    configure_logging(verbose=verbose, json_lines=log_format == "json")
     state.config = config
     state.data_dir = data_dir
 
 
 def settings() -> Settings:
     if state.settings is None:
-        state.settings = load_settings(state.config, state.data_dir)
+        loaded = load_settings(state.config, state.data_dir)
+        ensure_data_dir(loaded)
+        state.settings = loaded
     return state.settings
 
 
@@ -86,7 +136,7 @@ def guarded(action: Callable[[], T]) -> T:
     except LockBusy as exc:
         typer.echo(f"skipped: {exc}", err=True)
         raise typer.Exit(ExitCode.LOCKED) from None  # EX_TEMPFAIL: cron may try again later
-    except (InvalidURLError, UnsafeURLError, NotFound) as exc:
+    except (InvalidURLError, UnsafeURLError, NotFound, UsageError) as exc:
         typer.echo(f"error: {exc}", err=True)  # a URL or a name the user gave: usage
         raise typer.Exit(ExitCode.CONFIG) from None
     except (FetchError, ParseError, DeliveryError) as exc:
@@ -112,6 +162,37 @@ def _log_traceback() -> None:
     logging.getLogger("chipwatch").debug("traceback", exc_info=True)
 
 
+# --- set-up ------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    folder: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[DIR]", help="Where to write (default $XDG_CONFIG_HOME/chipwatch)."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing copy.")] = False,
+) -> None:
+    """Write an editable config, topics and corpus copy, and create the database."""
+    from chipwatch import pipeline
+    from chipwatch.settings import PACKAGED_CONFIG_DIR, copy_config, user_config_dir
+
+    def body() -> None:
+        defaults = load_settings(PACKAGED_CONFIG_DIR, state.data_dir)
+        target = folder if folder is not None else user_config_dir()
+        copy_config(defaults, target, force=force)
+        written = load_settings(target, state.data_dir)
+        pipeline.open_sessions(written)  # creates the database and its schema
+        typer.echo(f"wrote {target / 'chipwatch.toml'}, topics.toml and corpus/ ({target})")
+        typer.echo(f"database: {written.database_path}")
+        if target.resolve() != user_config_dir().resolve():
+            typer.echo(f"use it with --config {target} or CHIPWATCH_CONFIG={target}")
+
+    guarded(body)
+
+
 # --- collect -----------------------------------------------------------------------------
 
 
@@ -128,10 +209,15 @@ def poll(
     from chipwatch import pipeline
 
     def body() -> None:
-        with job_lock(settings().data_dir, "poll"):
+        from chipwatch import metrics
+        from chipwatch.progress import progress
+
+        with job_lock(settings().data_dir, "poll"), progress() as track:
             report = pipeline.poll_and_classify(
-                settings(), all_feeds=all_feeds, classify=not no_classify
+                settings(), all_feeds=all_feeds, classify=not no_classify, track=track
             )
+        metrics.observe_poll(report)
+        metrics.write_textfile(settings())  # for cron set-ups: node_exporter's textfile
         typer.echo(report)
         if report.exit_code:  # 3: some feeds failed (the rest stored); 4: every feed failed
             raise typer.Exit(report.exit_code)
@@ -145,10 +231,14 @@ def poll(
 @app.command()
 def classify(
     input_path: Annotated[
-        Path | None, typer.Option("--input", help="JSONL of articles: id, title, text, ...")
+        Path | None,
+        typer.Option("--input", metavar="FILE", help="JSONL of articles: id, title, text, ..."),
     ] = None,
     output_path: Annotated[
-        Path | None, typer.Option("--output", help="JSONL of classifications.")
+        Path | None,
+        typer.Option(
+            "--output", metavar="FILE", help="JSONL of classifications (default: stdout)."
+        ),
     ] = None,
     again: Annotated[
         bool, typer.Option("--again", help="Reclassify every stored article.")
@@ -160,26 +250,35 @@ def classify(
     def body() -> None:
         s = settings()
         if input_path is None:
+            from chipwatch.progress import progress
+
             sessions = pipeline.open_sessions(s)
             run = pipeline.reclassify_all if again else pipeline.classify_backlog
-            typer.echo(run(s, sessions))
+            with progress() as track:
+                report = run(s, sessions, track("classify: articles"))
+            typer.echo(report)
             return
-        if output_path is None:
-            raise typer.BadParameter("--output is required with --input")
         from chipwatch.classify import load_or_fit, run_classify
+        from chipwatch.progress import progress
 
         classifier = load_or_fit(s.corpus_dir, s.topics_path, [], s.cache_dir)
-        count = run_classify(input_path, output_path, classifier)
-        typer.echo(f"classified {count} articles into {output_path}")
+        target = output_path or Path("/dev/stdout")  # a filter: JSONL in, JSONL out
+        with progress() as track:
+            count = run_classify(input_path, target, classifier, track("classify: articles"))
+        if output_path is not None:
+            typer.echo(f"classified {count} articles into {output_path}")
 
     guarded(body)
 
 
 @app.command("eval")
 def evaluate(
-    path: Annotated[Path, typer.Argument(help="Labelled JSONL (format of shared/eval).")],
+    path: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Labelled JSONL (format of shared/eval).")
+    ],
     baseline: Annotated[
-        str | None, typer.Option("--baseline", help="Also score a baseline: keywords.")
+        str | None,
+        typer.Option("--baseline", metavar="NAME", help="Also score a baseline: keywords."),
     ] = None,
     cross_validate: Annotated[
         bool,
@@ -193,18 +292,24 @@ def evaluate(
             raise NotFound(f"no such file: {path}")
         s = settings()
         from chipwatch.classify import load_or_fit, run_eval
+        from chipwatch.progress import status
 
-        classifier = load_or_fit(s.corpus_dir, s.topics_path, [], s.cache_dir)
-        typer.echo(run_eval(path, classifier, baseline=baseline, cross_validate=cross_validate))
+        with status(f"eval: fitting, then scoring {path.name}"):
+            classifier = load_or_fit(s.corpus_dir, s.topics_path, [], s.cache_dir)
+            report = run_eval(path, classifier, baseline=baseline, cross_validate=cross_validate)
+        typer.echo(report)
 
     guarded(body)
 
 
 @app.command()
 def label(
-    article_id: Annotated[int, typer.Argument(help="Stored article id (see the digest).")],
+    article_id: Annotated[
+        int, typer.Argument(metavar="ID", help="Stored article id (see the digest).")
+    ],
     topics: Annotated[
-        str | None, typer.Option("--topics", help="Comma-separated topic ids it is about.")
+        str | None,
+        typer.Option("--topics", metavar="IDS", help="Comma-separated topic ids it is about."),
     ] = None,
     not_relevant: Annotated[
         bool, typer.Option("--not-relevant", help="Mark the article as off-subject.")
@@ -239,13 +344,14 @@ def _topic_ids(text: str) -> tuple[str, ...]:
 @app.command()
 def digest(
     preview: Annotated[
-        Path | None, typer.Option("--preview", help="Write the HTML here; mark nothing.")
+        Path | None,
+        typer.Option("--preview", metavar="FILE", help="Write the HTML here; mark nothing."),
     ] = None,
     send: Annotated[
         bool, typer.Option("--send/--no-send", help="Send pending digests (default on).")
     ] = True,
     recipient: Annotated[
-        str | None, typer.Option("--recipient", help="Only this recipient.")
+        str | None, typer.Option("--recipient", metavar="ADDRESS", help="Only this recipient.")
     ] = None,
 ) -> None:
     """Build the digest of new relevant articles and deliver it (SMTP or Maildir)."""
@@ -257,8 +363,11 @@ def digest(
             written = pipeline.preview_digest(s, preview, recipient)
             typer.echo(f"preview written to {written}")
             return
+        from chipwatch import metrics
+
         with job_lock(s.data_dir, "digest"):
             result = pipeline.build_and_send_digests(s, send=send, only=recipient)
+        metrics.write_textfile(s)
         typer.echo(result)
         if result.failures:  # cron and timers report it; the digest waits in the outbox
             raise typer.Exit(ExitCode.PARTIAL if result.sent else ExitCode.ALL_FAILED)
@@ -284,14 +393,87 @@ def run() -> None:
 
     def body() -> None:
         s = settings()
-        logging.getLogger().setLevel(logging.INFO)  # a long-running service reports its runs
+        set_chipwatch_level(logging.INFO)  # a service reports its runs; libraries stay quiet
         scheduler = schedule.build_scheduler(
             s,
             poll_job=lambda: pipeline.scheduled(s, "poll"),
             digest_job=lambda: pipeline.scheduled(s, "digest"),
         )
+        from chipwatch import metrics
+
+        port = metrics.serve(s)
+        if port is not None:
+            typer.echo(f"metrics on http://127.0.0.1:{port}/metrics")
         typer.echo(f"chipwatch running; data in {s.data_dir}; Ctrl-C or SIGTERM stops it")
         schedule.run_forever(scheduler)
+
+    guarded(body)
+
+
+# --- retention, export, health ----------------------------------------------------------
+
+
+@app.command()
+def prune(
+    older_than: Annotated[
+        int | None,
+        typer.Option("--older-than", metavar="DAYS", help="Age limit (default [retention] days)."),
+    ] = None,
+) -> None:
+    """Remove old articles and what hangs on them; labels and the corpus stay."""
+    from chipwatch import manage
+
+    def body() -> None:
+        s = settings()
+        with job_lock(s.data_dir, "poll"):  # not while a poll stores articles
+            typer.echo(manage.prune(s, older_than))
+
+    guarded(body)
+
+
+@app.command()
+def export(
+    csv: Annotated[bool, typer.Option("--csv", help="CSV (the one format so far).")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", metavar="FILE", help="Default: standard output.")
+    ] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", metavar="N", help="Only the last N days.")
+    ] = None,
+) -> None:
+    """Write the classified articles for a spreadsheet."""
+    import sys
+
+    from chipwatch import manage
+
+    def body() -> None:
+        if not csv:
+            raise UsageError("give the format: --csv")
+        if output is None:
+            manage.export_csv(settings(), sys.stdout, days)
+            return
+        try:
+            with output.open("w", encoding="utf-8", newline="") as handle:
+                count = manage.export_csv(settings(), handle, days)
+        except OSError as exc:
+            raise UsageError(f"--output {output}: {exc.strerror or exc}") from None
+        typer.echo(f"wrote {count} articles to {output}")
+
+    guarded(body)
+
+
+@app.command()
+def health() -> None:
+    """Exit 0 if polls and sends are recent enough ([health] bounds), else 4."""
+    from datetime import UTC, datetime
+
+    from chipwatch import health as health_check
+
+    def body() -> None:
+        report = health_check.check(settings(), datetime.now(UTC).replace(tzinfo=None))
+        typer.echo(report)
+        if not report.healthy:
+            raise typer.Exit(ExitCode.ALL_FAILED)
 
     guarded(body)
 
@@ -301,28 +483,41 @@ def run() -> None:
 
 @feeds_app.command("add")
 def feeds_add(
-    url: str,
-    name: Annotated[str, typer.Option("--name", help="Display name.")] = "",
+    url: Annotated[str, typer.Argument(metavar="URL", help="A feed, or a page linking one.")],
+    name: Annotated[
+        str | None, typer.Option("--name", metavar="TEXT", help="Display name.")
+    ] = None,
     article_text: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--article-text",
+            metavar="feed|fetch",
             help="feed: keep the feed's text; fetch: fetch the article page of items whose"
             " feed text is short. Default: fetch for news-search feeds, feed otherwise.",
         ),
-    ] = "",
+    ] = None,
     full_text: Annotated[
-        bool, typer.Option("--full-text", help="The older name of --article-text fetch.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--full-text/--no-full-text",
+            help="The older names of --article-text fetch / --article-text feed.",
+        ),
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option("--language", metavar="CODE", help="Expected language (ISO 639-1)."),
+    ] = None,
 ) -> None:
-    """Add a feed."""
+    """Add a feed; a feed already there keeps its settings except those given."""
     from chipwatch import manage
 
     def body() -> None:
-        mode = article_text or ("fetch" if full_text else "")
-        if mode not in ("", "feed", "fetch"):
+        mode = article_text
+        if mode is None and full_text is not None:
+            mode = "fetch" if full_text else "feed"
+        if mode not in (None, "feed", "fetch"):
             raise ConfigError("--article-text", "article_text", "must be feed or fetch")
-        typer.echo(manage.add_feed(settings(), url, name, mode))
+        typer.echo(manage.add_feed(settings(), url, name, mode, language))
 
     guarded(body)
 
@@ -344,15 +539,19 @@ def feeds_status() -> None:
 
 
 @feeds_app.command("remove")
-def feeds_remove(url_or_id: str) -> None:
-    """Remove a feed by URL or id (its stored articles stay)."""
+def feeds_remove(
+    url_or_id: Annotated[str, typer.Argument(metavar="URL|ID", help="The feed's URL or id.")],
+) -> None:
+    """Remove a feed (its stored articles stay); a feed of the config file is disabled."""
     from chipwatch import manage
 
     guarded(lambda: typer.echo(manage.remove_feed(settings(), url_or_id)))
 
 
 @feeds_app.command("import")
-def feeds_import(path: Path) -> None:
+def feeds_import(
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="An OPML file.")],
+) -> None:
     """Import feeds from an OPML file."""
     from chipwatch import manage
 
@@ -384,10 +583,14 @@ def corpus_list() -> None:
 
 @corpus_app.command("add")
 def corpus_add(
-    source: Annotated[str, typer.Argument(help="A text file, or an http(s) URL to extract.")],
-    topics: Annotated[str, typer.Option("--topics", help="Comma-separated topic ids.")],
+    source: Annotated[
+        str, typer.Argument(metavar="FILE|URL", help="A text file, or an http(s) URL to extract.")
+    ],
+    topics: Annotated[
+        str, typer.Option("--topics", metavar="IDS", help="Comma-separated topic ids.")
+    ],
     language: Annotated[
-        str, typer.Option("--language", help="ISO 639-1 code; detected if empty.")
+        str, typer.Option("--language", metavar="CODE", help="ISO 639-1 code; detected if empty.")
     ] = "",
 ) -> None:
     """Add a document to the corpus; the classifier refits at its next use."""
@@ -414,8 +617,12 @@ def topics_list() -> None:
 
 @topics_app.command("suggest")
 def topics_suggest(
-    days: Annotated[int, typer.Option("--days", help="Novel articles of this many days.")] = 30,
-    count: Annotated[int, typer.Option("--count", help="At most this many suggestions.")] = 5,
+    days: Annotated[
+        int, typer.Option("--days", metavar="N", help="Novel articles of this many days.")
+    ] = 30,
+    count: Annotated[
+        int, typer.Option("--count", metavar="N", help="At most this many suggestions.")
+    ] = 5,
 ) -> None:
     """Cluster recent novel articles and propose candidate topics for topics.toml."""
     from chipwatch import manage

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -482,8 +482,10 @@ async def poll(
     all_feeds: bool = False,
     now: datetime | None = None,
     pool: ParsePool | None = None,
+    on_feed: Callable[[FeedReport, int], None] | None = None,
 ) -> PollReport:
-    """Poll the due feeds (or every enabled feed) once and store what is new."""
+    """Poll the due feeds (or every enabled feed) once and store what is new.
+    `on_feed(report, feeds in this poll)` is called as each feed is done (progress)."""
     started = utcnow()
     now = now or started
     writer = Writer(session_factory, settings)
@@ -500,7 +502,9 @@ async def poll(
                 settings, fetcher, parse_pool, writer, now, _backlog(settings.fetch), store_path
             )
             ctx.articles = stage
-            feeds = await asyncio.gather(*(collect_one(s, ctx) for s in sources))
+            feeds = await asyncio.gather(
+                *(_reported(collect_one(s, ctx), len(sources), on_feed) for s in sources)
+            )
     finally:
         writer.close()
         if own_pool:
@@ -512,6 +516,15 @@ async def poll(
         new_article_ids=tuple(sorted(ctx.new_ids)),
         articles=stage.stats,
     )
+
+
+async def _reported(
+    work: Awaitable[FeedReport], total: int, on_feed: Callable[[FeedReport, int], None] | None
+) -> FeedReport:
+    report = await work
+    if on_feed is not None:
+        on_feed(report, total)
+    return report
 
 
 def _backlog(fetch: FetchSettings) -> asyncio.Semaphore:
@@ -526,9 +539,12 @@ def poll_sync(
     *,
     all_feeds: bool = False,
     now: datetime | None = None,
+    on_feed: Callable[[FeedReport, int], None] | None = None,
 ) -> PollReport:
     """`poll` for synchronous callers (CLI, scheduler jobs)."""
-    return asyncio.run(poll(settings, session_factory, all_feeds=all_feeds, now=now))
+    return asyncio.run(
+        poll(settings, session_factory, all_feeds=all_feeds, now=now, on_feed=on_feed)
+    )
 
 
 async def discover_feed_url(url: str, fetch: FetchSettings) -> str:

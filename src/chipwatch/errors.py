@@ -2,6 +2,7 @@
 
 ChipwatchError
  +-- ConfigError          a config file or environment variable is invalid (exit code 2)
+ +-- UsageError           a file or value given on the command line is unusable (exit code 2)
  +-- FetchError           one feed could not be fetched (returned as a value per feed)
  |    +-- UnsafeURLError  refused by the network guard (scheme, private address)
  |    +-- InvalidURLError a URL that does not parse, or that we refuse to read (chipwatch.urls)
@@ -46,7 +47,12 @@ class ConfigError(ChipwatchError):
         self.source = source
         self.field = field
         self.message = message
-        super().__init__(f"{source}: {field}: {message}")
+        super().__init__(f"{source}: {field}: {message}" if field else f"{source}: {message}")
+
+
+class UsageError(ChipwatchError):
+    """A file or value given on the command line is unusable (exit code 2): the message
+    names it, e.g. an unreadable OPML file or an unknown topic id."""
 
 
 class FetchError(ChipwatchError):

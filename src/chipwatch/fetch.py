@@ -31,6 +31,7 @@ import httpx
 from httpx._transports.default import map_httpcore_exceptions  # pinned httpx==0.28.1
 
 from chipwatch import USER_AGENT
+from chipwatch.clock import utcnow as utcnow  # re-exported: callers import it from here
 from chipwatch.errors import (
     BodyTooLarge,
     DeadlineExceeded,
@@ -52,11 +53,6 @@ ACCEPT_FEED = (
 )
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded;charset=UTF-8"
 _DRAIN_BYTES = 64 * 1024  # the most of an unused body read to keep its connection
-
-
-def utcnow() -> datetime:
-    """Naive UTC: the database stores naive UTC datetimes everywhere."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 # --- network guard ---------------------------------------------------------------------

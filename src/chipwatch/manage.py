@@ -9,13 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import select
 
 from chipwatch.errors import NotFound
 from chipwatch.pipeline import as_input, open_sessions, sync_config_sources
 from chipwatch.settings import Settings
-from chipwatch.store.models import ArticleRow, ClassificationRow
+from chipwatch.store.models import ArticleRow, ClassificationRow, SourceRow
+
+if TYPE_CHECKING:
+    from chipwatch.store.sources import FeedHealth
 
 
 def outbox_table(settings: Settings) -> str:
@@ -45,42 +49,105 @@ def outbox_table(settings: Settings) -> str:
     return format_table(rows)
 
 
-def format_table(rows: Sequence[Sequence[str]]) -> str:
+TABLE_WIDTH = 100  # a terminal's usual width and an e-mail's: no line wraps
+
+
+def format_table(rows: Sequence[Sequence[str]], width: int = TABLE_WIDTH) -> str:
+    """Columns padded to their widest cell; the last one cut (with "…") to fit `width`."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    room = max(width - sum(widths) - 2 * len(widths), 10)
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
         + "  "
-        + row[-1]
+        + (row[-1] if len(row[-1]) <= room else row[-1][: room - 1] + "…")
         for row in rows
-    )
+    ).replace("  \n", "\n")
 
 
 # --- feeds -------------------------------------------------------------------------------
 
 
-def add_feed(settings: Settings, url: str, name: str, article_text: str = "") -> str:
+def add_feed(
+    settings: Settings,
+    url: str,
+    name: str | None = None,
+    article_text: str | None = None,
+    language: str | None = None,
+) -> str:
+    """Add a feed. A feed already there keeps its settings except those given (and is
+    enabled again if it was removed); another URL of a stored feed is refused."""
     import asyncio
 
     from chipwatch.collect import discover_feed_url
+    from chipwatch.errors import UsageError
+    from chipwatch.store.source_admin import enable, feed_key, same_feed
     from chipwatch.store.sources import add_source
     from chipwatch.urls import check_url
 
-    feed_url = asyncio.run(discover_feed_url(check_url(url.strip()), settings.fetch))
+    url = check_url(url.strip())
     sessions = open_sessions(settings)
+    sync_config_sources(settings, sessions)
+    with sessions() as session:
+        known = same_feed(session, url)  # no fetch for a feed we have
+    feed_url = (
+        known.url if known is not None else asyncio.run(discover_feed_url(url, settings.fetch))
+    )
+    found = f" (found from {url})" if feed_url != url and known is None else ""
     with sessions.begin() as session:
-        row, created = add_source(session, feed_url, name, "", article_text)
-        row_id = row.id
-    found = f" (found from {url})" if feed_url != url else ""
-    return f"{'added' if created else 'updated'} feed {row_id}: {feed_url}{found}"
+        row = same_feed(session, feed_url)
+        if row is None:
+            row, _ = add_source(session, feed_url, name or "", language or "", article_text or "")
+            return f"added feed {row.id}: {feed_url}{found}"
+        if feed_key(row.url) == feed_key(url) and row.url != url:
+            raise UsageError(f"refused: {url} is feed {row.id} already ({row.url})")
+        if row.url != feed_url:
+            raise UsageError(f"refused: {feed_url}{found} is feed {row.id} already ({row.url})")
+        changes = _change_feed(row, name, article_text, language)
+        if not row.enabled:
+            enable(row)
+            changes.append("enabled again")
+    if not changes:
+        return (
+            f"feed {row.id} is already in the list: {row.url}; its settings are kept "
+            "(--name, --article-text, --language change them)"
+        )
+    return f"updated feed {row.id}: {', '.join(changes)}"
+
+
+def _change_feed(
+    row: SourceRow, name: str | None, article_text: str | None, language: str | None
+) -> list[str]:
+    """Apply the options the user gave; each change, described."""
+    changes = []
+    for attr, value in (("name", name), ("article_text", article_text), ("language", language)):
+        if value is not None and getattr(row, attr) != value:
+            setattr(row, attr, value)
+            changes.append(f"{attr} = {value!r}")
+    return changes
 
 
 def remove_feed(settings: Settings, key: str) -> str:
-    from chipwatch.store.sources import remove_source
+    """Delete a feed added by hand; a feed of the config file is disabled instead (for
+    good: deleted, the next config sync would add it again under a new id)."""
+    from chipwatch.store.source_admin import REMOVED_REASON, disable, is_configured, same_feed
+    from chipwatch.store.sources import get_source, remove_source
 
-    with open_sessions(settings).begin() as session:
-        if not remove_source(session, key):
-            raise NotFound(f"no feed {key!r}")
-    return f"removed feed {key}"
+    sessions = open_sessions(settings)
+    sync_config_sources(settings, sessions)
+    with sessions.begin() as session:
+        row = get_source(session, key) or same_feed(session, key)
+        if row is None:
+            raise NotFound(f"no feed {key!r} (see `chipwatch feeds list`)")
+        if is_configured(row.url, settings.sources):
+            disable(row, REMOVED_REASON)
+            return (
+                f"disabled feed {row.id}: {row.url} is listed in {settings.config_path}; "
+                "it stays disabled (delete its [[sources]] entry to drop it from the list, "
+                "`chipwatch feeds add` enables it again)"
+            )
+        row_id, url = row.id, row.url
+        remove_source(session, row_id)
+    return f"removed feed {row_id}: {url} (its stored articles stay)"
 
 
 def feeds_table(settings: Settings, *, health: bool) -> str:
@@ -94,12 +161,12 @@ def feeds_table(settings: Settings, *, health: bool) -> str:
         return "no feeds: add one with `chipwatch feeds add URL`"
     if not health:
         listing = [("id", "state", "name / url")]
-        listing += [(str(f.id), "on" if f.enabled else "off", f"{f.name}  {f.url}") for f in feeds]
+        listing += [(str(f.id), "on" if f.enabled else "off", _name_url(f)) for f in feeds]
         return format_table(listing)
     rows = [("id", "state", "errors", "kind", "last ok", "next check", "name / last error")]
     for f in feeds:
         state = (
-            "ok"
+            ("ok" if f.last_success_at else "new")  # "new": never polled yet
             if f.enabled and not f.consecutive_errors
             else ("failing" if f.enabled else "disabled")
         )
@@ -120,34 +187,47 @@ def feeds_table(settings: Settings, *, health: bool) -> str:
     return format_table(rows)
 
 
+def _name_url(feed: FeedHealth) -> str:
+    return feed.url if feed.name in ("", feed.url) else f"{feed.name}  {feed.url}"
+
+
 def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
 
 
 def import_opml(settings: Settings, path: Path) -> str:
     from chipwatch.opml import read_opml
+    from chipwatch.store.source_admin import apply_tags, without_duplicates
     from chipwatch.store.sources import sync_sources
 
     read = read_opml(path)
     with open_sessions(settings).begin() as session:
-        report = sync_sources(session, read.sources)
+        kept, refused = without_duplicates(session, list(read.sources))
+        report = sync_sources(session, kept)
+        apply_tags(session, kept)
     skipped = f", {len(read.skipped)} skipped" if read.skipped else ""
     lines = [
         f"imported {len(report.added)} new feeds, updated {len(report.updated)}, "
         f"{report.unchanged} unchanged{skipped}",
         *read.skipped,
     ]
+    lines += [f"  refused: {url} is the same feed as {known}" for url, known in refused]
     return "\n".join(lines)
 
 
 def export_opml(settings: Settings) -> str:
+    from dataclasses import replace
+
     from chipwatch.opml import write_opml
     from chipwatch.store.sources import list_sources, to_config
 
     sessions = open_sessions(settings)
     sync_config_sources(settings, sessions)
     with sessions() as session:
-        return write_opml([to_config(row) for row in list_sources(session)])
+        configs = [
+            replace(to_config(row), tags=tuple(row.tags or ())) for row in list_sources(session)
+        ]
+    return write_opml(configs)
 
 
 # --- corpus and topics -------------------------------------------------------------------
@@ -156,9 +236,21 @@ def export_opml(settings: Settings) -> str:
 def add_corpus_document(
     settings: Settings, source: str, topics: Sequence[str], language: str
 ) -> str:
-    """Add a file, or the main text of a web page, to the corpus with its topics."""
-    from chipwatch.classify import add_document, load_topics
+    """Add a file, or the main text of a web page, to the user's copy of the corpus.
 
+    Never into the packaged defaults or a checkout's tracked config/: `writable_copy`
+    gives (and on first use makes) the user's copy. Unknown topic ids are refused
+    before anything is fetched or written, with the valid ids."""
+    from chipwatch.classify.corpus import add_document
+    from chipwatch.classify.topics import load_topics
+    from chipwatch.errors import UsageError
+    from chipwatch.settings import writable_copy
+
+    known = [t.id for t in load_topics(settings.topics_path)]
+    unknown = [t for t in topics if t not in known]
+    if unknown or not topics:
+        given = ", ".join(unknown) if unknown else "none"
+        raise UsageError(f"--topics: unknown topic ids: {given}; valid ids: {', '.join(known)}")
     content: Path | str = Path(source)
     title = None
     if source.startswith(("http://", "https://")):
@@ -167,15 +259,16 @@ def add_corpus_document(
         title, content = fetch_page_text(settings, check_url(source.strip()))
     elif not Path(source).is_file():
         raise NotFound(f"no such file: {source}")
+    paths = writable_copy(settings)
     doc = add_document(
-        settings.corpus_dir,
+        paths.corpus_dir,
         content,
         topics,
         language=language or None,
         title=title,
-        known_topics=[t.id for t in load_topics(settings.topics_path)],
+        known_topics=known,
     )
-    return f"added {doc.id} to the corpus with topics {', '.join(doc.topics)}"
+    return f"added {doc.id} to the corpus ({paths.corpus_dir}) with topics {', '.join(doc.topics)}"
 
 
 def fetch_page_text(settings: Settings, url: str) -> tuple[str | None, str]:
@@ -233,3 +326,88 @@ def suggest_topics_text(settings: Settings, days: int, count: int) -> str:
             f'description = ""\n[topic.terms]\nen = [{terms}]\n'
         )
     return "\n".join(blocks)
+
+
+# --- retention and export ----------------------------------------------------------------
+
+
+def prune(settings: Settings, older_than_days: int | None, now: datetime | None = None) -> str:
+    """Remove articles older than the given days (else `[retention] days`)."""
+    from datetime import timedelta
+
+    from chipwatch.errors import UsageError
+    from chipwatch.store.retention import prune_articles
+
+    days = older_than_days if older_than_days is not None else settings.retention.days
+    if days <= 0:
+        raise UsageError("give --older-than DAYS, or set [retention] days in the config")
+    lookback = settings.digest.lookback_days
+    if days < lookback:
+        # A pruned article still listed by its feed would be stored again as new, and an
+        # undated one (dated by its fetch) would be mailed a second time.
+        raise UsageError(
+            f"--older-than {days}: must be at least [digest] lookback_days ({lookback})"
+        )
+    moment = now or datetime.now(UTC)
+    cutoff = moment.replace(tzinfo=None) - timedelta(days=days)
+    with open_sessions(settings).begin() as session:
+        return str(prune_articles(session, cutoff))
+
+
+CSV_COLUMNS = (
+    "id",
+    "published",
+    "fetched",
+    "source",
+    "language",
+    "title",
+    "url",
+    "relevant",
+    "relevance",
+    "topics",
+    "novel",
+    "backfill",
+)
+
+
+def export_csv(settings: Settings, out: TextIO, since_days: int | None = None) -> int:
+    """Write the classified articles as CSV (UTF-8, a header row); returns the row count.
+
+    Cells that a spreadsheet would run as a formula (=, +, -, @ first) get a leading
+    apostrophe: a feed's title is untrusted text."""
+    import csv
+    from datetime import timedelta
+
+    from chipwatch.digest.select import plain_text
+    from chipwatch.store.export import classified_articles
+
+    since = None
+    if since_days is not None:
+        since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=since_days)
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    with open_sessions(settings)() as session:
+        for row in classified_articles(session, since):
+            writer.writerow(
+                (
+                    row.id,
+                    f"{row.published:%Y-%m-%d %H:%M}",
+                    f"{row.fetched:%Y-%m-%d %H:%M}",
+                    _cell(plain_text(row.source)),
+                    row.language,
+                    _cell(plain_text(row.title)),
+                    _cell(row.url),
+                    "yes" if row.relevant else "no",
+                    f"{row.relevance:.3f}",
+                    " ".join(row.topics),
+                    "yes" if row.novel else "no",
+                    "yes" if row.backfill else "no",
+                )
+            )
+            count += 1
+    return count
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text

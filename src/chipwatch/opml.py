@@ -1,8 +1,10 @@
 """OPML import and export of the feed list.
 
 Import walks nested outlines (folders) and keeps every outline with an `xmlUrl` that
-passes `chipwatch.urls.check_url`; an outline whose URL does not is skipped, and named in
-`OpmlImport.skipped`, while the import goes on. Export writes OPML 2.0.
+passes `chipwatch.urls.check_url`, with its folders and `category` attribute as tags; an
+outline whose URL does not is skipped, and named in `OpmlImport.skipped`, while the import
+goes on. Export writes OPML 2.0, each feed in the folder of its first tag, all its tags in
+`category`, so a round trip keeps them.
 The XML is parsed with the standard library after refusing DTDs, so an
 OPML file cannot expand entities (billion laughs) or reach external resources.
 """
@@ -10,13 +12,13 @@ OPML file cannot expand entities (billion laughs) or reach external resources.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email.utils import format_datetime
 from pathlib import Path
 
-from chipwatch.errors import ConfigError, FetchError
-from chipwatch.fetch import utcnow
+from chipwatch.clock import utcnow
+from chipwatch.errors import FetchError, UsageError
 from chipwatch.settings import SourceConfig
 from chipwatch.urls import check_url
 
@@ -30,31 +32,31 @@ class OpmlImport:
 
 
 def read_opml(path: Path) -> OpmlImport:
-    """Sources of an OPML file; ConfigError naming the file if the file itself is bad."""
+    """Sources of an OPML file; UsageError naming the file if the file itself is bad."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(str(path), "-", f"cannot read OPML: {exc.strerror or exc}") from None
+        raise UsageError(f"{path}: cannot read OPML: {exc.strerror or exc}") from None
     return parse_opml(data, str(path))
 
 
 def parse_opml(data: bytes, origin: str = "OPML") -> OpmlImport:
     if b"<!DOCTYPE" in data[:4096].upper() or b"<!ENTITY" in data.upper():
-        raise ConfigError(origin, "-", "OPML with a DTD or entities is refused")
+        raise UsageError(f"{origin}: OPML with a DTD or entities is refused")
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
-        raise ConfigError(origin, f"line {exc.position[0]}", f"malformed OPML: {exc}") from None
+        raise UsageError(f"{origin}: line {exc.position[0]}: malformed OPML: {exc}") from None
     if root.tag.lower() != "opml":
-        raise ConfigError(origin, root.tag, "not an OPML document (root element is not <opml>)")
+        raise UsageError(f"{origin}: not an OPML document (the root element is <{root.tag}>)")
     body = root.find("body")
     if body is None:
-        raise ConfigError(origin, "opml", "OPML without <body>")
+        raise UsageError(f"{origin}: OPML without <body>")
     sources: dict[str, SourceConfig] = {}
     skipped: list[str] = []
-    for number, outline in enumerate(body.iter("outline"), start=1):
+    for number, (outline, folders) in enumerate(_walk(body, ()), start=1):
         try:
-            config = _outline(outline)
+            config = _outline(outline, folders)
         except FetchError as exc:
             skipped.append(f"{origin}: outline {number}: skipped: {exc}")
             continue
@@ -63,10 +65,26 @@ def parse_opml(data: bytes, origin: str = "OPML") -> OpmlImport:
     return OpmlImport(tuple(sources.values()), tuple(skipped))
 
 
-def _outline(outline: ET.Element) -> SourceConfig | None:
+def _walk(
+    parent: ET.Element, folders: tuple[str, ...]
+) -> Iterator[tuple[ET.Element, tuple[str, ...]]]:
+    """Every outline in document order, with the titles of the folders around it."""
+    for outline in parent.findall("outline"):
+        yield outline, folders
+        title = (outline.get("title") or outline.get("text") or "").strip()
+        yield from _walk(outline, (*folders, title) if title else folders)
+
+
+def _tags(outline: ET.Element, folders: tuple[str, ...]) -> tuple[str, ...]:
+    """Folders, then the `category` entries (comma-separated, "/a/b" paths as "a/b")."""
+    categories = (c.strip().strip("/") for c in (outline.get("category") or "").split(","))
+    return tuple(dict.fromkeys(tag for tag in (*folders, *categories) if tag))
+
+
+def _outline(outline: ET.Element, folders: tuple[str, ...] = ()) -> SourceConfig | None:
     url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
     if not url:
-        return None  # a folder: its children are visited by iter()
+        return None  # a folder: _walk visits its children
     check_url(url)
     name = outline.get("title") or outline.get("text") or ""
     return SourceConfig(
@@ -74,6 +92,7 @@ def _outline(outline: ET.Element) -> SourceConfig | None:
         name=name.strip(),
         language=(outline.get("language") or "").strip(),
         article_text=_article_text(outline),
+        tags=_tags(outline, folders),
     )
 
 
@@ -92,7 +111,14 @@ def write_opml(sources: Iterable[SourceConfig], title: str = "chipwatch feeds") 
     ET.SubElement(head, "title").text = title
     ET.SubElement(head, "dateCreated").text = format_datetime(utcnow(), usegmt=False)
     body = ET.SubElement(root, "body")
+    folders: dict[str, ET.Element] = {}
     for source in sources:
+        parent = body
+        if source.tags:
+            parent = folders.get(source.tags[0]) or ET.SubElement(
+                body, "outline", {"text": source.tags[0], "title": source.tags[0]}
+            )
+            folders[source.tags[0]] = parent
         attributes = {"type": "rss", "text": source.name or source.url, "xmlUrl": source.url}
         if source.name:
             attributes["title"] = source.name
@@ -100,6 +126,8 @@ def write_opml(sources: Iterable[SourceConfig], title: str = "chipwatch feeds") 
             attributes["language"] = source.language
         if source.article_text:
             attributes["articleText"] = source.article_text
-        ET.SubElement(body, "outline", attributes)
+        if source.tags:
+            attributes["category"] = ",".join(source.tags)
+        ET.SubElement(parent, "outline", attributes)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, "unicode") + "\n"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +42,9 @@ class ClassifyReport:
     relevant: int
     novel: int
 
+    def __str__(self) -> str:
+        return f"classified {self.classified}: {self.relevant} relevant, {self.novel} novel"
+
 
 def open_sessions(settings: Settings) -> sessionmaker[Session]:
     return session_factory(open_engine(settings.database_path))
@@ -70,9 +73,20 @@ def load_classifier(
     return model, key
 
 
-def classify_backlog(settings: Settings, sessions: sessionmaker[Session]) -> ClassifyReport:
+def classify_backlog(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    on_batch: Callable[[int, int], None] | None = None,
+) -> ClassifyReport:
     """Classify every stored article that has no classification yet, a batch at a time
-    (a backlog left by `poll --no-classify` is never held in memory whole)."""
+    (a backlog left by `poll --no-classify` is never held in memory whole).
+    `on_batch(done, total)` follows the progress."""
+    from chipwatch.store.stats import count_unclassified
+
+    total = 0
+    if on_batch is not None:
+        with sessions() as session:
+            total = count_unclassified(session)
     classifier: FittedClassifier | None = None
     key = ""
     classified = relevant = novel = 0
@@ -84,6 +98,8 @@ def classify_backlog(settings: Settings, sessions: sessionmaker[Session]) -> Cla
             for row, result in zip(batch, results, strict=True):
                 session.add(_classification_row(row.id, result, key[:64]))
         classified += len(batch)
+        if on_batch is not None:
+            on_batch(classified, max(total, classified))
         relevant += sum(r.relevant for r in results)
         novel += sum(r.novel for r in results)
     return ClassifyReport(classified, relevant, novel)
@@ -129,11 +145,15 @@ def _classification_row(article_id: int, result: Classification, key: str) -> Cl
     )
 
 
-def reclassify_all(settings: Settings, sessions: sessionmaker[Session]) -> ClassifyReport:
+def reclassify_all(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    on_batch: Callable[[int, int], None] | None = None,
+) -> ClassifyReport:
     """Drop every stored classification and classify again (after a corpus or label change)."""
     with sessions.begin() as session:
         session.query(ClassificationRow).delete()
-    return classify_backlog(settings, sessions)
+    return classify_backlog(settings, sessions, on_batch)
 
 
 def label_article(
@@ -183,6 +203,13 @@ class PollSummary:
         """What the article stage did (pages fetched, walls, deferred), or ""."""
         return _pages_line(self.report.articles)
 
+    backfill: int = 0  # of the new articles: first-poll history, stored but never mailed
+
+    @property
+    def fetch_seconds(self) -> tuple[float, ...]:
+        """Per feed polled, for the metrics."""
+        return tuple(f.seconds for f in self.report.feeds)
+
     def __str__(self) -> str:
         r = self.report
         lines = [
@@ -191,9 +218,13 @@ class PollSummary:
         ]
         if self.pages:
             lines.append(self.pages)
+        if self.backfill:
+            lines.append(
+                f"{self.backfill} of them older than the first-poll backfill window: "
+                "stored and classified, not mailed"
+            )
         if self.classified is not None:
-            c = self.classified
-            lines.append(f"classified {c.classified}: {c.relevant} relevant, {c.novel} novel")
+            lines.append(str(self.classified))
         lines += [
             f"  error: {f.url}: [{f.error.kind}] {f.error.message}" for f in r.feeds if f.error
         ]
@@ -201,21 +232,51 @@ class PollSummary:
 
 
 def sync_config_sources(settings: Settings, sessions: sessionmaker[Session]) -> None:
-    """The sources listed in the config file join those added with `feeds add`."""
+    """The sources listed in the config file join those added with `feeds add` (another
+    URL of a stored feed is skipped, not stored twice; a disabled one stays disabled)."""
+    from chipwatch.store.source_admin import apply_tags, without_duplicates
     from chipwatch.store.sources import sync_sources
 
     with sessions.begin() as session:
-        sync_sources(session, settings.sources)
+        kept, _ = without_duplicates(session, settings.sources)
+        sync_sources(session, kept)
+        apply_tags(session, kept)
 
 
-def poll_and_classify(settings: Settings, *, all_feeds: bool, classify: bool) -> PollSummary:
+def poll_and_classify(
+    settings: Settings,
+    *,
+    all_feeds: bool,
+    classify: bool,
+    track: Callable[[str], Callable[[int, int], None]] | None = None,
+) -> PollSummary:
+    """Poll, flag first-poll backfill, classify. `track(step)` gives each step's progress
+    callback (chipwatch.progress)."""
+    from chipwatch.clock import utcnow
     from chipwatch.collect import poll_sync
+    from chipwatch.store.backfill import mark_backfill, never_polled
 
     sessions = open_sessions(settings)
     sync_config_sources(settings, sessions)
-    report = poll_sync(settings, sessions, all_feeds=all_feeds)
-    classified = classify_backlog(settings, sessions) if classify else None
-    return PollSummary(report, classified)
+    with sessions() as session:
+        first_time = never_polled(session)
+    started = utcnow()
+    on_feed = None
+    if track is not None:
+        advance, done = track("poll: feeds"), [0]
+
+        def on_feed(_report: object, total: int) -> None:
+            done[0] += 1
+            advance(done[0], total)
+
+    report = poll_sync(settings, sessions, all_feeds=all_feeds, on_feed=on_feed)
+    with sessions.begin() as session:
+        backfill = mark_backfill(
+            session, first_time, started, settings.poll.first_poll_backfill_hours
+        )
+    on_batch = track("classify: articles") if track is not None else None
+    classified = classify_backlog(settings, sessions, on_batch) if classify else None
+    return PollSummary(report, classified, backfill)
 
 
 def _pages_line(stats: ArticleStats) -> str:
@@ -287,7 +348,7 @@ class DigestRun:
         if not self.sent_now:
             return f"built {self.built} digests into the outbox (not sent)"
         lines = [f"built {self.built} digests; sent {self.sent}, failed {len(self.failures)}"]
-        lines += [f"  {failure} (kept in the outbox, retried later)" for failure in self.failures]
+        lines += [f"  {failure}" for failure in self.failures]
         return "\n".join(lines)
 
 
@@ -314,8 +375,23 @@ def build_and_send_digests(settings: Settings, *, send: bool, only: str | None) 
         if not send:
             return DigestRun(len(built), 0, (), sent_now=False)
         report = send_pending(session, settings, now)
-    failures = tuple(f"digest {digest_id}: {error}" for digest_id, error in report.failed)
+        failures = tuple(
+            f"digest {digest_id}: {error}{_next_try(session, digest_id)}"
+            for digest_id, error in report.failed
+        )
     return DigestRun(len(built), len(report.sent), failures, sent_now=True)
+
+
+def _next_try(session: Session, digest_id: int) -> str:
+    """When a failed send is tried again: `chipwatch run` does it then, cron's next
+    `chipwatch digest` from then on."""
+    from chipwatch.store.models import DigestRow
+
+    row = session.get(DigestRow, digest_id)
+    when = row.next_attempt_at if row is not None else None
+    if when is None:
+        return " (kept in the outbox)"
+    return f" (kept in the outbox; next try from {when:%Y-%m-%d %H:%M} UTC)"
 
 
 def run_due_digests(settings: Settings) -> str:
@@ -341,19 +417,20 @@ def run_due_digests(settings: Settings) -> str:
 
 def scheduled(settings: Settings, job: str) -> None:
     """One scheduler job under its lock; failures are logged and the scheduler goes on."""
+    from chipwatch import metrics
     from chipwatch.errors import LockBusy
     from chipwatch.lock import job_lock
 
     try:
         with job_lock(settings.data_dir, job):
             if job == "poll":
-                log.info(
-                    "%s",
-                    poll_and_classify(
-                        settings, all_feeds=False, classify=settings.poll.classify_on_poll
-                    ),
+                summary = poll_and_classify(
+                    settings, all_feeds=False, classify=settings.poll.classify_on_poll
                 )
+                metrics.observe_poll(summary)
+                log.info("%s", summary)
             log.info("%s", run_due_digests(settings))
+        metrics.write_textfile(settings)
     except LockBusy as exc:
         log.warning("skipped: %s", exc)
     except Exception:  # noqa: BLE001 - one failed run must not stop the watch

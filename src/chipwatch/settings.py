@@ -1,15 +1,22 @@
 """Load and validate configuration into one frozen Settings object.
 
-Sources, lowest precedence first: built-in defaults, `config/chipwatch.toml` (or `--config`),
+Sources, lowest precedence first: built-in defaults, the config file,
 `CHIPWATCH_<SECTION>_<KEY>` environment variables, command-line flags (`--data-dir`).
-Every error names the file (or variable) and the field, and the CLI exits with code 2.
+The config file is the first of: `--config`, `$CHIPWATCH_CONFIG`,
+`$XDG_CONFIG_HOME/chipwatch/chipwatch.toml`, `/etc/chipwatch/chipwatch.toml`, the
+defaults packaged with chipwatch. Data lives in `--data-dir`, `$CHIPWATCH_DATA_DIR`, the
+file's `data_dir`, else `$XDG_DATA_HOME/chipwatch`.
+Every error names its true source (the file, the variable or the flag) and the field, and
+the CLI exits with code 2. A `CHIPWATCH_*` variable that is no setting is an error too.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import shutil
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +25,30 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from chipwatch.errors import ConfigError
 
 ENV_PREFIX = "CHIPWATCH_"
-DEFAULT_CONFIG_DIR = Path("config")
+CONFIG_FILE = "chipwatch.toml"
+# The defaults shipped in the wheel (in a checkout: a link to the tracked config/ folder).
+PACKAGED_CONFIG_DIR = Path(__file__).parent / "defaults"
+SYSTEM_CONFIG_DIR = Path("/etc/chipwatch")
+# Variables that are read by chipwatch but are not settings of the file.
+NON_SETTING_VARIABLES = frozenset(
+    {"CHIPWATCH_CONFIG", "CHIPWATCH_CACHE_DIR", "CHIPWATCH_DATABASE_URL", "CHIPWATCH_DATA_DIR"}
+)
+
+
+def user_config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_CONFIG_HOME/chipwatch` (default `~/.config/chipwatch`): the user's own copy."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base).expanduser() / "chipwatch"
+
+
+def user_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_DATA_HOME/chipwatch` (default `~/.local/share/chipwatch`)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "chipwatch"
+
+
 BOUNDS = "bounds"  # field metadata key: (lowest, highest) allowed, both included
 
 
@@ -64,6 +94,9 @@ class PollSettings:
     # a feed is disabled after this many failures in a row
     max_consecutive_errors: int = bounded(10, 1, 10_000)
     classify_on_poll: bool = True  # classify new articles right after they are stored
+    # On a source's first successful poll, items published longer ago than this are
+    # stored and classified but never mailed: the first digest is not the feed's history.
+    first_poll_backfill_hours: float = bounded(24.0, 0.0, 87_600.0)
 
 
 @dataclass(frozen=True)
@@ -103,7 +136,9 @@ class DigestSettings:
     timezone: str = "Europe/Paris"  # timezone of the schedule
     max_items_per_topic: int = bounded(20, 1, 1000)  # stories shown per topic section
     excerpt_chars: int = bounded(280, 20, 10_000)  # length of each item's excerpt
-    lookback_days: int = bounded(7, 1, 3650)  # only articles stored in this window are candidates
+    lookback_days: int = bounded(
+        7, 1, 3650
+    )  # only articles published in this window are candidates
     subject_prefix: str = "chipwatch"  # start of the subject line
 
 
@@ -139,6 +174,27 @@ ARTICLE_TEXT_MODES = ("feed", "fetch")
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    # `chipwatch prune` without --older-than; 0 = keep everything
+    days: int = bounded(0, 0, 36_500)
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    # `chipwatch run` serves Prometheus metrics on 127.0.0.1:port; 0 = off
+    port: int = bounded(0, 0, 65535)
+    textfile: str = ""  # file rewritten after each poll and digest (node_exporter); "" = off
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    # `chipwatch health` bound; 0 = 3 poll intervals
+    max_poll_age_minutes: int = bounded(0, 0, 525_600)
+    # an unsent digest older than this is unhealthy
+    max_send_age_hours: float = bounded(24.0, 0.01, 87_600.0)
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     url: str
     name: str = ""
@@ -151,6 +207,7 @@ class SourceConfig:
     checked_against: str = ""  # the publisher's documentation the URL was checked against
     checked_on: str = ""  # date of that check (YYYY-MM-DD)
     checked_how: str = ""  # how it was checked (the shipped list is checked on paper)
+    tags: tuple[str, ...] = ()  # categories (OPML folders and `category`), kept on export
 
 
 @dataclass(frozen=True)
@@ -167,8 +224,22 @@ class Settings:
     digest: DigestSettings = field(default_factory=DigestSettings)
     articles: ArticleSettings = field(default_factory=ArticleSettings)
     news_search: NewsSearchSettings = field(default_factory=NewsSearchSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     recipients: tuple[Recipient, ...] = ()
     sources: tuple[SourceConfig, ...] = ()
+    config_origin: str = "--config"  # how the file was found, for messages
+    data_dir_origin: str = "--data-dir"  # where data_dir came from, for messages
+
+    @property
+    def config_is_users(self) -> bool:
+        """Whether `corpus add` and `topics add` may write next to this config: not the
+        packaged defaults, not a source checkout's tracked config/, and writable."""
+        folder = self.config_dir.resolve()
+        if folder == PACKAGED_CONFIG_DIR.resolve() or _in_checkout(folder):
+            return False
+        return os.access(folder, os.W_OK)
 
     @property
     def database_path(self) -> Path:
@@ -199,6 +270,9 @@ _SECTIONS: dict[str, type] = {
     "digest": DigestSettings,
     "articles": ArticleSettings,
     "news_search": NewsSearchSettings,
+    "retention": RetentionSettings,
+    "metrics": MetricsSettings,
+    "health": HealthSettings,
 }
 _TOP_LEVEL_KEYS = {"data_dir", "topics", "corpus_dir", "recipients", "sources", *_SECTIONS}
 
@@ -208,10 +282,9 @@ def load_settings(
     data_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Read the config file, apply the environment, validate everything."""
+    """Find and read the config file, apply the environment, validate everything."""
     env = os.environ if environ is None else environ
-    if config_path is None:
-        config_path = Path(env.get(ENV_PREFIX + "CONFIG", DEFAULT_CONFIG_DIR / "chipwatch.toml"))
+    config_path, origin = find_config(config_path, env)
     raw = _read_toml(config_path)
     source = str(config_path)
     unknown = set(raw) - _TOP_LEVEL_KEYS
@@ -219,12 +292,13 @@ def load_settings(
         raise ConfigError(source, sorted(unknown)[0], "unknown setting")
 
     config_dir = config_path.parent
+    origins: dict[str, str] = {}
     sections = {
-        name: _build_section(cls, raw.get(name, {}), name, source, env)
+        name: _build_section(cls, raw.get(name, {}), name, source, env, origins)
         for name, cls in _SECTIONS.items()
     }
-    data_dir_value = _env_or(env, "DATA_DIR", raw.get("data_dir", "data"), source, "data_dir")
-    resolved_data_dir = data_dir or _relative_to(config_dir.parent, data_dir_value)
+    _check_environment(env, sections["smtp"].password_env)
+    resolved_data_dir = _data_dir(data_dir, env, raw, config_dir, source, origins)
     settings = Settings(
         config_path=config_path,
         config_dir=config_dir,
@@ -237,10 +311,148 @@ def load_settings(
         ),
         recipients=_build_recipients(raw.get("recipients", []), source),
         sources=_build_sources(raw.get("sources", []), source),
+        config_origin=origin,
+        data_dir_origin=origins["data_dir"],
         **sections,
     )
-    _validate(settings, source)
+    _validate(settings, lambda name: origins.get(name, source))
     return settings
+
+
+def find_config(explicit: Path | None, env: Mapping[str, str]) -> tuple[Path, str]:
+    """The config file to read and how it was found (`--config`, the variable, the user's
+    folder, /etc, or the packaged defaults). A folder stands for its chipwatch.toml."""
+    if explicit is not None:
+        return _config_file(explicit), "--config"
+    if env.get(ENV_PREFIX + "CONFIG"):
+        return _config_file(Path(env[ENV_PREFIX + "CONFIG"])), ENV_PREFIX + "CONFIG"
+    for folder, origin in (
+        (user_config_dir(env), "user"),
+        (SYSTEM_CONFIG_DIR, "system"),
+    ):
+        if (folder / CONFIG_FILE).is_file():
+            return folder / CONFIG_FILE, origin
+    return PACKAGED_CONFIG_DIR / CONFIG_FILE, "packaged"
+
+
+def _config_file(path: Path) -> Path:
+    path = path.expanduser()
+    return path / CONFIG_FILE if path.is_dir() else path
+
+
+def _in_checkout(folder: Path) -> bool:
+    """A chipwatch source tree's config/ (tracked files: `git pull` would conflict)."""
+    root = folder.parent
+    return (root / "pyproject.toml").is_file() and (root / "src" / "chipwatch").is_dir()
+
+
+def _data_dir(
+    flag: Path | None,
+    env: Mapping[str, str],
+    raw: Mapping[str, Any],
+    config_dir: Path,
+    source: str,
+    origins: dict[str, str],
+) -> Path:
+    """--data-dir, $CHIPWATCH_DATA_DIR, the file's data_dir (relative to the folder above
+    the file's), else $XDG_DATA_HOME/chipwatch; refused if it is (or lies in) a file."""
+    if flag is not None:
+        path, where = flag.expanduser(), "--data-dir"
+    elif env.get(ENV_PREFIX + "DATA_DIR"):
+        path, where = Path(env[ENV_PREFIX + "DATA_DIR"]).expanduser(), "CHIPWATCH_DATA_DIR"
+        where = f"environment variable {where}"
+    elif _str(raw.get("data_dir", ""), source, "data_dir"):
+        path, where = _relative_to(config_dir.parent, raw["data_dir"]), source
+    else:
+        path, where = user_data_dir(env), "$XDG_DATA_HOME"
+    origins["data_dir"] = where
+    _check_folder(path, where)
+    return path
+
+
+def _check_folder(path: Path, where: str) -> None:
+    """A data folder that is a file (or under one) is a user's mistake, not a traceback."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise ConfigError(
+                    where, "data_dir", f"{candidate} is a file, not a folder (give another path)"
+                )
+            return
+
+
+def _check_environment(env: Mapping[str, str], password_env: str) -> None:
+    """A mistyped CHIPWATCH_ variable would silently do nothing: refuse it, with a guess."""
+    known = set(NON_SETTING_VARIABLES) | {password_env}
+    for section, cls in _SECTIONS.items():
+        known |= {f"{ENV_PREFIX}{section.upper()}_{f.name.upper()}" for f in fields(cls)}
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"environment variable {name}", "", f"not a chipwatch setting{hint}")
+
+
+def ensure_data_dir(settings: Settings) -> Path:
+    """Create the data folder; a folder that cannot be made is the user's to fix (one
+    line naming where the path came from), not a traceback."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            settings.data_dir_origin,
+            "data_dir",
+            f"cannot create {settings.data_dir}: {exc.strerror or exc}",
+        ) from None
+    return settings.data_dir
+
+
+@dataclass(frozen=True)
+class UserPaths:
+    """The user's writable copy: where `corpus add` and `topics add` write."""
+
+    config_dir: Path
+    config_path: Path
+    topics_path: Path
+    corpus_dir: Path
+
+
+def writable_copy(settings: Settings, environ: Mapping[str, str] | None = None) -> UserPaths:
+    """The folder the user may edit: the config's own when it is theirs; otherwise (the
+    packaged defaults, a checkout's tracked config/, /etc not writable) a copy of the
+    current config, topics and corpus in `$XDG_CONFIG_HOME/chipwatch`, made on first use.
+    The copy is what later commands find (it comes before /etc and the defaults)."""
+    if settings.config_is_users:
+        return UserPaths(
+            settings.config_dir, settings.config_path, settings.topics_path, settings.corpus_dir
+        )
+    target = user_config_dir(environ)
+    if not (target / CONFIG_FILE).is_file():
+        copy_config(settings, target, force=False)
+    copy = load_settings(target / CONFIG_FILE, settings.data_dir, environ)
+    return UserPaths(copy.config_dir, copy.config_path, copy.topics_path, copy.corpus_dir)
+
+
+def copy_config(settings: Settings, target: Path, *, force: bool) -> list[Path]:
+    """Write the config file, the topics and the corpus of `settings` into `target`.
+
+    Refuses (ConfigError naming the first existing file) to overwrite without `force`."""
+    destinations = [target / CONFIG_FILE, target / "topics.toml", target / "corpus"]
+    existing = [path for path in destinations if path.exists()]
+    if existing and not force:
+        raise ConfigError(str(existing[0]), "", "already exists (hint: --force overwrites it)")
+    _check_folder(target, str(target))
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(settings.config_path, destinations[0])
+        shutil.copyfile(settings.topics_path, destinations[1])
+        if destinations[2].exists():
+            shutil.rmtree(destinations[2])
+        shutil.copytree(settings.corpus_dir, destinations[2])
+    except OSError as exc:
+        where = exc.filename or target
+        raise ConfigError(str(where), "", f"cannot write: {exc.strerror or exc}") from None
+    return destinations
 
 
 def with_overrides(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
@@ -256,9 +468,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise ConfigError(str(path), "-", "file not found") from None
+        raise ConfigError(
+            str(path), "", "file not found (hint: `chipwatch init` writes one)"
+        ) from None
+    except OSError as exc:  # a folder, no permission, an I/O error
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "-", f"invalid TOML: {exc}") from None
+        raise ConfigError(str(path), "", f"invalid TOML: {exc}") from None
 
 
 def _relative_to(base: Path, value: str | Path) -> Path:
@@ -272,14 +488,15 @@ def _str(value: object, source: str, name: str) -> str:
     return value
 
 
-def _env_or(env: Mapping[str, str], key: str, default: Any, source: str, name: str) -> Any:
-    value = env.get(ENV_PREFIX + key)
-    return value if value is not None else _str(default, source, name)
-
-
 def _build_section(
-    cls: type, table: object, section: str, source: str, env: Mapping[str, str]
+    cls: type,
+    table: object,
+    section: str,
+    source: str,
+    env: Mapping[str, str],
+    origins: dict[str, str],
 ) -> Any:
+    """One [section]; `origins` learns which fields came from the environment."""
     if not isinstance(table, dict):
         raise ConfigError(source, section, "expected a table")
     known = {f.name: f for f in fields(cls)}
@@ -292,8 +509,10 @@ def _build_section(
         env_key = f"{ENV_PREFIX}{section.upper()}_{name.upper()}"
         default = getattr(defaults, name)
         if env_key in env:
-            values[name] = _coerce_text(env[env_key], type(default), env_key, name)
-            check_bounds(cls, name, values[name], env_key, name)
+            where = f"environment variable {env_key}"
+            origins[f"{section}.{name}"] = where
+            values[name] = _coerce_text(env[env_key], type(default), where, f"{section}.{name}")
+            check_bounds(cls, name, values[name], where, f"{section}.{name}")
         elif name in table:
             where = f"{section}.{name}"
             values[name] = _coerce_value(table[name], type(default), source, where)
@@ -382,33 +601,46 @@ def _build_list_item(
     return cls(**values)
 
 
-def _validate(settings: Settings, source: str) -> None:
+def _validate(settings: Settings, origin: Callable[[str], str]) -> None:
+    """Cross-field checks; `origin(field)` is the file or the variable a value came from.
+    Ranges of single fields were checked as they were read (check_bounds)."""
     poll, smtp, digest = settings.poll, settings.smtp, settings.digest
-    # Ranges of single fields were checked as they were read (check_bounds).
     for name in ("google_news_url", "bing_url"):
         if not getattr(settings.news_search, name).startswith(("http://", "https://")):
-            raise ConfigError(source, f"news_search.{name}", "must start with http:// or https://")
+            raise ConfigError(
+                origin(f"news_search.{name}"),
+                f"news_search.{name}",
+                "must start with http:// or https://",
+            )
     if poll.min_interval_minutes > poll.max_interval_minutes:
-        raise ConfigError(source, "poll.min_interval_minutes", "greater than max_interval_minutes")
+        raise ConfigError(
+            origin("poll.min_interval_minutes"),
+            "poll.min_interval_minutes",
+            "greater than max_interval_minutes",
+        )
     if smtp.security not in {"starttls", "tls", "none"}:
-        raise ConfigError(source, "smtp.security", "must be one of starttls, tls, none")
+        raise ConfigError(
+            origin("smtp.security"), "smtp.security", "must be one of starttls, tls, none"
+        )
     if smtp.ca_file and not Path(smtp.ca_file).is_file():
-        raise ConfigError(source, "smtp.ca_file", f"no such file: {smtp.ca_file}")
-    _check_schedule(source, "digest", digest.schedule, digest.timezone)
+        raise ConfigError(origin("smtp.ca_file"), "smtp.ca_file", f"no such file: {smtp.ca_file}")
+    _check_schedule(origin("digest.schedule"), "digest", digest.schedule, digest.timezone)
     for i, recipient in enumerate(settings.recipients):
         where = f"recipients[{i}]"
         if "@" not in recipient.address:
-            raise ConfigError(source, f"{where}.address", "not an email address")
+            raise ConfigError(str(settings.config_path), f"{where}.address", "not an email address")
         if recipient.when_empty not in {"skip", "send"}:
-            raise ConfigError(source, f"{where}.when_empty", "must be skip or send")
+            raise ConfigError(
+                str(settings.config_path), f"{where}.when_empty", "must be skip or send"
+            )
         _check_schedule(
-            source,
+            str(settings.config_path),
             where,
             recipient.schedule or digest.schedule,
             recipient.timezone or digest.timezone,
         )
     for i, feed in enumerate(settings.sources):
-        _check_source_url(source, f"sources[{i}].url", feed.url)
+        _check_source_url(str(settings.config_path), f"sources[{i}].url", feed.url)
 
 
 def _check_source_url(source: str, where: str, url: str) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-from chipwatch.classify import evaluate as ev
+import chipwatch.classify.evaluate as ev
 from chipwatch.classify.model import FittedClassifier
 from chipwatch.errors import ClassifierError
 from chipwatch.types import ClassifyInput
@@ -54,7 +55,12 @@ def read_inputs(path: Path) -> list[ClassifyInput]:
     ]
 
 
-def run_classify(input_jsonl: Path, output_jsonl: Path, classifier: FittedClassifier) -> int:
+def run_classify(
+    input_jsonl: Path,
+    output_jsonl: Path,
+    classifier: FittedClassifier,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> int:
     """Classify every line of `input_jsonl` into `output_jsonl`; returns the count.
 
     The whole input is validated before anything is written, so a malformed line
@@ -65,6 +71,8 @@ def run_classify(input_jsonl: Path, output_jsonl: Path, classifier: FittedClassi
         for start in range(0, len(items), BATCH_SIZE):
             for result in classifier.classify(items[start : start + BATCH_SIZE]):
                 out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+            if on_batch is not None:  # progress: (done, total)
+                on_batch(min(start + BATCH_SIZE, len(items)), len(items))
     return len(items)
 
 

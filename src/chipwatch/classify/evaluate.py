@@ -142,12 +142,17 @@ def _lines(scores: Scores) -> list[tuple[str, float | None]]:
 
 
 def render_report(report: Report, baseline: Report | None = None) -> str:
-    """Plain-text table: one column per language, then the baseline's per-language columns."""
+    """Plain-text table: one column per language; a baseline's table below, not beside
+    (side by side they made 200 columns)."""
+    tables = [_table(report)]
+    if baseline is not None:
+        tables.append(_table(baseline))
+    return "\n\n".join(tables)
+
+
+def _table(report: Report) -> str:
     columns: list[tuple[str, Scores]] = [("all", report.overall)]
     columns += list(report.by_language.items())
-    if baseline is not None:
-        columns.append((f"{baseline.name}:all", baseline.overall))
-        columns += [(f"{baseline.name}:{k}", s) for k, s in baseline.by_language.items()]
     headers = [f"{name}({s.n})" for name, s in columns]
     labels = _lines(report.overall)
     width = max(len(label) for label, _ in labels) + 2

@@ -371,8 +371,10 @@ class _Draft:
         elif self.labelled:
             prefix = "Labelled by you as the same story; "
         if not self.relevant:
-            why = f"mentions {goods}" + (f" and {controls}" if controls else "")
-            return f"{prefix}Off-subject: {why}, but not as a trade-control story."
+            named = " and ".join(part for part in (goods, controls) if part)
+            if not named:  # the terms matched only as patterns: nothing readable to quote
+                return f"{prefix}Off-subject: not a trade-control story."
+            return f"{prefix}Off-subject: mentions {named}, but not as a trade-control story."
         paragraphs = "the headline names" if scoped <= 1 else f"{scoped} passages name"
         where = f"{paragraphs} {goods}" + (f" with {controls}" if controls else "")
         if self.novel:

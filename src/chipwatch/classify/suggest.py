@@ -67,10 +67,23 @@ def _cluster(vectors: np.ndarray, k: int | None) -> np.ndarray:
     return model.fit_predict(vectors)
 
 
+# Function words of French (the watch's second language; scikit-learn has English's):
+# without them a label read "asml / for / more". Folded, like the texts.
+_FRENCH_FUNCTION_WORDS = (
+    "les des une pour par dans sur avec est qui que aux ses son sont pas plus ont ete cette ces "
+    "elle ils nous vous leur leurs mais comme entre sans sous selon apres avant aussi tres etre "
+    "avoir fait faire tout tous toute toutes dont donc alors ainsi encore deja lors depuis vers "
+    "chez contre afin car cela celui celle ceux quand meme autre autres notre votre peut doit "
+    "sera seront etait avait"
+)
+FRENCH_STOP_WORDS = frozenset(_FRENCH_FUNCTION_WORDS.split())
+
+
 def _label_terms(texts: Sequence[str], labels: np.ndarray, n_terms: int) -> dict[int, list[str]]:
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
     vectorizer = TfidfVectorizer(
+        stop_words=sorted(ENGLISH_STOP_WORDS | FRENCH_STOP_WORDS),
         preprocessor=lambda t: fold(t).lower(),
         ngram_range=(1, 2),
         min_df=1,

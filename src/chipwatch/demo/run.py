@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import replace
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,10 +21,20 @@ from chipwatch.classify import load_corpus
 from chipwatch.demo.samples import ENGLISH_WIRE, FRENCH_GENERAL
 from chipwatch.demo.server import corpus_items, serve_demo_feeds
 from chipwatch.settings import Settings, SmtpSettings, SourceConfig, load_settings, with_overrides
+from chipwatch.types import CorpusDocument
 
 
-def demo_settings(config_path: Path | None, data_dir: Path, feed_urls: list[str]) -> Settings:
-    """The user's settings, pointed at the loopback feeds, a Maildir and the demo data dir."""
+def demo_settings(
+    config_path: Path | None,
+    data_dir: Path,
+    feed_urls: list[str],
+    oldest: datetime | None = None,
+) -> Settings:
+    """The user's settings, pointed at the loopback feeds, a Maildir and the demo data dir.
+
+    The samples are dated (mostly mid-2025), so the digest window reaches back to the
+    `oldest` of them, and the first poll's backfill window too: a real first poll would
+    mail none of them. The digest's header states that window."""
     base = load_settings(config_path, data_dir.resolve())
     names = {
         "presse-fr": "La presse tech (démo)",
@@ -32,7 +43,19 @@ def demo_settings(config_path: Path | None, data_dir: Path, feed_urls: list[str]
     }
     sources = tuple(SourceConfig(url=url, name=names.get(Path(url).stem, url)) for url in feed_urls)
     settings = replace(base, sources=sources, smtp=SmtpSettings(), recipients=())
-    return with_overrides(settings, fetch={"allow_private_networks": True})
+    window: dict[str, dict[str, object]] = {}
+    if oldest is not None:
+        days = (datetime.now(UTC) - oldest).days + 2
+        window = {
+            "digest": {"lookback_days": days},
+            "poll": {"first_poll_backfill_hours": days * 24},
+        }
+    return with_overrides(settings, fetch={"allow_private_networks": True}, **window)
+
+
+def oldest_sample(corpus: list[CorpusDocument]) -> datetime:
+    items = [*corpus_items(corpus), *ENGLISH_WIRE, *FRENCH_GENERAL]
+    return min(datetime.fromisoformat(item.published.replace("Z", "+00:00")) for item in items)
 
 
 def reset_demo_data(data_dir: Path) -> None:
@@ -50,7 +73,7 @@ def run_demo(config_path: Path | None, data_dir: Path) -> int:
     corpus = load_corpus(base.corpus_dir)
     with serve_demo_feeds(corpus) as (base_url, feed_urls):
         print(f"serving {len(feed_urls)} sample feeds on {base_url}")
-        settings = demo_settings(config_path, data_dir, feed_urls)
+        settings = demo_settings(config_path, data_dir, feed_urls, oldest_sample(list(corpus)))
         poll_report = pipeline.poll_and_classify(settings, all_feeds=True, classify=True)
     print(poll_report)
     preview_path = pipeline.preview_digest(settings, data_dir / "digest-preview.html", None)

@@ -6,7 +6,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -108,3 +108,25 @@ def serve_demo_feeds(corpus: Iterable[CorpusDocument]) -> Iterator[tuple[str, li
     finally:
         server.shutdown()
         server.server_close()
+
+
+def main() -> None:
+    """`python -m chipwatch.demo.server`: serve the sample feeds until stopped, printing
+    one feed URL per line (scripts/check_wheel.sh polls them from an installed wheel)."""
+    import signal
+    import sys
+
+    from chipwatch.classify.corpus import load_corpus
+    from chipwatch.settings import PACKAGED_CONFIG_DIR
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with serve_demo_feeds(load_corpus(PACKAGED_CONFIG_DIR / "corpus")) as (_, urls):
+        print("\n".join(urls), flush=True)
+        with suppress(KeyboardInterrupt):
+            stop.wait()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

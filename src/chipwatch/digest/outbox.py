@@ -490,6 +490,7 @@ def load_feed_health(session: Session) -> list[FeedHealth]:
             last_error=feed.disabled_reason
             if not feed.enabled and feed.disabled_reason
             else feed.last_error,
+            polled=feed.last_success_at is not None,
         )
         for feed in sorted(feed_health(session), key=lambda f: f.name)
     ]

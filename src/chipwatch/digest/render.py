@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -49,6 +49,7 @@ class FeedHealth:
     enabled: bool
     consecutive_errors: int
     last_error: str | None = None
+    polled: bool = True  # polled successfully at least once
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["date"] = _format_date
+    env.filters["day"] = lambda value: value.strftime("%d %b %Y")
     env.filters["pct"] = lambda value: f"{float(value):.2f}"
     env.filters["safe_url"] = safe_url
     env.filters["short"] = lambda value, n=160: excerpt(plain_text(str(value or "")), n)
@@ -200,9 +202,13 @@ def render_digest(
         "generated": now,
         "failing": failing,
         "disabled": disabled,
+        # "all feeds OK" only once they were polled: before, nothing is known.
+        "unpolled": sum(1 for h in health if h.enabled and not h.polled),
         "why": why,
         "topic_names": {t.id: t.name for t in topics},
         "lookback_days": digest.lookback_days,
+        # The window select_items used: publication times from here to now.
+        "window_start": now - timedelta(days=digest.lookback_days),
         "counts": Counter(s.topic_id for s in sections),
     }
     ids = tuple(i for s in sections for story in s.stories for i in story.article_ids)

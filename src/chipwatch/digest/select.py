@@ -1,7 +1,9 @@
 """Pick the classified articles one recipient has not had yet.
 
 An article is a candidate for a recipient when its relevance reaches the recipient's
-`min_relevance`, it was stored within `[digest].lookback_days`, its language and topics
+`min_relevance`, it was published within `[digest].lookback_days` (the stored date: the
+feed's, else the fetch time, never in the future), it is no first-poll backfill
+(`store/backfill.py`), its language and topics
 match the recipient's filters, no DeliveryRow says it was delivered to them, and no
 *pending* digest of theirs already carries it (so building twice before a send does not
 put it in two digests). Alerts do not count: an alerted article still goes in the digest.
@@ -77,7 +79,7 @@ def _candidates_query(
         select(ArticleRow, ClassificationRow)
         .join(ClassificationRow, ClassificationRow.article_id == ArticleRow.id)
         .where(ClassificationRow.relevance >= recipient.min_relevance)
-        .where(ArticleRow.fetched_at >= since)
+        .where(ArticleRow.published_at >= since, ArticleRow.backfill.is_(False))
         .order_by(ArticleRow.published_at.desc(), ArticleRow.id)
     )
     if recipient.languages:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -48,6 +49,7 @@ class SourceRow(Base):
     consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
     interval_minutes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    tags: Mapped[list[str] | None] = mapped_column(JSON)  # OPML categories, kept on export
 
 
 class ArticleRow(Base):
@@ -67,6 +69,9 @@ class ArticleRow(Base):
     date_flag: Mapped[str | None] = mapped_column(String(32))
     text_kind: Mapped[str | None] = mapped_column(String(16))  # chipwatch.types.TextKind
     story_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Stored by a source's first poll but published before its backfill window: shown by
+    # `stories` and the review page, never mailed (poll.first_poll_backfill_hours).
+    backfill: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class FetchedPageRow(Base):

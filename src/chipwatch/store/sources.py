@@ -15,8 +15,8 @@ from typing import cast
 from sqlalchemy import Connection, Table, Update, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from chipwatch.clock import utcnow
 from chipwatch.errors import FeedError, FeedErrorKind
-from chipwatch.fetch import utcnow
 from chipwatch.settings import PollSettings, SourceConfig
 from chipwatch.store.lookup import PARAMS_PER_QUERY
 from chipwatch.store.models import SourceRow
