@@ -19,6 +19,8 @@ from chipwatch.errors import ConfigError
 
 ENV_PREFIX = "CHIPWATCH_"
 DEFAULT_CONFIG_DIR = Path("config")
+# The file `chipwatch topics add` writes, in the folder of the active config file.
+USER_TOPICS_FILE = "user-topics.toml"
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,12 @@ class Settings:
     @property
     def maildir_path(self) -> Path:
         return self.data_dir / "maildir"
+
+    @property
+    def user_topics_path(self) -> Path:
+        """The user's own topics (`chipwatch topics add`), next to the active config; the
+        shipped topics.toml is never written."""
+        return self.config_dir / USER_TOPICS_FILE
 
     @property
     def cache_dir(self) -> Path:

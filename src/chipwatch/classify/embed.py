@@ -9,7 +9,10 @@ embeddings serve evidence and topic suggestions.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -74,6 +77,46 @@ class HashingEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         matrix = self._vectorizer.transform(list(texts))
         return np.asarray(matrix.todense(), dtype=np.float32)
+
+
+class CachedEmbedder:
+    """Another embedder's vectors kept on disk by SHA-1 of the text (evaluation runs
+    embed the same dev texts again and again; the 2 cores are shared)."""
+
+    def __init__(self, inner: Embedder, path: Path) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.path = path
+        self._vectors: dict[str, np.ndarray] = {}
+        if path.exists():
+            try:
+                with np.load(path) as stored:
+                    self._vectors = dict(
+                        zip(stored["keys"].tolist(), stored["vectors"], strict=True)
+                    )
+            except (OSError, ValueError, KeyError):
+                self._vectors = {}  # a damaged cache is rebuilt, never fatal
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+        missing = list(
+            dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in self._vectors)
+        )
+        if missing:
+            for text, vector in zip(missing, self.inner.embed(missing), strict=True):
+                self._vectors[hashlib.sha1(text.encode("utf-8")).hexdigest()] = vector
+            self._save()
+        if not texts:
+            return self.inner.embed([])
+        return np.stack([self._vectors[k] for k in keys]).astype(np.float32)
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(
+            tmp, keys=np.array(list(self._vectors)), vectors=np.stack(list(self._vectors.values()))
+        )
+        os.replace(tmp, self.path)
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
