@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 from chipwatch.classify.model import ClassifierParams, FittedClassifier, _Draft
 from chipwatch.classify.text import optional_str
@@ -414,6 +413,8 @@ def predict(
         for draft in drafts:
             classifier.decide(draft, params)
         return _build(classifier, drafts)
+    from sklearn.model_selection import StratifiedKFold  # ~1 s of import: only here
+
     strata = [f"{r['relevant']}-{r['novel']}-{r.get('language')}" for r in rows]
     counts = {s: strata.count(s) for s in strata}
     # Strata smaller than the fold count fall back to their relevance class.

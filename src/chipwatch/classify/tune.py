@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from chipwatch.classify.model import ClassifierParams, Signals
 from chipwatch.classify.weights import KindWeights, Linear, TopicLinear
@@ -28,6 +27,8 @@ def _round(values: Iterable[float]) -> tuple[float, ...]:
 
 
 def _linear(x: list[list[float]], y: list[bool], base: Linear) -> Linear:
+    from sklearn.linear_model import LogisticRegression  # imported only when tuning
+
     if len(set(y)) < 2:
         return base
     model = LogisticRegression(C=REGULARISATION_C, max_iter=2000).fit(np.array(x), np.array(y))
@@ -42,6 +43,8 @@ def _topic_linear(
     per_topic_bias: bool,
 ) -> TopicLinear:
     """Shared weights over (features, topic, gold) rows; a bias per topic, or one."""
+    from sklearn.linear_model import LogisticRegression
+
     if len({gold for _, _, gold in rows}) < 2:
         return base
     index = {t: i for i, t in enumerate(topic_ids)}
