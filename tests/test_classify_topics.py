@@ -258,3 +258,24 @@ def test_a_new_topic_from_a_description_and_two_examples(tmp_path: Path) -> None
     # A termless topic is the least precise part (docs/classifier.md, new-topic
     # protocol): the off-topic story may still pass, but clearly lower.
     assert on["topic_scores"]["entity-list"] > off["topic_scores"]["entity-list"] + 0.1
+
+
+# --- start-up ----------------------------------------------------------------------------
+
+
+def test_the_built_use_model_is_cached_and_a_damaged_cache_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from chipwatch.classify.embed import USE_CACHE_PREFIX, UseEmbedder
+
+    monkeypatch.setenv("CHIPWATCH_CACHE_DIR", str(tmp_path))
+    text = ["Nvidia may sell its H20 chips to China again."]
+    built = UseEmbedder().embed(text)
+    cached_files = list(tmp_path.glob(f"{USE_CACHE_PREFIX}*.pkl"))
+    assert len(cached_files) == 1
+    assert np.array_equal(UseEmbedder().embed(text), built)
+    cached_files[0].write_bytes(b"not a pickle")
+    assert np.array_equal(UseEmbedder().embed(text), built)
+    assert cached_files[0].stat().st_size > 1_000_000  # rebuilt
