@@ -189,7 +189,7 @@ def test_off_subject_articles_are_rejected(
 def test_gate_rejects_articles_without_any_scope_term(classifier: FittedClassifier) -> None:
     result = one(classifier, OFF_WEATHER)
     assert result.evidence.matched_terms == {}
-    assert result.relevance < 0.05
+    assert result.relevance < 0.1
 
 
 def test_multi_label(classifier: FittedClassifier) -> None:

@@ -87,3 +87,90 @@ def test_dev_relevance_beats_the_keyword_baseline(tmp_path: Path) -> None:
     theirs = evaluate(rows, baseline_keywords().classify(items)).overall.relevance.f1
     assert ours is not None and theirs is not None
     assert ours > theirs
+
+
+# Our own short labelled articles, for the protocols (the dev set is not needed).
+OWN_ROWS = [
+    (
+        "a",
+        "US grants Nvidia licences to sell H20 chips to China",
+        "The Commerce Department "
+        "approved export licences for Nvidia's H20 AI chips. Nvidia shares rose 4%.",
+        True,
+        ["ai-chip-licensing", "chipmaker-stakes"],
+    ),
+    (
+        "b",
+        "China curbs exports of rare earth magnets",
+        "Beijing requires export licences "
+        "for rare earths and magnets, a lever in talks over US chip controls.",
+        True,
+        ["rare-earths-leverage"],
+    ),
+    (
+        "c",
+        "Senators push bill to block AI chip sales to China",
+        "Lawmakers warned that selling advanced chips to China threatens national security.",
+        True,
+        ["security-debate", "ai-chip-licensing"],
+    ),
+    (
+        "d",
+        "Beijing tells firms to stop buying Nvidia chips",
+        "Chinese regulators urged companies to buy Huawei Ascend accelerators instead of the H20.",
+        True,
+        ["china-response"],
+    ),
+    ("e", "New gaming card launched", "Nvidia unveiled a graphics card for gamers.", False, []),
+    ("f", "Soybean prices slip", "Farmers sold fewer soybeans to China this month.", False, []),
+    ("g", "Chipmaker opens a new office", "The semiconductor firm hired 200 engineers.", False, []),
+    ("h", "Rare earth miner expands", "A rare earth mine in Australia raised output.", False, []),
+]
+
+
+def _own_file(tmp_path: Path) -> Path:
+    import json
+
+    path = tmp_path / "own.jsonl"
+    lines = [
+        json.dumps(
+            {
+                "id": i,
+                "title": t,
+                "text": x,
+                "language": "en",
+                "relevant": rel,
+                "topics": top,
+                "novel": False,
+            }
+        )
+        for i, t, x, rel, top in OWN_ROWS
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_inputs_are_cut_as_the_text_option_says() -> None:
+    row = {"id": "x", "title": "T", "text": "y" * 1000, "relevant": False, "topics": []}
+    assert as_input(row, "headline").text == ""
+    assert len(as_input(row, "300").text) == 300
+    assert len(as_input(row).text) == 1000
+
+
+def test_eval_protocols_and_options(tmp_path: Path) -> None:
+    from chipwatch.classify import load_corpus, run_eval
+
+    path = _own_file(tmp_path)
+    classifier = load_or_fit(
+        ROOT / "config/corpus", ROOT / "config/topics.toml", [], tmp_path / "cache"
+    )
+    standard = run_eval(path, classifier, text="headline", by_lang=False)
+    assert "text=headline" in standard and "en(" not in standard
+    by_lang = run_eval(path, classifier, text="300", cross_validate=True, folds=2)
+    assert "en(8)" in by_lang and "2-fold CV" in by_lang
+    new_topic = run_eval(
+        path, classifier, protocol="new-topic", corpus=load_corpus(ROOT / "config/corpus")
+    )
+    for topic in classifier.topics:
+        assert topic.id in new_topic
+    assert "pooled (micro)" in new_topic

@@ -195,7 +195,13 @@ def test_topics_list_and_suggest(config: Path, feeds: tuple[str, list[str]]) -> 
     assert run(config, "poll").returncode == 0
     suggested = run(config, "topics", "suggest")
     assert suggested.returncode == 0, suggested.stderr
-    assert "[[topic]]" in suggested.stdout and "ASML" in suggested.stdout
+    assert "description:" in suggested.stdout and "ASML" in suggested.stdout
+    assert "chipwatch topics accept 1" in suggested.stdout
+    accepted = run(config, "topics", "accept", "1", "--id", "equipment-controls")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "equipment-controls" in run(config, "topics", "list").stdout
+    corpus = run(config, "corpus", "list").stdout
+    assert "equipment-controls" in corpus
 
 
 def test_a_second_poll_while_one_runs_is_skipped(config: Path) -> None:

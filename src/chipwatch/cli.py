@@ -261,7 +261,14 @@ def classify(
         from chipwatch.classify import load_or_fit, run_classify
         from chipwatch.progress import progress
 
-        classifier = load_or_fit(s.corpus_dir, s.topics_path, [], s.cache_dir)
+        classifier = load_or_fit(
+            s.corpus_dir,
+            s.topics_path,
+            [],
+            s.cache_dir,
+            user_topics=s.user_topics_path,
+            relevance_threshold=s.classify.relevance_threshold,
+        )
         target = output_path or Path("/dev/stdout")  # a filter: JSONL in, JSONL out
         with progress() as track:
             count = run_classify(input_path, target, classifier, track("classify: articles"))
@@ -284,6 +291,26 @@ def evaluate(
         bool,
         typer.Option("--cross-validate/--no-cross-validate", help="Tune on folds, score held out."),
     ] = False,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol",
+            help="standard, or new-topic (each topic in turn without its terms and labels, "
+            "from its description and two corpus examples).",
+        ),
+    ] = "standard",
+    text: Annotated[
+        str,
+        typer.Option(
+            "--text", help="Inputs as given (full), the title alone (headline), or N characters."
+        ),
+    ] = "full",
+    by_lang: Annotated[
+        bool, typer.Option("--by-lang/--no-by-lang", help="One column per language.")
+    ] = True,
+    seeds: Annotated[
+        int, typer.Option("--seeds", help="CV shuffles pooled (with --cross-validate).")
+    ] = 1,
 ) -> None:
     """Score the classifier on a labelled file: relevance, topics, novel, per language."""
 
@@ -291,12 +318,34 @@ def evaluate(
         if not path.is_file():
             raise NotFound(f"no such file: {path}")
         s = settings()
-        from chipwatch.classify import load_or_fit, run_eval
+        from chipwatch.classify import get_embedder, load_corpus, load_or_fit, run_eval
+        from chipwatch.classify.embed import CachedEmbedder
         from chipwatch.progress import status
 
+        # Evaluation embeds the same texts run after run: their vectors are kept.
+        inner = get_embedder("use")
+        embedder = CachedEmbedder(inner, s.cache_dir / f"embeddings-{inner.name}.npz")
         with status(f"eval: fitting, then scoring {path.name}"):
-            classifier = load_or_fit(s.corpus_dir, s.topics_path, [], s.cache_dir)
-            report = run_eval(path, classifier, baseline=baseline, cross_validate=cross_validate)
+            classifier = load_or_fit(
+                s.corpus_dir,
+                s.topics_path,
+                [],
+                s.cache_dir,
+                embedder=embedder,
+                user_topics=s.user_topics_path,
+                relevance_threshold=s.classify.relevance_threshold,
+            )
+            report = run_eval(
+                path,
+                classifier,
+                baseline=baseline,
+                cross_validate=cross_validate,
+                protocol=protocol,
+                text=text,
+                by_lang=by_lang,
+                corpus=load_corpus(s.corpus_dir) if protocol == "new-topic" else (),
+                seeds=max(seeds, 1),
+            )
         typer.echo(report)
 
     guarded(body)
@@ -323,7 +372,8 @@ def label(
         if not_relevant == (topics is not None):
             raise typer.BadParameter("give either --topics a,b or --not-relevant")
         chosen = _topic_ids(topics or "")
-        known = {t.id for t in load_topics(settings().topics_path)}
+        s = settings()
+        known = {t.id for t in load_topics(s.topics_path, s.user_topics_path)}
         unknown = sorted(set(chosen) - known)
         if unknown:
             raise typer.BadParameter(f"unknown topic ids: {', '.join(unknown)}")
@@ -605,12 +655,37 @@ def corpus_add(
 
 @topics_app.command("list")
 def topics_list() -> None:
-    """List the topics of config/topics.toml."""
+    """List the topics: config/topics.toml, then yours (user-topics.toml)."""
     from chipwatch.classify import load_topics
 
     def body() -> None:
-        for topic in load_topics(settings().topics_path):
+        s = settings()
+        for topic in load_topics(s.topics_path, s.user_topics_path):
             typer.echo(f"{topic.id}\t{topic.name}")
+
+    guarded(body)
+
+
+@topics_app.command("add")
+def topics_add(
+    topic_id: Annotated[str, typer.Argument(help="New lowercase-dashed id, e.g. entity-list.")],
+    name: Annotated[str, typer.Option("--name", help="Short name shown in the digest.")],
+    description: Annotated[
+        str, typer.Option("--description", help="One or two sentences: what belongs.")
+    ],
+) -> None:
+    """Add a topic to your topics file; then give it examples with `corpus add --topics`."""
+    from chipwatch.classify.topics import add_user_topic
+    from chipwatch.settings import USER_TOPICS_FILE, writable_copy
+
+    def body() -> None:
+        s = settings()
+        target = writable_copy(s).config_dir / USER_TOPICS_FILE  # never the package's
+        topic = add_user_topic(s.topics_path, target, topic_id, name, description)
+        typer.echo(
+            f"added topic {topic.id} to {target}; add examples with "
+            f"`chipwatch corpus add FILE --topics {topic.id}`"
+        )
 
     guarded(body)
 
@@ -624,10 +699,23 @@ def topics_suggest(
         int, typer.Option("--count", metavar="N", help="At most this many suggestions.")
     ] = 5,
 ) -> None:
-    """Cluster recent novel articles and propose candidate topics for topics.toml."""
+    """Cluster recent novel articles and propose new topics (name, description, examples)."""
     from chipwatch import manage
 
     guarded(lambda: typer.echo(manage.suggest_topics_text(settings(), days, count)))
+
+
+@topics_app.command("accept")
+def topics_accept(
+    number: Annotated[int, typer.Argument(help="The suggestion's number (topics suggest).")],
+    topic_id: Annotated[
+        str | None, typer.Option("--id", help="Id for the topic (default: the suggested one).")
+    ] = None,
+) -> None:
+    """Add a suggested topic with its example articles as corpus documents."""
+    from chipwatch import manage
+
+    guarded(lambda: typer.echo(manage.accept_suggestion(settings(), number, topic_id)))
 
 
 # --- demo --------------------------------------------------------------------------------

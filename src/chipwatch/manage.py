@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import select
 
-from chipwatch.errors import NotFound
+from chipwatch.errors import ConfigError, NotFound
 from chipwatch.pipeline import as_input, open_sessions, sync_config_sources
 from chipwatch.settings import Settings
 from chipwatch.store.models import ArticleRow, ClassificationRow, SourceRow
@@ -246,7 +246,7 @@ def add_corpus_document(
     from chipwatch.errors import UsageError
     from chipwatch.settings import writable_copy
 
-    known = [t.id for t in load_topics(settings.topics_path)]
+    known = [t.id for t in load_topics(settings.topics_path, settings.user_topics_path)]
     unknown = [t for t in topics if t not in known]
     if unknown or not topics:
         given = ", ".join(unknown) if unknown else "none"
@@ -295,8 +295,14 @@ def fetch_page_text(settings: Settings, url: str) -> tuple[str | None, str]:
     return getattr(extracted, "title", None), text
 
 
+# The last `topics suggest` output, for `topics accept N`.
+SUGGESTIONS_FILE = "topic-suggestions.json"
+
+
 def suggest_topics_text(settings: Settings, days: int, count: int) -> str:
-    """Candidate topics from recent novel articles, as TOML blocks to paste into topics.toml."""
+    """Candidate topics from recent novel articles: a name, a description and example
+    articles each; `chipwatch topics accept N` adds one (saved in the data folder)."""
+    import json
     from datetime import timedelta
 
     from chipwatch.classify import suggest_topics
@@ -309,22 +315,32 @@ def suggest_topics_text(settings: Settings, days: int, count: int) -> str:
             .join(ClassificationRow)
             .where(ClassificationRow.novel.is_(True), ArticleRow.fetched_at >= since)
         ).all()
-        titles = {str(row.id): row.title for row in rows}
-        novel = [as_input(row) for row in rows]
+        novel = {str(row.id): as_input(row) for row in rows}
     if not novel:
         return f"no novel articles in the last {days} days"
+    saved = []
     blocks = []
-    for number, suggestion in enumerate(suggest_topics(novel, count), start=1):
-        members = "\n".join(
-            f"#   {member}: {titles.get(member, '')[:80]}" for member in suggestion.member_ids
-        )
-        terms = ", ".join(f'"{term}"' for term in suggestion.label_terms)
-        name = " / ".join(suggestion.label_terms[:3])
+    for number, suggestion in enumerate(suggest_topics(list(novel.values()), count), start=1):
+        members = [novel[m] for m in suggestion.member_ids]
+        entry = {
+            "number": number,
+            "id": suggestion.topic_id,
+            "name": suggestion.name,
+            "description": suggestion.description(members[0].title),
+            "examples": [
+                {"title": m.title, "text": m.text, "language": m.language} for m in members
+            ],
+        }
+        saved.append(entry)
+        titles = "\n".join(f"    - {m.title[:90]}" for m in members)
         blocks.append(
-            f"# suggestion {number}: {suggestion.size} novel articles\n{members}\n"
-            f'[[topic]]\nid = "new-topic-{number}"\nname = "{name}"\n'
-            f'description = ""\n[topic.terms]\nen = [{terms}]\n'
+            f"{number}. {entry['name']} ({suggestion.size} novel articles)\n"
+            f"  id: {entry['id']}\n  description: {entry['description']}\n"
+            f"  examples:\n{titles}\n"
+            f"  accept: chipwatch topics accept {number} [--id ID]\n"
         )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / SUGGESTIONS_FILE).write_text(json.dumps(saved, ensure_ascii=False))
     return "\n".join(blocks)
 
 
@@ -411,3 +427,42 @@ def export_csv(settings: Settings, out: TextIO, since_days: int | None = None) -
 
 def _cell(text: str) -> str:
     return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text
+
+
+def accept_suggestion(settings: Settings, number: int, topic_id: str | None) -> str:
+    """Add suggestion `number` of the last `topics suggest`: the topic in the user's
+    topics file, its example articles as corpus documents annotated with it."""
+    import json
+
+    from chipwatch.classify import add_document, load_topics
+    from chipwatch.classify.topics import add_user_topic
+    from chipwatch.settings import USER_TOPICS_FILE, writable_copy
+
+    path = settings.data_dir / SUGGESTIONS_FILE
+    if not path.exists():
+        raise NotFound("no topic suggestions yet: run `chipwatch topics suggest` first")
+    chosen = [e for e in json.loads(path.read_text(encoding="utf-8")) if e["number"] == number]
+    if not chosen:
+        raise NotFound(f"no suggestion {number} in {path}")
+    entry = chosen[0]
+    new_id = topic_id or entry["id"]
+    paths = writable_copy(settings)  # never the package's or a checkout's files
+    user_topics = paths.config_dir / USER_TOPICS_FILE
+    add_user_topic(paths.topics_path, user_topics, new_id, entry["name"], entry["description"])
+    known = [t.id for t in load_topics(paths.topics_path, user_topics)]
+    added = 0
+    for example in entry["examples"]:
+        text = f"{example['title']}\n{example['text']}".strip()
+        try:
+            add_document(
+                paths.corpus_dir,
+                text,
+                [new_id],
+                language=example.get("language"),
+                title=example["title"] or None,
+                known_topics=known,
+            )
+            added += 1
+        except ConfigError:
+            continue  # already in the corpus (the same text): nothing to add
+    return f"added topic {new_id} with {added} example documents; the next classify refits"

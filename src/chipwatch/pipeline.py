@@ -68,8 +68,21 @@ def load_classifier(
 
     with sessions() as session:
         labels = stored_labels(session)
-    model = load_or_fit(settings.corpus_dir, settings.topics_path, labels, settings.cache_dir)
-    key = fit_key(settings.corpus_dir, settings.topics_path, labels, ClassifierParams())
+    model = load_or_fit(
+        settings.corpus_dir,
+        settings.topics_path,
+        labels,
+        settings.cache_dir,
+        user_topics=settings.user_topics_path,
+        relevance_threshold=settings.classify.relevance_threshold,
+    )
+    key = fit_key(
+        settings.corpus_dir,
+        settings.topics_path,
+        labels,
+        ClassifierParams(),
+        settings.user_topics_path,
+    )
     return model, key
 
 
@@ -296,7 +309,7 @@ def _pages_line(stats: ArticleStats) -> str:
 def _topics(settings: Settings) -> tuple[Topic, ...]:
     from chipwatch.classify import load_topics
 
-    return load_topics(settings.topics_path)
+    return load_topics(settings.topics_path, settings.user_topics_path)
 
 
 @functools.cache

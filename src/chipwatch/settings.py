@@ -68,6 +68,10 @@ def check_bounds(cls: type, name: str, value: object, source: str, where: str) -
         raise ConfigError(source, where, f"must be between {lowest:g} and {highest:g}, got {value}")
 
 
+# The file `chipwatch topics add` writes, in the folder of the user's config.
+USER_TOPICS_FILE = "user-topics.toml"
+
+
 @dataclass(frozen=True)
 class FetchSettings:
     concurrency: int = bounded(32, 1, 1024)  # requests in flight across all hosts
@@ -252,6 +256,12 @@ class Settings:
     @property
     def maildir_path(self) -> Path:
         return self.data_dir / "maildir"
+
+    @property
+    def user_topics_path(self) -> Path:
+        """The user's own topics (`chipwatch topics add`), next to the active config; the
+        shipped topics.toml is never written."""
+        return self.config_dir / USER_TOPICS_FILE
 
     @property
     def cache_dir(self) -> Path:

@@ -180,6 +180,8 @@ class ClassifyInput:
     url: str | None = None
     published: str | None = None
     language: str | None = None
+    # How much of the article this is; None: guessed from the length (TextKind.guess).
+    text_kind: TextKind | None = None
 
 
 @dataclass(frozen=True)

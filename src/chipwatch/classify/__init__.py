@@ -13,13 +13,20 @@ if TYPE_CHECKING:
     from chipwatch.classify.cache import load_or_fit
     from chipwatch.classify.cli_support import run_classify, run_eval
     from chipwatch.classify.corpus import add_document, load_corpus
-    from chipwatch.classify.embed import Embedder, HashingEmbedder, UseEmbedder, get_embedder
+    from chipwatch.classify.embed import (
+        CachedEmbedder,
+        Embedder,
+        HashingEmbedder,
+        UseEmbedder,
+        get_embedder,
+    )
     from chipwatch.classify.evaluate import Report, baseline_keywords, evaluate, render_report
     from chipwatch.classify.model import ClassifierParams, FittedClassifier, fit
     from chipwatch.classify.suggest import TopicSuggestion, suggest_topics
     from chipwatch.classify.topics import ScopeTerms, load_scope, load_topics
 
 _WHERE = {
+    "CachedEmbedder": "chipwatch.classify.embed",
     "ClassifierParams": "chipwatch.classify.model",
     "Embedder": "chipwatch.classify.embed",
     "FittedClassifier": "chipwatch.classify.model",
@@ -44,6 +51,7 @@ _WHERE = {
 }
 
 __all__ = [
+    "CachedEmbedder",
     "ClassifierParams",
     "Embedder",
     "FittedClassifier",

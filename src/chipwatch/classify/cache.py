@@ -9,7 +9,7 @@ import os
 import pickle
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from chipwatch.classify.corpus import CORPUS_FILE, load_corpus
@@ -19,14 +19,21 @@ from chipwatch.classify.topics import load_scope, load_topics
 from chipwatch.types import Label
 
 # Bump when the fitted structure or the features change, so old caches are ignored.
-MODEL_VERSION = "4"
+MODEL_VERSION = "5"
 
 
 def fit_key(
-    corpus_dir: Path, topics_path: Path, labels: Sequence[Label], params: ClassifierParams
+    corpus_dir: Path,
+    topics_path: Path,
+    labels: Sequence[Label],
+    params: ClassifierParams,
+    user_topics: Path | None = None,
 ) -> str:
     digest = hashlib.sha256(MODEL_VERSION.encode())
     digest.update(topics_path.read_bytes())
+    if user_topics is not None and user_topics.exists():
+        digest.update(b"user-topics")
+        digest.update(user_topics.read_bytes())
     digest.update((corpus_dir / CORPUS_FILE).read_bytes())
     for path in sorted(corpus_dir.glob("*.txt")):
         digest.update(path.name.encode())
@@ -46,13 +53,19 @@ def load_or_fit(
     embedder: Embedder | None = None,
     *,
     warm: bool = True,
+    user_topics: Path | None = None,
+    relevance_threshold: float | None = None,
 ) -> FittedClassifier:
     """The cached classifier when its key matches, else a fresh fit (then cached).
 
-    `warm` loads the language identifier and embedder weights before returning, so the
-    first batch is not slowed down (about 2 s, part of the model load budget).
+    `user_topics` is the user's topics file (Settings.user_topics_path), read after
+    topics.toml. `relevance_threshold` ([classify].relevance_threshold) is applied to
+    the verdict without a refit. `warm` loads the language identifier and embedder
+    weights before returning, so the first batch is not slowed down.
     """
-    model = _load_or_fit(corpus_dir, topics_path, labels, cache_dir, params, embedder)
+    model = _load_or_fit(corpus_dir, topics_path, labels, cache_dir, params, embedder, user_topics)
+    if relevance_threshold is not None:
+        model = model.with_params(replace(model.params, relevance_threshold=relevance_threshold))
     if warm:
         model.warm_up()
     return model
@@ -65,9 +78,10 @@ def _load_or_fit(
     cache_dir: Path,
     params: ClassifierParams | None,
     embedder: Embedder | None,
+    user_topics: Path | None,
 ) -> FittedClassifier:
     params = params or ClassifierParams()
-    key = fit_key(corpus_dir, topics_path, labels, params)
+    key = fit_key(corpus_dir, topics_path, labels, params, user_topics)
     path = cache_dir / f"classifier-{key[:24]}.pkl"
     if path.exists():
         try:
@@ -79,7 +93,7 @@ def _load_or_fit(
                 return model
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
             pass  # a stale or damaged cache is refitted, never fatal
-    topics = load_topics(topics_path)
+    topics = load_topics(topics_path, user_topics)
     model = fit(
         load_corpus(corpus_dir, [t.id for t in topics]),
         topics,

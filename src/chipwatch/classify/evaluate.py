@@ -12,17 +12,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
-from chipwatch.classify.model import ClassifierParams, FittedClassifier
+from chipwatch.classify.model import ClassifierParams, FittedClassifier, _Draft
 from chipwatch.classify.text import optional_str
 from chipwatch.classify.tune import tune_params
 from chipwatch.errors import ClassifierError
-from chipwatch.types import Classification, ClassifyInput, Evidence
+from chipwatch.types import Classification, ClassifyInput, Evidence, TextKind
 
 Row = Mapping[str, object]
 
@@ -120,8 +119,35 @@ def evaluate(
 
 
 # ---------- rendering ----------
-def _fmt(value: float | None) -> str:
+def fmt(value: float | None) -> str:
     return "    -" if value is None else f"{value:5.3f}"
+
+
+def _mean_prf(values: Sequence[PRF]) -> PRF:
+    """Counts summed over repeated runs: the F1 of the pooled decisions."""
+    return PRF(*(sum(getattr(v, k) for v in values) for k in ("tp", "fp", "fn")))
+
+
+def _mean_scores(items: Sequence[Scores]) -> Scores:
+    macros = [s.topic_macro_f1 for s in items if s.topic_macro_f1 is not None]
+    return Scores(
+        n=items[0].n,
+        relevance=_mean_prf([s.relevance for s in items]),
+        topic_micro=_mean_prf([s.topic_micro for s in items]),
+        topic_macro_f1=float(np.mean(macros)) if macros else None,
+        per_topic={t: _mean_prf([s.per_topic[t] for s in items]) for t in items[0].per_topic},
+        novel=_mean_prf([s.novel for s in items]),
+    )
+
+
+def mean_report(reports: Sequence[Report], name: str) -> Report:
+    """Several runs (CV shuffles) as one report, decisions pooled."""
+    langs = reports[0].by_language
+    return Report(
+        _mean_scores([r.overall for r in reports]),
+        {k: _mean_scores([r.by_language[k] for r in reports]) for k in langs},
+        name,
+    )
 
 
 def _lines(scores: Scores) -> list[tuple[str, float | None]]:
@@ -141,18 +167,19 @@ def _lines(scores: Scores) -> list[tuple[str, float | None]]:
     return out
 
 
-def render_report(report: Report, baseline: Report | None = None) -> str:
-    """Plain-text table: one column per language; a baseline's table below, not beside
-    (side by side they made 200 columns)."""
-    tables = [_table(report)]
+def render_report(report: Report, baseline: Report | None = None, *, by_lang: bool = True) -> str:
+    """Plain-text table: one column for all rows, then (by_lang) one per language; a
+    baseline's table below, not beside (side by side they made 200 columns)."""
+    tables = [_table(report, by_lang)]
     if baseline is not None:
-        tables.append(_table(baseline))
+        tables.append(_table(baseline, by_lang))
     return "\n\n".join(tables)
 
 
-def _table(report: Report) -> str:
+def _table(report: Report, by_lang: bool = True) -> str:
     columns: list[tuple[str, Scores]] = [("all", report.overall)]
-    columns += list(report.by_language.items())
+    if by_lang:
+        columns += list(report.by_language.items())
     headers = [f"{name}({s.n})" for name, s in columns]
     labels = _lines(report.overall)
     width = max(len(label) for label, _ in labels) + 2
@@ -160,7 +187,7 @@ def _table(report: Report) -> str:
     lines = [report.name.ljust(width) + "".join(h.rjust(cell) for h in headers)]
     values = [_lines(s) for _, s in columns]
     for i, (label, _) in enumerate(labels):
-        lines.append(label.ljust(width) + "".join(_fmt(v[i][1]).rjust(cell) for v in values))
+        lines.append(label.ljust(width) + "".join(fmt(v[i][1]).rjust(cell) for v in values))
     return "\n".join(lines)
 
 
@@ -292,28 +319,105 @@ def load_rows(path: Path) -> list[dict[str, object]]:
     return rows
 
 
-def as_input(row: Row) -> ClassifyInput:
+def as_input(row: Row, text: str = "full", kind: TextKind | None = None) -> ClassifyInput:
+    """A labelled row as classifier input, cut as `text` says: "full" (as labelled),
+    "headline" (the title alone, as news-search feeds give it) or a number of characters
+    of the text after the title ("300": a short summary)."""
+    body = str(row.get("text") or "")
+    if text == "headline":
+        body = ""
+    elif text != "full":
+        body = body[: int(text)]
     return ClassifyInput(
         id=str(row["id"]),
         title=str(row.get("title") or ""),
-        text=str(row.get("text") or ""),
+        text=body,
         url=optional_str(row.get("url")),
         published=optional_str(row.get("published")),
         language=optional_str(row.get("language")),
+        text_kind=kind,
     )
 
 
-def with_params(classifier: FittedClassifier, params: ClassifierParams) -> FittedClassifier:
-    """The same fitted corpus and labels with other weights (no re-embedding)."""
-    clone = replace(classifier, params=params)
-    clone._embedder = classifier._embedder
-    return clone
+def check_text_mode(text: str) -> str:
+    if text in ("full", "headline") or (text.isdigit() and int(text) > 0):
+        return text
+    raise ClassifierError(f"--text must be full, headline or a number of characters, not {text!r}")
 
 
-def cross_validate(
-    rows: Sequence[Row], classifier: FittedClassifier, folds: int = 5, seed: int = 0
+# How the dev set is cut to tune each kind's weights: each kind learns from inputs of
+# its own shape.
+TUNING_CUTS: dict[TextKind, str] = {
+    TextKind.HEADLINE: "headline",
+    TextKind.SUMMARY: "300",
+    TextKind.FULL: "full",
+}
+
+
+def _tuning_drafts(
+    rows: Sequence[Row], classifier: FittedClassifier
+) -> dict[TextKind, list[_Draft]]:
+    return {
+        kind: classifier.prepare([as_input(r, cut, kind) for r in rows], gate=False)
+        for kind, cut in TUNING_CUTS.items()
+    }
+
+
+def _tune_on(
+    indices: Sequence[int],
+    rows: Sequence[Row],
+    drafts: Mapping[TextKind, Sequence[_Draft]],
+    classifier: FittedClassifier,
+    hidden: frozenset[str],
+) -> ClassifierParams:
+    by_kind = {}
+    for kind, kind_drafts in drafts.items():
+        keep = [i for i in indices if kind_drafts[i].signals is not None]
+        by_kind[kind] = (
+            [kind_drafts[i].signals for i in keep],
+            [rows[i] for i in keep],
+        )
+    topic_ids = [t.id for t in classifier.topics]
+    return tune_params(by_kind, topic_ids, classifier.params, hidden=hidden)  # type: ignore[arg-type]
+
+
+def tune_on_rows(rows: Sequence[Row], classifier: FittedClassifier) -> ClassifierParams:
+    """Shared weights tuned on every row (what ships in weights.json)."""
+    return _tune_on(
+        range(len(rows)), rows, _tuning_drafts(rows, classifier), classifier, frozenset()
+    )
+
+
+def predict(
+    rows: Sequence[Row],
+    classifier: FittedClassifier,
+    *,
+    text: str = "full",
+    cross_validate: bool = False,
+    folds: int = 5,
+    seed: int = 0,
+    hidden: frozenset[str] = frozenset(),
 ) -> list[Classification]:
-    """Tune the weights on k-1 folds, classify the held-out fold; predictions in row order."""
+    """Predictions in row order for inputs cut as `text`.
+
+    With `cross_validate`, the shared weights are re-tuned on k-1 folds (stratified by
+    relevance, novelty and language) and the held-out fold is scored; without, the
+    classifier's own weights are used, unless topics are `hidden` (then they are tuned
+    on all rows without those topics' labels).
+    """
+    drafts = classifier.prepare([as_input(r, text) for r in rows])
+    if not cross_validate and not hidden:
+        for draft in drafts:
+            classifier.decide(draft, classifier.params)
+        return _build(classifier, drafts)
+    tuning = _tuning_drafts(rows, classifier)
+    if not cross_validate:
+        params = _tune_on(range(len(rows)), rows, tuning, classifier, hidden)
+        for draft in drafts:
+            classifier.decide(draft, params)
+        return _build(classifier, drafts)
+    from sklearn.model_selection import StratifiedKFold  # ~1 s of import: only here
+
     strata = [f"{r['relevant']}-{r['novel']}-{r.get('language')}" for r in rows]
     counts = {s: strata.count(s) for s in strata}
     # Strata smaller than the fold count fall back to their relevance class.
@@ -321,14 +425,13 @@ def cross_validate(
         s if counts[s] >= folds else str(r["relevant"]) for s, r in zip(strata, rows, strict=True)
     ]
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    predictions: list[Classification | None] = [None] * len(rows)
     for train, test in splitter.split(np.zeros(len(rows)), strata):
-        params = tune_params(
-            [rows[i] for i in train], classifier.topics, classifier.scope, base=classifier.params
-        )
-        fold_model = with_params(classifier, params)
-        for i, pred in zip(
-            test, fold_model.classify([as_input(rows[i]) for i in test]), strict=True
-        ):
-            predictions[i] = pred
-    return [p for p in predictions if p is not None]
+        params = _tune_on(list(train), rows, tuning, classifier, hidden)
+        for i in test:
+            classifier.decide(drafts[i], params)
+    return _build(classifier, drafts)
+
+
+def _build(classifier: FittedClassifier, drafts: Sequence[_Draft]) -> list[Classification]:
+    classifier._attach_passages(drafts)
+    return [d.build() for d in drafts]

@@ -1,18 +1,21 @@
-"""The classifier: a cheap lexical gate, lexical relevance and topic scores, evidence.
+"""The classifier: a cheap gate, lexical and semantic signals, learned decisions, evidence.
 
 Pipeline for each article:
-1. gate: no chip / critical-mineral term in any language -> rejected at once;
-2. units (headline, paragraphs) are matched against the scope and topic vocabularies;
-3. relevance = logistic score over a handful of unit-level signals (params);
-4. topic scores = one shared logistic model over per-topic unit signals + a bias per
-   topic; topics above the threshold apply; relevant with none applying = novel;
-5. user labels override near-copies of the article they judged;
-6. evidence: matched terms, nearest corpus passages (embeddings), one summary sentence.
+1. clean: markup and scripts stripped, length bounded; its text kind (headline,
+   summary, full) given by the source or guessed from length;
+2. gate: no chip / critical-mineral term in a language with term lists -> rejected at
+   once (any other language goes on: the embedder judges it);
+3. units (headline, paragraphs) are matched against the scope and topic vocabularies,
+   and the headline + best units are embedded (one batch for all articles);
+4. relevance and topic probabilities = small logistic models over lexical signals and
+   semantic ones (similarity to the scope's references and to each topic's examples),
+   one set of shared weights per text kind (weights.py);
+5. user labels and corpus documents override their near-copies;
+6. evidence: matched terms, nearest corpus passages, one summary sentence.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,8 +32,17 @@ from chipwatch.classify.features import (
     relevance_features,
     topic_features,
 )
-from chipwatch.classify.text import detect_language, fold, split_units, tokenize
+from chipwatch.classify.semantic import EMBED_CHARS, Reference, SemanticModel, fit_semantic
+from chipwatch.classify.text import (
+    TERM_LANGUAGES,
+    clean_text,
+    detect_language,
+    fold,
+    split_units,
+    tokenize,
+)
 from chipwatch.classify.topics import ScopeTerms
+from chipwatch.classify.weights import KindWeights, shipped_weights, sigmoid
 from chipwatch.errors import ClassifierError
 from chipwatch.types import (
     Classification,
@@ -39,6 +51,7 @@ from chipwatch.types import (
     Evidence,
     Label,
     Passage,
+    TextKind,
     Topic,
 )
 
@@ -47,24 +60,12 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 @dataclass(frozen=True)
 class ClassifierParams:
-    """Weights and thresholds. Defaults: tuned on the dev set (see docs/classifier.md)."""
+    """Weights and thresholds. The weights are tuned on the dev set (weights.json)."""
 
-    # One weight per features.RELEVANCE_FEATURES, then the bias (logistic regression).
-    relevance_weights: tuple[float, ...] = (0.7193, 0.5766, 1.5549, 0.6072, 1.0852, 1.9649, 1.2812)
-    relevance_bias: float = -6.0284
-    # Probability above which an article is relevant.
+    # One set of shared weights per text kind (see weights.py).
+    kinds: tuple[tuple[str, KindWeights], ...] = field(default_factory=shipped_weights)
+    # Probability above which an article is relevant ([classify].relevance_threshold).
     relevance_threshold: float = 0.5
-    # One weight per features.TOPIC_FEATURES, shared by all topics.
-    topic_weights: tuple[float, ...] = (1.0385, 0.7097, 1.0333, 0.171)
-    # Per-topic bias; a topic missing here (added by the user) gets `default_topic_bias`.
-    topic_bias: tuple[tuple[str, float], ...] = (
-        ("ai-chip-licensing", -3.0005),
-        ("rare-earths-leverage", -2.1602),
-        ("security-debate", -2.7093),
-        ("chipmaker-stakes", -3.2886),
-        ("china-response", -2.7615),
-    )
-    default_topic_bias: float = -2.784
     # Probability above which a topic applies to a relevant article.
     topic_threshold: float = 0.5
     # Token 3-shingle Jaccard above which an article counts as the same story as a user
@@ -73,15 +74,19 @@ class ClassifierParams:
     label_duplicate_jaccard: float = 0.5
     # Corpus passages shown as evidence.
     evidence_passages: int = 2
-    # Article units embedded to find evidence passages (headline + best units): embedding
-    # dominates the cost of a relevant article, so few and short (evidence_chars).
-    evidence_units: int = 2
-    evidence_chars: int = 300
-    # Embedder for evidence passages: "use" (cross-lingual) or "hashing" (no model).
+    # Article units embedded (headline + the best lexical unit, or the opening): embedding
+    # dominates the cost of an article that passes the gate, so few and short.
+    embed_units: int = 2
+    # Embedder: "use" (multilingual, cross-lingual) or "hashing" (no model).
     embedder: str = "use"
+    # An article in a language without term lists goes on only when its headline's
+    # similarity to the on-subject references reaches this (one embedding instead of
+    # all units for the off-subject bulk). Chosen on dev: ~2nd percentile of relevant
+    # dev headlines (0.26); the 99th percentile of such real feed entries is 0.28.
+    semantic_gate: float = 0.25
 
-    def bias_for(self, topic_id: str) -> float:
-        return dict(self.topic_bias).get(topic_id, self.default_topic_bias)
+    def for_kind(self, kind: TextKind) -> KindWeights:
+        return dict(self.kinds)[kind.value]
 
 
 @dataclass(frozen=True)
@@ -142,13 +147,33 @@ class ExemplarIndex:
         return self.exemplars[-max(found)[2]]
 
 
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(min(x, 40.0), -40.0)))
-
-
 def shingles(title: str, text: str, size: int = 3) -> frozenset[tuple[str, ...]]:
     words = [w.lower() for w in tokenize(f"{title} {text}")]
     return frozenset(tuple(words[i : i + size]) for i in range(max(len(words) - size + 1, 1)))
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Everything a decision needs about one article, computed once (evaluation and
+    tuning reuse them across folds): lexical and semantic feature vectors."""
+
+    kind: TextKind
+    termed_language: bool  # the article's language has term lists
+    relevance_lexical: tuple[float, ...]
+    relevance_semantic: tuple[float, ...]
+    topic_lexical: Mapping[str, tuple[float, ...]]
+    topic_semantic: Mapping[str, tuple[float, ...]]
+
+    def relevance_x(self) -> list[float]:
+        if self.termed_language:
+            return [*self.relevance_lexical, *self.relevance_semantic]
+        # No term list for the language: the semantic signals alone.
+        return list(self.relevance_semantic)
+
+    def topic_x(self, topic_id: str, termless: bool) -> list[float]:
+        if termless:
+            return list(self.topic_semantic[topic_id])
+        return [*self.topic_lexical[topic_id], *self.topic_semantic[topic_id]]
 
 
 @dataclass
@@ -163,6 +188,7 @@ class FittedClassifier:
     # User labels and corpus documents, matched as near-copies (ExemplarIndex).
     labels: tuple[LabelExemplar, ...] = ()
     embedder_name: str = "use"
+    semantic: SemanticModel | None = None
     matcher: Matcher = field(init=False, repr=False)
     exemplars: ExemplarIndex = field(init=False, repr=False)
     # Exemplars the gate would reject: the only ones a gate-rejected article is checked
@@ -196,29 +222,141 @@ class FittedClassifier:
             self._embedder = get_embedder(self.embedder_name)
         return self._embedder
 
+    def with_params(self, params: ClassifierParams) -> FittedClassifier:
+        """The same fitted corpus and labels with other weights or thresholds."""
+        clone = replace(self, params=params)
+        clone._embedder = self._embedder
+        return clone
+
     def warm_up(self) -> None:
         """Load the language identifier and the embedder now rather than on first use."""
         detect_language("warm-up", "Nvidia may sell chips to China again.")
-        if self.passage_vectors is not None:
+        if self.semantic is not None:
             self.embedder.embed(["Nvidia may sell chips to China again."])
 
-    # ---------- scoring ----------
-    def relevance(self, m: ArticleMatches) -> float:
-        x = relevance_features(m)
-        z = self.params.relevance_bias + sum(
-            w * v for w, v in zip(self.params.relevance_weights, x, strict=True)
-        )
-        return _sigmoid(z)
+    def termless(self, topic: Topic) -> bool:
+        return not any(topic.terms.values())
 
-    def topic_scores(self, m: ArticleMatches) -> dict[str, float]:
+    # ---------- public API ----------
+    def classify(self, items: Sequence[ClassifyInput]) -> list[Classification]:
+        """Classify a batch; the units of every article are embedded in one batch."""
+        drafts = self.prepare(items)
+        for draft in drafts:
+            self.decide(draft, self.params)
+        self._attach_passages(drafts)
+        return [d.build() for d in drafts]
+
+    def prepare(self, items: Sequence[ClassifyInput], *, gate: bool = True) -> list[_Draft]:
+        """Gate, matches, exemplar lookup and signals of each article (no decision yet).
+
+        `gate=False` computes the signals of every article (tuning needs those of the
+        articles the gate rejects too: they are the easy negatives)."""
+        drafts = [self._draft(item, gate) for item in items]
+        if gate:
+            self._semantic_gate(drafts)
+        self._embed_units(drafts)
+        return drafts
+
+    def _semantic_gate(self, drafts: list[_Draft]) -> None:
+        """Drafts that no term list could judge: rejected unless the headline is close in
+        meaning to the subject."""
+        pending = [i for i, d in enumerate(drafts) if d.unscreened]
+        if not pending or self.semantic is None:
+            return
+        heads = [drafts[i].embed_texts(1)[0] for i in pending]
+        closeness = (self.embedder.embed(heads) @ self.semantic.positive.T).max(axis=1)
+        for i, value in zip(pending, closeness, strict=True):
+            draft = drafts[i]
+            if value < self.params.semantic_gate and draft.label is None:
+                drafts[i] = _Draft.rejected(
+                    draft.item, draft.language, draft.kind, [t.id for t in self.topics]
+                )
+
+    def _draft(self, raw: ClassifyInput, gate: bool = True) -> _Draft:
+        title, text = clean_text(raw.title), clean_text(raw.text)
+        item = replace(raw, title=title, text=text)
+        kind = raw.text_kind or TextKind.guess(title, text)
+        language = detect_language(title, text, item.language)
+        # The user's judgement (a label, or a corpus document's annotation) wins, also over
+        # the cheap gate. The gate runs first: a rejected article is only checked against
+        # the exemplars that the gate itself would reject. An article in a language
+        # without term lists always goes on: its relevance is the embedder's to judge.
+        termed = language in TERM_LANGUAGES
+        by_terms = self.matcher.passes_gate(title, text)
+        passes = not gate or not termed or by_terms
+        label = self._label_match(item, self.exemplars if passes else self.ungated)
+        if label is None and not passes:
+            return _Draft.rejected(item, language, kind, [t.id for t in self.topics])
+        m = self.matcher.article(title, text, language)
+        return _Draft(
+            item=item,
+            language=language,
+            kind=kind,
+            termed=termed,
+            matches=m,
+            names=self._names(),
+            label=label,
+            unscreened=gate and not by_terms,
+        )
+
+    def _embed_units(self, drafts: Sequence[_Draft]) -> None:
+        wanted = [d for d in drafts if d.matches is not None]
+        if not wanted:
+            return
+        texts: list[str] = []
+        spans: list[tuple[int, int]] = []
+        for draft in wanted:
+            units = draft.embed_texts(self.params.embed_units)
+            spans.append((len(texts), len(texts) + len(units)))
+            texts.extend(units)
+        vectors = self.embedder.embed(texts) if self.semantic is not None else None
+        for draft, (start, end) in zip(wanted, spans, strict=True):
+            assert draft.matches is not None
+            unit_vectors = vectors[start:end] if vectors is not None else None
+            draft.unit_vectors = unit_vectors
+            draft.signals = self._signals(draft, draft.matches, unit_vectors)
+
+    def _signals(self, draft: _Draft, m: ArticleMatches, units: np.ndarray | None) -> Signals:
+        if self.semantic is not None and units is not None and len(units):
+            rel_sem = self.semantic.relevance_signals(units)
+            top_sem = self.semantic.topic_signals(units)
+        else:
+            rel_sem = [0.0] * 4
+            top_sem = {t.id: [0.0] * 4 for t in self.topics}
+        return Signals(
+            kind=draft.kind,
+            termed_language=draft.termed,
+            relevance_lexical=tuple(relevance_features(m)),
+            relevance_semantic=tuple(rel_sem),
+            topic_lexical={t.id: tuple(topic_features(m, t.id)) for t in self.topics},
+            topic_semantic={t: tuple(v) for t, v in top_sem.items()},
+        )
+
+    def decide(self, draft: _Draft, params: ClassifierParams) -> None:
+        """Relevance, topic scores and topics of a prepared draft under `params`."""
+        if draft.signals is None:
+            draft.relevance = sigmoid(params.for_kind(draft.kind).relevance.bias)
+            return
+        sig = draft.signals
+        weights = params.for_kind(draft.kind)
+        model = weights.relevance if sig.termed_language else weights.relevance_semantic
+        relevance = model.probability(sig.relevance_x())
         scores = {}
         for topic in self.topics:
-            x = topic_features(m, topic.id)
-            z = self.params.bias_for(topic.id) + sum(
-                w * v for w, v in zip(self.params.topic_weights, x, strict=True)
-            )
-            scores[topic.id] = _sigmoid(z)
-        return scores
+            termless = self.termless(topic)
+            topic_model = weights.topic_termless if termless else weights.topic
+            scores[topic.id] = topic_model.probability(topic.id, sig.topic_x(topic.id, termless))
+        relevant = relevance >= params.relevance_threshold
+        chosen = [t for t, p in scores.items() if p >= params.topic_threshold]
+        label = draft.label
+        if label is not None:
+            relevant = label.relevant
+            relevance = 0.99 if label.relevant else 0.01
+            chosen = list(label.topics)
+        draft.relevance = relevance
+        draft.relevant = relevant
+        draft.scores = scores
+        draft.topics = tuple(chosen) if relevant else ()
 
     def _label_match(self, item: ClassifyInput, index: ExemplarIndex) -> LabelExemplar | None:
         """The user label or corpus document this article is a near-copy of, if any."""
@@ -227,70 +365,17 @@ class FittedClassifier:
         mine = shingles(item.title, item.text)
         return index.best(mine, self.params.label_duplicate_jaccard)
 
-    # ---------- public API ----------
-    def classify(self, items: Sequence[ClassifyInput]) -> list[Classification]:
-        """Classify a batch; evidence passages are embedded in one batch at the end."""
-        drafts = [self._classify_one(item) for item in items]
-        self._attach_passages(drafts)
-        return [d.build() for d in drafts]
-
-    def _classify_one(self, item: ClassifyInput) -> _Draft:
-        language = detect_language(item.title, item.text, item.language)
-        # The user's judgement (a label, or a corpus document's annotation) wins, also over
-        # the cheap gate (a labelled article may name nothing the scope terms know). The
-        # gate runs first: a rejected article is only checked against the exemplars that
-        # the gate itself would reject.
-        passes = self.matcher.passes_gate(item.title, item.text)
-        label = self._label_match(item, self.exemplars if passes else self.ungated)
-        if label is None and not passes:
-            return _Draft.rejected(
-                item, language, _sigmoid(self.params.relevance_bias), [t.id for t in self.topics]
-            )
-        m = self.matcher.article(item.title, item.text, language)
-        relevance = self.relevance(m)
-        scores = self.topic_scores(m)
-        relevant = relevance >= self.params.relevance_threshold
-        chosen = [t for t, s in scores.items() if s >= self.params.topic_threshold]
-        if label is not None:
-            relevant = label.relevant
-            relevance = 0.99 if label.relevant else 0.01
-            chosen = list(label.topics)
-        topics = tuple(chosen) if relevant else ()
-        return _Draft(
-            item=item,
-            language=language,
-            relevance=relevance,
-            relevant=relevant,
-            topics=topics,
-            scores=scores,
-            matches=m,
-            names=self._names(),
-            labelled=label is not None,
-            copy_of=label.corpus_doc if label is not None else "",
-        )
-
     def _names(self) -> dict[str, str]:
         return {t.id: t.name for t in self.topics}
 
     def _attach_passages(self, drafts: Sequence[_Draft]) -> None:
-        """Nearest corpus passages for relevant articles (embedding their best units)."""
-        wanted = [d for d in drafts if d.relevant and d.matches is not None]
-        if not wanted or self.passage_vectors is None or not len(self.passages):
+        """Nearest corpus passages for relevant articles (from their embedded units)."""
+        if self.passage_vectors is None or not len(self.passages):
             return
-        texts: list[str] = []
-        owners: list[int] = []
-        for index, draft in enumerate(wanted):
-            units = draft.evidence_units(self.params.evidence_units, self.params.evidence_chars)
-            texts.extend(units)
-            owners.extend([index] * len(units))
-        vectors = self.embedder.embed(texts)
-        sims = vectors @ self.passage_vectors.T
-        owner_arr = np.asarray(owners)
-        for index, draft in enumerate(wanted):
-            rows = sims[owner_arr == index]
-            if not len(rows):
+        for draft in drafts:
+            if not draft.relevant or draft.unit_vectors is None or not len(draft.unit_vectors):
                 continue
-            best = rows.max(axis=0)
+            best = (draft.unit_vectors @ self.passage_vectors.T).max(axis=0)
             order = np.argsort(-best)[: self.params.evidence_passages]
             draft.passages = tuple(
                 Passage(self.passages[i].doc_id, self.passages[i].text, float(best[i]))
@@ -300,47 +385,64 @@ class FittedClassifier:
 
 @dataclass
 class _Draft:
-    """A classification being assembled (passages are filled in batch)."""
+    """A classification being assembled: prepared (signals), then decided."""
 
     item: ClassifyInput
     language: str
-    relevance: float
-    relevant: bool
-    topics: tuple[str, ...]
-    scores: dict[str, float]
+    kind: TextKind
+    termed: bool
     matches: ArticleMatches | None
     names: dict[str, str]
-    labelled: bool = False
-    copy_of: str = ""  # the corpus document this article is a near-copy of
+    label: LabelExemplar | None = None
+    # passed the gate only for its language (no term matched): the semantic gate decides
+    unscreened: bool = False
+    signals: Signals | None = None
+    unit_vectors: np.ndarray | None = None
+    relevance: float = 0.0
+    relevant: bool = False
+    topics: tuple[str, ...] = ()
+    scores: dict[str, float] = field(default_factory=dict)
     passages: tuple[Passage, ...] = ()
 
     @classmethod
     def rejected(
-        cls, item: ClassifyInput, language: str, relevance: float, topic_ids: Sequence[str]
+        cls, item: ClassifyInput, language: str, kind: TextKind, topic_ids: Sequence[str]
     ) -> _Draft:
         return cls(
             item=item,
             language=language,
-            relevance=relevance,
-            relevant=False,
-            topics=(),
-            scores={t: 0.0 for t in topic_ids},
+            kind=kind,
+            termed=True,
             matches=None,
             names={},
+            scores={t: 0.0 for t in topic_ids},
         )
+
+    @property
+    def labelled(self) -> bool:
+        return self.label is not None
+
+    @property
+    def copy_of(self) -> str:
+        return self.label.corpus_doc if self.label is not None else ""
+
+    def embed_texts(self, limit: int) -> list[str]:
+        """Headline, the opening unit (it usually says what the article is about: on dev
+        it beat the unit with the most lexical evidence), then the most lexical ones."""
+        assert self.matches is not None
+        body = list(self.matches.body)
+        chosen = body[:1]
+        rest = sorted(
+            body[1:],
+            key=lambda u: -(len(u.goods) + len(u.controls) + sum(map(len, u.topics.values()))),
+        )
+        chosen += rest[: max(limit - 1 - len(chosen), 0)]
+        units = [self.matches.title.text, *(u.text for u in chosen)]
+        return [u[:EMBED_CHARS] for u in units if u.strip()] or [" "]
 
     @property
     def novel(self) -> bool:
         return self.relevant and not self.topics
-
-    def evidence_units(self, limit: int, chars: int) -> list[str]:
-        assert self.matches is not None
-        body = sorted(
-            self.matches.body,
-            key=lambda u: -(len(u.goods) + len(u.controls) + sum(map(len, u.topics.values()))),
-        )
-        units = [self.matches.title.text] + [u.text for u in body[: max(limit - 1, 0)]]
-        return [u[:chars] for u in units if u.strip()]
 
     def matched_terms(self) -> dict[str, tuple[str, ...]]:
         if self.matches is None:
@@ -370,13 +472,20 @@ class _Draft:
             prefix = f"Same story as corpus document {self.copy_of}; "
         elif self.labelled:
             prefix = "Labelled by you as the same story; "
-        if not self.relevant:
-            named = " and ".join(part for part in (goods, controls) if part)
-            if not named:  # the terms matched only as patterns: nothing readable to quote
-                return f"{prefix}Off-subject: not a trade-control story."
-            return f"{prefix}Off-subject: mentions {named}, but not as a trade-control story."
-        paragraphs = "the headline names" if scoped <= 1 else f"{scoped} passages name"
-        where = f"{paragraphs} {goods}" + (f" with {controls}" if controls else "")
+        if not goods:
+            # No term list matched (another language, or a topic without terms): the
+            # semantic signals decided.
+            passage = self.passages[0].doc_id if self.passages else ""
+            near = f" (nearest corpus passage: {passage})" if passage else ""
+            if not self.relevant:
+                return f"{prefix}Off-subject: not close enough to the watch's subject{near}."
+            where = f"close in meaning to the corpus and the topics{near}"
+        elif not self.relevant:
+            why = f"mentions {goods}" + (f" and {controls}" if controls else "")
+            return f"{prefix}Off-subject: {why}, but not as a trade-control story."
+        else:
+            paragraphs = "the headline names" if scoped <= 1 else f"{scoped} passages name"
+            where = f"{paragraphs} {goods}" + (f" with {controls}" if controls else "")
         if self.novel:
             return f"{prefix}Novel: {where}, but no corpus topic fits (candidate for a new topic)."
         names = "; ".join(self.names.get(t, t) for t in self.topics)
@@ -459,6 +568,23 @@ def _corpus_exemplar(doc: CorpusDocument, matcher: Matcher) -> LabelExemplar:
     )
 
 
+def _references(
+    corpus: Sequence[CorpusDocument], labels: Sequence[Label]
+) -> tuple[list[Reference], int]:
+    """Corpus passages (first, row for row with `corpus_passages`), then the headline and
+    units of each labelled article; and how many come from the corpus."""
+    refs = [
+        Reference(unit, frozenset(doc.topics), doc.relevant)
+        for doc in corpus
+        for unit in split_units(doc.text)
+    ]
+    n_corpus = len(refs)
+    for label in labels:
+        units = [label.title, *split_units(clean_text(label.text))][:6]
+        refs += [Reference(u, frozenset(label.topics), label.relevant) for u in units if u]
+    return refs, n_corpus
+
+
 def fit(
     corpus: Sequence[CorpusDocument],
     topics: Sequence[Topic],
@@ -467,8 +593,9 @@ def fit(
     params: ClassifierParams | None = None,
     embedder: Embedder | None = None,
 ) -> FittedClassifier:
-    """Fit from the corpus (passages for evidence, documents as exemplars whose
-    near-copies inherit their topics), topics, scope terms and user labels."""
+    """Fit from the corpus and the labels: each topic's few-shot prototypes (its
+    description, its documents' passages, its labelled articles), the scope's on- and
+    off-subject references, passages for evidence, documents and labels as exemplars."""
     if not topics:
         raise ClassifierError("no topics to classify against")
     params = params or ClassifierParams()
@@ -480,7 +607,16 @@ def fit(
     matcher = Matcher(scope_terms, topics)
     passages = corpus_passages(corpus, matcher)
     emb = embedder or get_embedder(params.embedder)
-    vectors = emb.embed([p.text for p in passages]) if passages else None
+    refs, n_corpus = _references(corpus, labels)
+    ref_vectors = emb.embed([r.text[:EMBED_CHARS] for r in refs])
+    semantic = fit_semantic(
+        emb,
+        refs,
+        [(t.id, t.description) for t in topics],
+        scope_terms.description,
+        scope_terms.counter_examples,
+        reference_vectors=ref_vectors,
+    )
     exemplars = tuple(
         LabelExemplar(
             shingles(lb.title, lb.text),
@@ -495,9 +631,10 @@ def fit(
         scope=scope_terms,
         params=replace(params, embedder=emb.name),
         passages=passages,
-        passage_vectors=vectors,
+        passage_vectors=ref_vectors[:n_corpus] if n_corpus else None,
         labels=exemplars,
         embedder_name=emb.name,
+        semantic=semantic,
     )
     model._embedder = emb
     return model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,8 +45,26 @@ DISTANCE_THRESHOLD = 0.55
 @dataclass(frozen=True)
 class TopicSuggestion:
     label_terms: tuple[str, ...]  # distinctive tf-idf terms of the group
-    member_ids: tuple[str, ...]
+    member_ids: tuple[str, ...]  # the group's articles, the most central first
     size: int
+
+    @property
+    def topic_id(self) -> str:
+        words = [w for t in self.label_terms[:2] for w in _ID_WORD.findall(fold(t).lower())]
+        return "-".join(dict.fromkeys(words))[:40].strip("-") or "new-topic"
+
+    @property
+    def name(self) -> str:
+        return ", ".join(self.label_terms[:3]).capitalize() or "New topic"
+
+    def description(self, central_title: str) -> str:
+        """A first description the user may edit: the group's terms and its most central
+        headline (an example the embedder will measure new articles against)."""
+        terms = ", ".join(self.label_terms)
+        return f"Export-control news about {terms}; for example: {central_title.strip()}"
+
+
+_ID_WORD = re.compile(r"[a-z0-9]+")
 
 
 def _cluster(vectors: np.ndarray, k: int | None) -> np.ndarray:
@@ -120,14 +139,16 @@ def suggest_topics(
     vectors = (embedder or get_embedder("use")).embed(texts)
     labels = _cluster(vectors, k)
     terms = _label_terms(texts, labels, n_terms)
-    suggestions = [
-        TopicSuggestion(
-            label_terms=tuple(terms[c]),
-            member_ids=tuple(
-                a.id for a, lab in zip(novel_articles, labels, strict=True) if lab == c
-            ),
-            size=int((labels == c).sum()),
+    suggestions = []
+    for c in sorted(set(labels.tolist())):
+        members = [i for i, lab in enumerate(labels) if lab == c]
+        centroid = vectors[members].mean(axis=0)
+        members.sort(key=lambda i: -float(vectors[i] @ centroid))  # most central first
+        suggestions.append(
+            TopicSuggestion(
+                label_terms=tuple(terms[c]),
+                member_ids=tuple(novel_articles[i].id for i in members),
+                size=len(members),
+            )
         )
-        for c in sorted(set(labels.tolist()))
-    ]
     return sorted(suggestions, key=lambda s: -s.size)

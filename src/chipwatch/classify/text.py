@@ -37,7 +37,7 @@ TERM_LANGUAGES: tuple[str, ...] = ("en", "fr", "de", "it", "es")
 
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "`": "'", "ß": "ss", "\u00a0": " "})
 _PARA_SPLIT = re.compile(r"\n\s*\n|\n")
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ý0-9«\"“])")
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀ-Ý0-9«\"“])|(?<=[\u3002\uff01\uff1f])")
 # A paragraph longer than this is cut into sentence windows: a feed summary or a corpus
 # file often comes as one block, and "a paragraph is about the topic" needs units.
 MAX_UNIT_CHARS = 700
@@ -50,25 +50,71 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+# Text beyond this many characters is not read: the verdict is made on the opening, the
+# same for every layout (a 1 MB text costs what its first 200,000 characters cost).
+MAX_TEXT_CHARS = 200_000
+_SPACES = re.compile(r"[ \t\r\f\v]+")
+
+
+def clean_text(text: str) -> str:
+    """Plain text to match on: markup (tags, scripts, entities) removed, bounded length.
+
+    Matching runs on what a reader sees: "export controls" inside a <script> is not the
+    article's text.
+    """
+    text = text[: MAX_TEXT_CHARS * 3] if len(text) > MAX_TEXT_CHARS * 3 else text
+    if "<" in text or "&" in text:
+        from chipwatch.markup import to_text
+
+        text = to_text(text)
+    return text[:MAX_TEXT_CHARS]
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences of every line; a line break ends a sentence, so does ".!?" + capital."""
+    out: list[str] = []
+    for line in _PARA_SPLIT.split(text):
+        line = _SPACES.sub(" ", line).strip()
+        if line:
+            out.extend(s for s in _SENTENCE_SPLIT.split(line) if s)
+    return out
+
+
+def _hard_cut(sentence: str, max_chars: int) -> list[str]:
+    """A "sentence" longer than a unit (no punctuation at all) cut at spaces."""
+    pieces: list[str] = []
+    while len(sentence) > max_chars:
+        cut = sentence.rfind(" ", 0, max_chars)
+        cut = cut if cut > max_chars // 2 else max_chars
+        pieces.append(sentence[:cut].strip())
+        sentence = sentence[cut:].strip()
+    if sentence:
+        pieces.append(sentence)
+    return pieces
+
+
 def split_units(text: str, max_chars: int = MAX_UNIT_CHARS) -> list[str]:
-    """Paragraphs of `text`, long ones cut into windows of whole sentences."""
+    """The text as units of whole sentences, packed up to ~`max_chars` / 2 characters.
+
+    A unit stands for the taxonomy's "paragraph". Units are built from sentences, not
+    from the layout: the same text on one line or with a line break after every
+    sentence gives the same units (so the same verdict), and a line without any
+    punctuation is still cut. A line that does not end a sentence (a subheading) is
+    never glued to the next one.
+    """
+    target = max_chars // 2
     units: list[str] = []
-    for para in _PARA_SPLIT.split(text):
-        para = para.strip()
-        if not para:
-            continue
-        if len(para) <= max_chars:
-            units.append(para)
-            continue
-        window = ""
-        for sentence in _SENTENCE_SPLIT.split(para):
-            if window and len(window) + len(sentence) > max_chars:
-                units.append(window)
-                window = ""
-            window = f"{window} {sentence}".strip()
-        if window:
-            units.append(window)
+    for sentence in _sentences(text):
+        for piece in _hard_cut(sentence, max_chars):
+            if units and _is_sentence_end(units[-1]) and len(units[-1]) + len(piece) < target:
+                units[-1] = f"{units[-1]} {piece}"
+            else:
+                units.append(piece)
     return units
+
+
+def _is_sentence_end(text: str) -> bool:
+    return text.endswith((".", "!", "?", "\u3002", '"', "\u00bb", "\u201d", "\uff01", "\uff1f"))
 
 
 _TOKEN = re.compile(r"\w+|%")

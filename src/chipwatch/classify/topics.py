@@ -32,6 +32,9 @@ class ScopeTerms:
     # anchor ("licence" is ai-chip-licensing evidence next to an AI accelerator, not next
     # to a lithography machine or a rare-earth magnet).
     anchors: Mapping[str, Terms] = field(default_factory=dict)
+    # Off-subject news in a sentence each (`[scope] counter_examples`): the semantic
+    # signals measure an article's margin over them (chip news without a control angle).
+    counter_examples: tuple[str, ...] = ()
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -71,9 +74,8 @@ def _topic(raw: object, source: str, where: str) -> Topic:
     alert = raw.get("alert", False)
     if not isinstance(alert, bool):
         raise ConfigError(source, f"{where}.alert", "must be true or false")
+    # Terms are an optional boost: a topic is defined by its description and examples.
     terms = _terms(raw.get("terms", {}), source, f"{where}.terms")
-    if not any(terms.values()):
-        raise ConfigError(source, f"{where}.terms", "a topic needs at least one term")
     return Topic(
         id=topic_id,
         name=_string(raw, "name", source, where),
@@ -83,12 +85,25 @@ def _topic(raw: object, source: str, where: str) -> Topic:
     )
 
 
-def load_topics(path: Path) -> tuple[Topic, ...]:
-    """The topics of config/topics.toml, in file order; ids must be unique."""
+def load_topics(path: Path, user_path: Path | None = None) -> tuple[Topic, ...]:
+    """The topics of config/topics.toml, then those of the user's topics file (written by
+    `chipwatch topics add`; optional), in file order; ids must be unique across both."""
+    topics = list(_topics_of(path, required=True))
+    if user_path is not None and user_path.exists():
+        for index, topic in enumerate(_topics_of(user_path, required=False)):
+            if any(t.id == topic.id for t in topics):
+                raise ConfigError(
+                    str(user_path), f"topic[{index}].id", f"duplicate id {topic.id!r}"
+                )
+            topics.append(topic)
+    return tuple(topics)
+
+
+def _topics_of(path: Path, *, required: bool) -> list[Topic]:
     data = read_toml(path)
     source = str(path)
-    raw_topics = data.get("topic")
-    if not isinstance(raw_topics, list) or not raw_topics:
+    raw_topics = data.get("topic", [])
+    if not isinstance(raw_topics, list) or (required and not raw_topics):
         raise ConfigError(source, "topic", "no [[topic]] table")
     topics: list[Topic] = []
     for index, raw in enumerate(raw_topics):
@@ -96,7 +111,43 @@ def load_topics(path: Path) -> tuple[Topic, ...]:
         if any(t.id == topic.id for t in topics):
             raise ConfigError(source, f"topic[{index}].id", f"duplicate id {topic.id!r}")
         topics.append(topic)
-    return tuple(topics)
+    return topics
+
+
+_USER_HEADER = """# Your topics, added by `chipwatch topics add` (or `topics accept`); the shipped
+# topics are in topics.toml. A topic is its description and the corpus documents
+# annotated with it (`chipwatch corpus add FILE --topics ID`); a [topic.terms] table is
+# an optional boost. The classifier refits at its next use.
+"""
+
+
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + " ".join(escaped.split()) + '"'
+
+
+def add_user_topic(
+    topics_path: Path, user_path: Path, topic_id: str, name: str, description: str
+) -> Topic:
+    """Append a topic to the user's topics file (created if absent); never touches the
+    shipped topics.toml. The id must be new and lowercase-dashed."""
+    source = str(user_path)
+    if not _ID_RE.match(topic_id):
+        raise ConfigError(source, "id", f"{topic_id!r} is not a lowercase-dashed id")
+    for key, value in (("name", name), ("description", description)):
+        if not value.strip():
+            raise ConfigError(source, key, "must not be empty")
+    if any(t.id == topic_id for t in load_topics(topics_path, user_path)):
+        raise ConfigError(source, "id", f"topic {topic_id!r} already exists")
+    block = (
+        f"\n[[topic]]\nid = {_toml_string(topic_id)}\nname = {_toml_string(name)}\n"
+        f"description = {_toml_string(description)}\n"
+    )
+    user_path.parent.mkdir(parents=True, exist_ok=True)
+    new_file = not user_path.exists()
+    with user_path.open("a", encoding="utf-8") as handle:
+        handle.write((_USER_HEADER if new_file else "") + block)
+    return next(t for t in load_topics(topics_path, user_path) if t.id == topic_id)
 
 
 def load_scope(path: Path) -> ScopeTerms:
@@ -118,6 +169,12 @@ def load_scope(path: Path) -> ScopeTerms:
             if not any(table.values()):
                 raise ConfigError(source, where, "an anchors table needs at least one term")
             anchors[_string(topic, "id", source, f"topic[{index}]")] = table
+    counter = raw.get("counter_examples", [])
+    if not isinstance(counter, list) or not all(isinstance(c, str) for c in counter):
+        raise ConfigError(source, "scope.counter_examples", "must be a list of strings")
     return ScopeTerms(
-        description=_string(raw, "description", source, "scope"), anchors=anchors, **groups
+        description=_string(raw, "description", source, "scope"),
+        anchors=anchors,
+        counter_examples=tuple(c.strip() for c in counter if c.strip()),
+        **groups,
     )

@@ -1,76 +1,124 @@
-"""Tune the handful of weights of ClassifierParams on labelled rows (dev set, labels).
+"""Tune the shared weights (weights.py) on labelled rows: the dev set, or CV folds of it.
 
-Two small logistic regressions on hand-made features: 7 relevance weights + bias, and
-4 topic weights shared by all topics + one bias per topic. Nothing else is learned, so
-what ships is these numbers, never a model of the labelled text.
+Per text kind, four small L2-regularised logistic regressions over the signals the
+classifier computed for each row (model.Signals). Nothing else is learned from labelled
+rows, so what ships is these few numbers, never a model of the labelled text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
-from chipwatch.classify.features import Matcher, relevance_features, topic_features
-from chipwatch.classify.model import ClassifierParams
-from chipwatch.classify.text import detect_language, optional_str
-from chipwatch.classify.topics import ScopeTerms
-from chipwatch.types import Topic
+from chipwatch.classify.model import ClassifierParams, Signals
+from chipwatch.classify.weights import KindWeights, Linear, TopicLinear
+from chipwatch.types import TextKind
 
-# L2 strength: strong enough that 135 rows cannot push a weight to an extreme.
+# L2 strength: strong enough that ~100 rows cannot push a weight to an extreme.
 REGULARISATION_C = 1.0
+
+Row = Mapping[str, object]
+
+
+def _round(values: Iterable[float]) -> tuple[float, ...]:
+    return tuple(round(float(v), 4) for v in values)
+
+
+def _linear(x: list[list[float]], y: list[bool], base: Linear) -> Linear:
+    from sklearn.linear_model import LogisticRegression  # imported only when tuning
+
+    if len(set(y)) < 2:
+        return base
+    model = LogisticRegression(C=REGULARISATION_C, max_iter=2000).fit(np.array(x), np.array(y))
+    return Linear(_round(model.coef_[0]), round(float(model.intercept_[0]), 4))
+
+
+def _topic_linear(
+    rows: Sequence[tuple[list[float], str, bool]],
+    topic_ids: Sequence[str],
+    base: TopicLinear,
+    *,
+    per_topic_bias: bool,
+) -> TopicLinear:
+    """Shared weights over (features, topic, gold) rows; a bias per topic, or one."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len({gold for _, _, gold in rows}) < 2:
+        return base
+    index = {t: i for i, t in enumerate(topic_ids)}
+    x = []
+    for features, topic, _ in rows:
+        onehot = [1.0 if per_topic_bias and index[topic] == k else 0.0 for k in index]
+        x.append(features + (onehot if per_topic_bias else []))
+    y = [gold for _, _, gold in rows]
+    model = LogisticRegression(
+        C=REGULARISATION_C, max_iter=2000, fit_intercept=not per_topic_bias
+    ).fit(np.array(x), np.array(y))
+    n = len(rows[0][0])
+    coef = model.coef_[0]
+    if not per_topic_bias:
+        return TopicLinear(_round(coef), (), round(float(model.intercept_[0]), 4))
+    biases = tuple((t, round(float(coef[n + i]), 4)) for t, i in index.items())
+    return TopicLinear(_round(coef[:n]), biases, round(float(np.mean([b for _, b in biases])), 4))
+
+
+def tune_kind(
+    signals: Sequence[Signals],
+    rows: Sequence[Row],
+    topic_ids: Sequence[str],
+    base: KindWeights,
+    *,
+    hidden: frozenset[str] = frozenset(),
+) -> KindWeights:
+    """The four models of one kind from rows and their signals (same order).
+
+    `hidden` topics are left out of topic tuning (the new-topic protocol: their labels
+    are not seen). Topic models learn from relevant rows only: topics are decided for
+    relevant articles.
+    """
+    y = [bool(r["relevant"]) for r in rows]
+    lexical = [s.relevance_x() if s.termed_language else [] for s in signals]
+    relevance = (
+        _linear(
+            [x for x in lexical if x],
+            [g for x, g in zip(lexical, y, strict=True) if x],
+            base.relevance,
+        )
+        if any(lexical)
+        else base.relevance
+    )
+    semantic = _linear([list(s.relevance_semantic) for s in signals], y, base.relevance_semantic)
+    termed_rows: list[tuple[list[float], str, bool]] = []
+    termless_rows: list[tuple[list[float], str, bool]] = []
+    kept = [t for t in topic_ids if t not in hidden]
+    for s, r in zip(signals, rows, strict=True):
+        if not r["relevant"]:
+            continue
+        gold = set(r["topics"])  # type: ignore[call-overload]
+        for t in kept:
+            termed_rows.append((s.topic_x(t, termless=False), t, t in gold))
+            termless_rows.append((s.topic_x(t, termless=True), t, t in gold))
+    return KindWeights(
+        relevance=relevance,
+        relevance_semantic=semantic,
+        topic=_topic_linear(termed_rows, kept, base.topic, per_topic_bias=True),
+        topic_termless=_topic_linear(
+            termless_rows, kept, base.topic_termless, per_topic_bias=False
+        ),
+    )
 
 
 def tune_params(
-    rows: Sequence[Mapping[str, object]],
-    topics: Sequence[Topic],
-    scope: ScopeTerms,
-    base: ClassifierParams | None = None,
+    by_kind: Mapping[TextKind, tuple[Sequence[Signals], Sequence[Row]]],
+    topic_ids: Sequence[str],
+    base: ClassifierParams,
+    *,
+    hidden: frozenset[str] = frozenset(),
 ) -> ClassifierParams:
-    """Fit relevance and topic weights on rows with id/title/text/relevant/topics."""
-    base = base or ClassifierParams()
-    matcher = Matcher(scope, topics)
-    matches = [
-        matcher.article(
-            str(r["title"]),
-            str(r["text"]),
-            detect_language(str(r["title"]), str(r["text"]), optional_str(r.get("language"))),
-        )
-        for r in rows
-    ]
-    y = np.array([bool(r["relevant"]) for r in rows])
-    if len(set(y.tolist())) < 2:
-        return base
-    rel = LogisticRegression(C=REGULARISATION_C, max_iter=1000)
-    rel.fit(np.array([relevance_features(m) for m in matches]), y)
-
-    x_topic: list[list[float]] = []
-    y_topic: list[bool] = []
-    for r, m in zip(rows, matches, strict=True):
-        if not r["relevant"]:
-            continue  # topics are only decided for relevant articles
-        for index, topic in enumerate(topics):
-            onehot = [1.0 if k == index else 0.0 for k in range(len(topics))]
-            x_topic.append(topic_features(m, topic.id) + onehot)
-            y_topic.append(topic.id in r["topics"])  # type: ignore[operator]
-    if len(set(y_topic)) < 2:
-        return replace(
-            base,
-            relevance_weights=tuple(float(w) for w in rel.coef_[0]),
-            relevance_bias=float(rel.intercept_[0]),
-        )
-    top = LogisticRegression(C=REGULARISATION_C, max_iter=1000, fit_intercept=False)
-    top.fit(np.array(x_topic), np.array(y_topic))
-    n_feat = len(x_topic[0]) - len(topics)
-    weights = top.coef_[0]
-    biases = tuple((t.id, round(float(weights[n_feat + i]), 4)) for i, t in enumerate(topics))
-    return replace(
-        base,
-        relevance_weights=tuple(round(float(w), 4) for w in rel.coef_[0]),
-        relevance_bias=round(float(rel.intercept_[0]), 4),
-        topic_weights=tuple(round(float(w), 4) for w in weights[:n_feat]),
-        topic_bias=biases,
-        default_topic_bias=round(float(np.mean([b for _, b in biases])), 4),
-    )
+    """Every kind's weights from its own rows (the dev set cut as that kind's inputs)."""
+    kinds = dict(base.kinds)
+    for kind, (signals, rows) in by_kind.items():
+        kinds[kind.value] = tune_kind(signals, rows, topic_ids, base.for_kind(kind), hidden=hidden)
+    return replace(base, kinds=tuple(kinds.items()))

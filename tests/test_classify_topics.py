@@ -1,0 +1,281 @@
+"""Topics defined by examples, short inputs, any language, and the classifier's input bugs.
+
+Sample articles are our own words, written for these tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from chipwatch.classify import load_or_fit
+from chipwatch.classify.model import FittedClassifier
+from chipwatch.classify.text import split_units
+from chipwatch.types import ClassifyInput, TextKind
+from tests.chipwatch_cli import run_chipwatch
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPICS = ROOT / "config" / "topics.toml"
+CORPUS = ROOT / "config" / "corpus"
+
+LICENSING = ClassifyInput(
+    id="lic",
+    title="US grants Nvidia licences to resume H20 sales to China",
+    text=(
+        "The Commerce Department has approved export licences that allow Nvidia to sell "
+        "its H20 AI chips to Chinese customers again, reversing an April ban.\n\n"
+        "Under the deal, the chipmaker will hand 15% of its China chip sales revenue to the "
+        "US government, officials said.\n\n"
+        "Lawmakers in Congress warned that the accelerators could help the Chinese military."
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory: pytest.TempPathFactory) -> FittedClassifier:
+    return load_or_fit(CORPUS, TOPICS, [], tmp_path_factory.mktemp("cache"))
+
+
+def one(model: FittedClassifier, item: ClassifyInput):  # type: ignore[no-untyped-def]
+    return model.classify([item])[0]
+
+
+# --- short inputs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "US bans exports of Nvidia H20 AI chips to China",
+        "Washington tightens export controls on advanced chips for Chinese buyers",
+        "Les États-Unis interdisent l'exportation des puces Nvidia vers la Chine",
+    ],
+)
+def test_a_headline_naming_an_export_control_on_chips_is_relevant_alone(
+    classifier: FittedClassifier, title: str
+) -> None:
+    result = one(classifier, ClassifyInput(id="h", title=title, text=""))
+    assert result.relevant, result.evidence.summary
+
+
+def test_an_off_subject_chip_headline_stays_off_subject(classifier: FittedClassifier) -> None:
+    result = one(
+        classifier, ClassifyInput(id="h", title="Nvidia unveils a new gaming card", text="")
+    )
+    assert not result.relevant
+
+
+def test_the_text_kind_is_guessed_from_length_or_taken_from_the_input(
+    classifier: FittedClassifier,
+) -> None:
+    assert TextKind.guess(LICENSING.title, "") is TextKind.HEADLINE
+    assert TextKind.guess(LICENSING.title, LICENSING.text[:300]) is TextKind.SUMMARY
+    # The kind picks the weights: the same input scored as a headline and as a full
+    # article gives two different calibrated probabilities.
+    head = one(classifier, replace(LICENSING, text="", text_kind=TextKind.HEADLINE))
+    full = one(classifier, replace(LICENSING, text="", text_kind=TextKind.FULL))
+    assert head.relevant
+    assert head.relevance != full.relevance
+
+
+def test_the_first_300_characters_keep_the_verdict(classifier: FittedClassifier) -> None:
+    short = one(classifier, replace(LICENSING, text=LICENSING.text[:300]))
+    assert short.relevant
+    assert "ai-chip-licensing" in short.topics
+
+
+# --- any language ------------------------------------------------------------------------
+
+UNSEEN = [
+    (
+        "zh",
+        "美国收紧对华人工智能芯片出口管制",
+        "美国商务部宣布，英伟达向中国出口先进人工智能芯片需要获得许可证。",
+        "北京明天天气晴朗",
+        "气温将升至二十五度，适合户外活动。",
+    ),
+    (
+        "ja",
+        "米国、中国向け半導体の輸出規制を強化",
+        "米商務省は、エヌビディアのAI半導体を中国に輸出する際に許可を求めると発表した。",
+        "東京で桜が満開に",
+        "週末は多くの花見客でにぎわう見込みだ。",
+    ),
+    (
+        "ru",
+        "США ужесточили экспортный контроль на чипы для Китая",
+        "Министерство торговли США запретило продажу ИИ-ускорителей Nvidia в Китай без "
+        "лицензии. Ограничения на экспорт полупроводников вводятся ради национальной "
+        "безопасности.",
+        "В Москве открылся новый парк",
+        "Жители города смогут гулять среди деревьев.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("lang", "title", "text", "off_title", "off_text"), UNSEEN)
+def test_languages_without_term_lists_are_judged_by_meaning(
+    classifier: FittedClassifier, lang: str, title: str, text: str, off_title: str, off_text: str
+) -> None:
+    on = one(classifier, ClassifyInput(id="on", title=title, text=text))
+    off = one(classifier, ClassifyInput(id="off", title=off_title, text=off_text))
+    assert on.language == lang
+    assert on.relevance > off.relevance + 0.2
+    assert not off.relevant
+    if lang != "ru":  # Russian is the weakest: see docs/classifier.md
+        assert on.relevant, on.evidence.summary
+
+
+# --- bugs --------------------------------------------------------------------------------
+
+
+def test_the_relevance_threshold_setting_decides_the_verdict(tmp_path: Path) -> None:
+    strict = load_or_fit(CORPUS, TOPICS, [], tmp_path, relevance_threshold=0.9999)
+    lenient = load_or_fit(CORPUS, TOPICS, [], tmp_path, relevance_threshold=0.5)
+    probe = ClassifyInput(id="p", title="Chip export rules reviewed", text="")
+    assert strict.classify([probe])[0].relevance == lenient.classify([probe])[0].relevance
+    assert lenient.classify([LICENSING])[0].relevant
+    assert not strict.classify([LICENSING])[0].relevant
+
+
+def test_markup_and_scripts_are_stripped_before_matching(classifier: FittedClassifier) -> None:
+    scripted = ClassifyInput(
+        id="s",
+        title="Sunny weekend ahead",
+        text="<script>var tags = 'export controls on Nvidia chips to China';</script>"
+        "<p>The weather stays warm and dry until Monday.</p>",
+    )
+    result = one(classifier, scripted)
+    assert result.evidence.matched_terms == {}
+    assert not result.relevant
+    html = replace(LICENSING, text="<div>" + LICENSING.text.replace("\n\n", "</p><p>") + "</div>")
+    assert one(classifier, html).topics == one(classifier, LICENSING).topics
+
+
+def test_the_same_verdict_with_or_without_line_breaks(classifier: FittedClassifier) -> None:
+    flat = replace(LICENSING, id="flat", text=" ".join(LICENSING.text.split()))
+    broken = replace(
+        LICENSING, id="broken", text=LICENSING.text.replace(". ", ".\n").replace(", ", ",\n")
+    )
+    base = one(classifier, LICENSING)
+    for variant in (flat, broken):
+        result = one(classifier, variant)
+        assert (result.relevant, result.topics) == (base.relevant, base.topics)
+    assert split_units(flat.text) == split_units(LICENSING.text)
+
+
+def test_a_one_megabyte_line_gets_the_verdict_of_the_same_text_with_breaks(
+    classifier: FittedClassifier,
+) -> None:
+    paragraph = " ".join(LICENSING.text.split())
+    copies = 1_000_000 // len(paragraph) + 1
+    one_line = replace(LICENSING, id="line", text=" ".join([paragraph] * copies))
+    with_breaks = replace(LICENSING, id="breaks", text="\n\n".join([paragraph] * copies))
+    assert len(one_line.text) > 1_000_000
+    a, b = classifier.classify([one_line, with_breaks])
+    assert a.relevant and b.relevant
+    assert a.topics == b.topics
+    assert "ai-chip-licensing" in a.topics
+
+
+# --- a new topic from its description and examples, through the CLI ----------------------
+
+EXAMPLE_1 = (
+    "US adds dozens of Chinese chip firms to the Entity List\n"
+    "The Commerce Department placed 140 Chinese companies, including makers of chipmaking "
+    "tools, on its Entity List, which bars American suppliers from shipping them goods "
+    "without a licence.\n"
+    "Officials said the firms helped the Chinese military obtain advanced semiconductors.\n"
+)
+EXAMPLE_2 = (
+    "Washington blacklists more Chinese semiconductor companies\n"
+    "Dozens of Chinese semiconductor groups were added to the US trade blacklist known as "
+    "the Entity List, cutting them off from American technology.\n"
+    "The listed companies can no longer buy US chips or software unless the government "
+    "grants a licence, which it will usually deny.\n"
+)
+ON_TOPIC = {
+    "id": "new",
+    "title": "Commerce puts 25 more Chinese chip designers on the Entity List",
+    "text": "The US added 25 Chinese chip design firms to its Entity List blacklist on "
+    "Tuesday, so American suppliers now need a licence to sell them anything.",
+}
+OFF_TOPIC = {
+    "id": "other",
+    "title": "China tells its firms to stop buying Nvidia H20 chips",
+    "text": "Beijing regulators told Chinese tech groups to halt purchases of Nvidia's H20 "
+    "accelerators and to favour Huawei's Ascend chips instead.",
+}
+
+
+def test_a_new_topic_from_a_description_and_two_examples(tmp_path: Path) -> None:
+    config_dir = tmp_path / "config"
+    shutil.copytree(CORPUS, config_dir / "corpus")
+    config = config_dir / "chipwatch.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\ntopics = "{TOPICS}"\ncorpus_dir = "corpus"\n',
+        encoding="utf-8",
+    )
+    shipped = TOPICS.read_bytes()
+
+    refused = run_chipwatch(config, "corpus", "add", str(tmp_path / "x.txt"), "--topics", "nope")
+    assert refused.returncode != 0
+
+    added = run_chipwatch(
+        config,
+        "topics",
+        "add",
+        "entity-list",
+        "--name",
+        "Entity List additions",
+        "--description",
+        "The US Commerce Department adds Chinese companies to the Entity List trade "
+        "blacklist, barring sales of American chips and tools to them without a licence.",
+    )
+    assert added.returncode == 0, added.stderr
+    assert (config_dir / "user-topics.toml").exists()
+    assert TOPICS.read_bytes() == shipped  # the shipped topics are never written
+    assert "entity-list" in run_chipwatch(config, "topics", "list").stdout
+
+    for number, text in enumerate((EXAMPLE_1, EXAMPLE_2)):
+        path = tmp_path / f"example{number}.txt"
+        path.write_text(text, encoding="utf-8")
+        result = run_chipwatch(config, "corpus", "add", str(path), "--topics", "entity-list")
+        assert result.returncode == 0, result.stderr
+
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("\n".join(json.dumps(r) for r in (ON_TOPIC, OFF_TOPIC)) + "\n")
+    output = tmp_path / "out.jsonl"
+    result = run_chipwatch(config, "classify", "--input", str(inputs), "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    on, off = (json.loads(line) for line in output.read_text().splitlines())
+    assert on["relevant"] and "entity-list" in on["topics"], on
+    assert "entity-list" in off["topic_scores"]
+    # A termless topic is the least precise part (docs/classifier.md, new-topic
+    # protocol): the off-topic story may still pass, but clearly lower.
+    assert on["topic_scores"]["entity-list"] > off["topic_scores"]["entity-list"] + 0.1
+
+
+# --- start-up ----------------------------------------------------------------------------
+
+
+def test_the_built_use_model_is_cached_and_a_damaged_cache_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from chipwatch.classify.embed import USE_CACHE_PREFIX, UseEmbedder
+
+    monkeypatch.setenv("CHIPWATCH_CACHE_DIR", str(tmp_path))
+    text = ["Nvidia may sell its H20 chips to China again."]
+    built = UseEmbedder().embed(text)
+    cached_files = list(tmp_path.glob(f"{USE_CACHE_PREFIX}*.pkl"))
+    assert len(cached_files) == 1
+    assert np.array_equal(UseEmbedder().embed(text), built)
+    cached_files[0].write_bytes(b"not a pickle")
+    assert np.array_equal(UseEmbedder().embed(text), built)
+    assert cached_files[0].stat().st_size > 1_000_000  # rebuilt
