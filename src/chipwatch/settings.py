@@ -87,6 +87,17 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"  # address `chipwatch serve` listens on
+    port: int = 8080  # its TCP port
+    public_url: str = "http://127.0.0.1:8080/"  # the site as readers reach it (digest links)
+    session_hours: int = 336  # a login lasts this long (14 days)
+    link_ttl_days: int = 30  # digest links ("not relevant", unsubscribe) expire after this
+    login_attempts: int = 5  # failed logins per name or address within 15 minutes
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-* headers are trusted
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     url: str
     name: str = ""
@@ -106,6 +117,7 @@ class Settings:
     classify: ClassifySettings = field(default_factory=ClassifySettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     recipients: tuple[Recipient, ...] = ()
     sources: tuple[SourceConfig, ...] = ()
 
@@ -136,6 +148,7 @@ _SECTIONS: dict[str, type] = {
     "classify": ClassifySettings,
     "smtp": SmtpSettings,
     "digest": DigestSettings,
+    "web": WebSettings,
 }
 _TOP_LEVEL_KEYS = {"data_dir", "topics", "corpus_dir", "recipients", "sources", *_SECTIONS}
 
@@ -332,9 +345,20 @@ def _validate(settings: Settings, source: str) -> None:
             recipient.schedule or digest.schedule,
             recipient.timezone or digest.timezone,
         )
+    _validate_web(settings.web, source)
     for i, feed in enumerate(settings.sources):
         if not feed.url.startswith(("http://", "https://")):
             raise ConfigError(source, f"sources[{i}].url", "must start with http:// or https://")
+
+
+def _validate_web(web: WebSettings, source: str) -> None:
+    if not 0 < web.port < 65536:
+        raise ConfigError(source, "web.port", "must be a TCP port (1-65535)")
+    if not web.public_url.startswith(("http://", "https://")):
+        raise ConfigError(source, "web.public_url", "must start with http:// or https://")
+    _positive(source, "web.session_hours", web.session_hours)
+    _positive(source, "web.link_ttl_days", web.link_ttl_days)
+    _positive(source, "web.login_attempts", web.login_attempts)
 
 
 def _positive(source: str, name: str, value: float) -> None:

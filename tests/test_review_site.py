@@ -1,0 +1,399 @@
+"""The review site over HTTP against `chipwatch serve` on loopback: the login gate,
+CSRF, sessions, signed digest links, unsubscribe, the API, Atom feeds, search."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+
+import httpx
+import pytest
+from review_site import (
+    EMAIL,
+    PASSWORD,
+    USER,
+    ReviewSite,
+    csrf_of,
+    fill_data,
+    free_port,
+    login,
+    run_cli,
+    start_server,
+)
+from sqlalchemy import select
+
+from chipwatch.pipeline import open_sessions
+from chipwatch.store.models import ArticleRow, LabelRow
+from chipwatch.store.review_models import UnsubscribeRow
+from chipwatch.web.app import PUBLIC_PREFIXES, routes
+from chipwatch.web.signing import NOT_RELEVANT, UNSUBSCRIBE, sign, site_secret
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewSite]:
+    port = free_port()
+    config, settings = fill_data(tmp_path_factory.mktemp("review"), port)
+    running = start_server(config, settings, port)
+    yield running
+    running.stop()
+
+
+@pytest.fixture()
+def client(site: ReviewSite) -> Iterator[httpx.Client]:
+    logged_in = login(site.url)
+    yield logged_in
+    logged_in.close()
+
+
+def _article_ids(site: ReviewSite) -> list[int]:
+    with open_sessions(site.settings)() as session:
+        return list(session.scalars(select(ArticleRow.id).order_by(ArticleRow.id)))
+
+
+def _label(site: ReviewSite, article_id: int) -> LabelRow | None:
+    with open_sessions(site.settings)() as session:
+        return session.get(LabelRow, article_id)
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "1", path)
+
+
+# --- the login gate ----------------------------------------------------------------------
+
+
+def test_every_route_refuses_an_anonymous_request(site: ReviewSite) -> None:
+    gated = [r for r in routes() if not r.path.startswith(PUBLIC_PREFIXES)]
+    gated = [r for r in gated if getattr(r, "methods", None)]
+    assert len(gated) > 20
+    with httpx.Client(base_url=site.url, follow_redirects=False) as anonymous:
+        for route in gated:
+            for method in sorted(route.methods - {"HEAD"}):  # type: ignore[union-attr]
+                path = _concrete(route.path)
+                answer = anonymous.request(method, path)
+                if path.startswith("/api/"):
+                    assert answer.status_code == 401, path
+                    assert answer.json() == {"error": "login required"}
+                elif method == "GET":
+                    assert answer.status_code == 303, path
+                    assert "/login?next=" in answer.headers["location"]
+                else:
+                    assert answer.status_code == 401, (method, path)
+
+
+def test_login_sets_a_protected_session_cookie(site: ReviewSite) -> None:
+    with httpx.Client(base_url=site.url) as browser:
+        form = browser.get("/login")
+        answer = browser.post(
+            "/login",
+            data={"csrf": csrf_of(form.text), "name": USER, "password": PASSWORD},
+            follow_redirects=False,
+        )
+    cookie = answer.headers["set-cookie"]
+    assert "cw_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "Secure" not in cookie  # plain http on loopback
+    assert f"Max-Age={site.settings.web.session_hours * 3600}" in cookie
+
+
+def test_behind_an_https_proxy_the_cookie_is_secure(site: ReviewSite) -> None:
+    # 127.0.0.1 is in [web].forwarded_allow_ips: its X-Forwarded-Proto is believed.
+    headers = {"X-Forwarded-Proto": "https"}
+    with httpx.Client(base_url=site.url, headers=headers) as browser:
+        form = browser.get("/login")
+        assert "Secure" in form.headers["set-cookie"]
+        token = form.cookies["cw_csrf"]
+        # httpx keeps a Secure cookie off plain http, as a browser would: the proxy's
+        # client side is https, so hand the cookie over as that browser would.
+        answer = browser.post(
+            "/login",
+            data={"csrf": token, "name": USER, "password": PASSWORD},
+            headers={"Cookie": f"cw_csrf={token}"},
+            follow_redirects=False,
+        )
+    assert answer.status_code == 303
+    assert "Secure" in answer.headers["set-cookie"]
+
+
+def test_wrong_password_is_refused(site: ReviewSite) -> None:
+    with httpx.Client(base_url=site.url) as browser:
+        form = browser.get("/login")
+        answer = browser.post(
+            "/login", data={"csrf": csrf_of(form.text), "name": USER, "password": "nope nope"}
+        )
+    assert answer.status_code == 401
+    assert "cw_session" not in answer.headers.get("set-cookie", "")
+
+
+def test_login_without_csrf_is_refused(site: ReviewSite) -> None:
+    with httpx.Client(base_url=site.url) as browser:
+        browser.get("/login")
+        answer = browser.post("/login", data={"name": USER, "password": PASSWORD})
+    assert answer.status_code == 403
+
+
+def test_post_without_the_csrf_token_is_refused(site: ReviewSite, client: httpx.Client) -> None:
+    article_id = _article_ids(site)[0]
+    before = _label(site, article_id)
+    answer = client.post(f"/articles/{article_id}/label", data={"verdict": "not-relevant"})
+    assert answer.status_code == 403
+    forged = client.post(
+        f"/articles/{article_id}/label", data={"verdict": "not-relevant", "csrf": "0" * 64}
+    )
+    assert forged.status_code == 403
+    after = _label(site, article_id)
+    assert (before is None) == (after is None)
+
+
+def test_pages_send_a_csp_without_inline_script(site: ReviewSite, client: httpx.Client) -> None:
+    article_id = _article_ids(site)[0]
+    for path in [
+        "/stories",
+        f"/articles/{article_id}",
+        "/topics",
+        "/sources",
+        "/outbox",
+        "/account",
+    ]:
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        csp = answer.headers["content-security-policy"]
+        assert "script-src" not in csp and "default-src 'none'" in csp
+        assert "unsafe-inline" not in csp
+        assert "<script" not in answer.text.lower()
+        assert " style=" not in answer.text  # the CSP would block inline styles
+
+
+# --- relabelling ----------------------------------------------------------------------
+
+
+def test_relabel_and_undo_over_http(site: ReviewSite, client: httpx.Client) -> None:
+    article_id = _article_ids(site)[1]
+    page = client.get(f"/articles/{article_id}")
+    token = csrf_of(page.text)
+    done = client.post(
+        f"/articles/{article_id}/label", data={"csrf": token, "verdict": "not-relevant"}
+    )
+    assert done.status_code == 303 and "done=labelled" in done.headers["location"]
+    label = _label(site, article_id)
+    assert label is not None and label.relevant is False
+    shown = client.get(done.headers["location"]).text
+    assert "counts at the classifier" in shown
+    undone = client.post(f"/articles/{article_id}/undo", data={"csrf": token})
+    assert "done=undone" in undone.headers["location"]
+    assert _label(site, article_id) is None
+
+
+def test_topic_toggle_sets_the_topics(site: ReviewSite, client: httpx.Client) -> None:
+    article_id = _article_ids(site)[2]
+    token = csrf_of(client.get(f"/articles/{article_id}").text)
+    client.post(
+        f"/articles/{article_id}/label",
+        data={"csrf": token, "verdict": "topic", "topic": "security-debate", "on": "1"},
+    )
+    label = _label(site, article_id)
+    assert label is not None and label.relevant and "security-debate" in label.topics
+    client.post(
+        f"/articles/{article_id}/label",
+        data={"csrf": token, "verdict": "topic", "topic": "security-debate", "on": "0"},
+    )
+    label = _label(site, article_id)
+    assert label is not None and "security-debate" not in label.topics
+
+
+# --- signed digest links ----------------------------------------------------------------
+
+
+def _digest_links(site: ReviewSite) -> tuple[list[str], str, str]:
+    messages = sorted(site.maildir.glob("new/*"))
+    message = message_from_bytes(messages[0].read_bytes(), policy=policy.default)
+    html = message.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    links = re.findall(r'href="(http://127\.0\.0\.1:\d+/d/[^"]+)"', html)
+    return links, str(message["List-Unsubscribe"]), str(message["List-Unsubscribe-Post"])
+
+
+def test_a_digest_link_opens_a_confirmation_and_get_changes_nothing(site: ReviewSite) -> None:
+    links, _, _ = _digest_links(site)
+    assert links, "the digest carries review links"
+    path = links[0].removeprefix(site.url)
+    with open_sessions(site.settings)() as session:
+        labels_before = session.scalars(select(LabelRow.article_id)).all()
+    with httpx.Client(base_url=site.url) as mail_scanner:
+        for _ in range(3):
+            page = mail_scanner.get(path)
+            assert page.status_code == 200 and "Confirm" in page.text
+    with open_sessions(site.settings)() as session:
+        assert session.scalars(select(LabelRow.article_id)).all() == labels_before
+
+
+def test_confirming_a_digest_link_records_the_label(site: ReviewSite) -> None:
+    links, _, _ = _digest_links(site)
+    path = links[0].removeprefix(site.url)  # each item: "not relevant" first
+    with httpx.Client(base_url=site.url) as reader:
+        page = reader.get(path)
+        without = reader.post(path, data={})
+        assert without.status_code == 403  # no CSRF token: refused
+        done = reader.post(path, data={"csrf": csrf_of(page.text)})
+    assert done.status_code == 200 and "Correction recorded" in done.text
+
+
+def test_tampered_or_expired_links_are_refused(site: ReviewSite) -> None:
+    secret = site_secret(site.settings.data_dir)
+    article_id = _article_ids(site)[3]
+    now = datetime.now(UTC)
+    good = sign(secret, NOT_RELEVANT, EMAIL, article_id, now, timedelta(days=1))
+    body, mac = good.split(".")
+    other = sign(secret, NOT_RELEVANT, EMAIL, article_id + 1, now, timedelta(days=1)).split(".")
+    expired = sign(
+        secret, NOT_RELEVANT, EMAIL, article_id, now - timedelta(days=2), timedelta(days=1)
+    )
+    wrong_key = sign(b"k" * 32, NOT_RELEVANT, EMAIL, article_id, now, timedelta(days=1))
+    unsubscribe_token = sign(secret, UNSUBSCRIBE, EMAIL, 0, now, timedelta(days=1))
+    cases = {
+        "changed byte": f"{body[:-2]}A{body[-1]}.{mac}",
+        "payload of another article": f"{other[0]}.{mac}",
+        "expired": expired,
+        "other key": wrong_key,
+        "other action": unsubscribe_token,
+        "garbage": "not-a-token",
+    }
+    with httpx.Client(base_url=site.url) as reader:
+        assert reader.get(f"/d/{good}").status_code == 200
+        for name, token in cases.items():
+            answer = reader.get(f"/d/{token}")
+            assert answer.status_code in (403, 404), name
+            posted = reader.post(f"/d/{token}", data={"csrf": reader.cookies.get("cw_csrf", "")})
+            assert posted.status_code in (403, 404), name
+        assert "expired" in reader.get(f"/d/{expired}").text
+    assert _label(site, article_id) is None
+
+
+def test_link_expiry_follows_the_setting(site: ReviewSite) -> None:
+    links, _, _ = _digest_links(site)
+    token = links[0].rsplit("/", 1)[1]
+    import base64
+    import json
+
+    body = token.split(".")[0]
+    expires = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))[3]
+    days = (datetime.fromtimestamp(expires, UTC) - datetime.now(UTC)).total_seconds() / 86400
+    assert site.settings.web.link_ttl_days - 1 < days <= site.settings.web.link_ttl_days
+
+
+def test_one_click_unsubscribe_works_and_stops_the_digest(site: ReviewSite) -> None:
+    _, header, post_header = _digest_links(site)
+    assert post_header == "List-Unsubscribe=One-Click"
+    target = re.fullmatch(r"<(http://\S+)>", header)
+    assert target, header
+    path = target.group(1).removeprefix(site.url)
+    with httpx.Client(base_url=site.url) as mail_client:
+        assert mail_client.get(path).status_code == 200  # a scanner's GET: nothing happens
+        with open_sessions(site.settings)() as session:
+            assert session.get(UnsubscribeRow, EMAIL) is None
+        answer = mail_client.post(
+            path,
+            content=b"List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert answer.status_code == 200
+    from chipwatch import pipeline
+
+    run = pipeline.build_and_send_digests(site.settings, send=False, only=None)
+    assert run.built == 0  # unsubscribed: no digest built
+    with open_sessions(site.settings).begin() as session:
+        session.delete(session.get(UnsubscribeRow, EMAIL))
+
+
+# --- machine-readable ---------------------------------------------------------------------
+
+
+def test_api_stories_follow_the_stories_json_schema(client: httpx.Client) -> None:
+    stories = client.get("/api/stories").json()["stories"]
+    assert stories
+    for story in stories:
+        assert set(story) == {"id", "lead", "topics", "articles"}
+        assert story["lead"] in [a["id"] for a in story["articles"]]
+        for article in story["articles"]:
+            assert set(article) == {"id", "url", "canonical_url", "title", "language", "outlet"}
+
+
+def test_api_article_and_labels(site: ReviewSite, client: httpx.Client) -> None:
+    article_id = _article_ids(site)[0]
+    body = client.get(f"/api/articles/{article_id}").json()
+    assert body["id"] == article_id and "classification" in body
+    assert "labels" in client.get("/api/labels").json()
+    assert client.get("/api/articles/999999").status_code == 404
+
+
+def test_atom_feeds_need_the_users_token(site: ReviewSite, client: httpx.Client) -> None:
+    account = client.get("/account").text
+    feed_url = re.search(r'href="(http://[^"]+/feeds/[^"]+/ai-chip-licensing\.xml)"', account)
+    assert feed_url
+    with httpx.Client() as reader:
+        feed = reader.get(feed_url.group(1))
+        assert feed.status_code == 200
+        assert feed.headers["content-type"].startswith("application/atom+xml")
+        assert b"<feed" in feed.content and b"<entry>" in feed.content
+        wrong = feed_url.group(1).replace("/feeds/", "/feeds/x")
+        assert reader.get(wrong).status_code == 404
+
+
+# --- search and filters ----------------------------------------------------------------------
+
+
+def test_full_text_search_filters_the_stories(client: httpx.Client) -> None:
+    everything = client.get("/api/stories", params={"min": "0"}).json()["stories"]
+    found = client.get("/api/stories", params={"min": "0", "q": "Nvidia"}).json()["stories"]
+    assert 0 < len(found) < len(everything)
+    none = client.get("/api/stories", params={"min": "0", "q": "zzzunknownword"}).json()
+    assert none["stories"] == []
+
+
+def test_language_filter(client: httpx.Client) -> None:
+    french = client.get("/api/stories", params={"min": "0", "language": "fr"}).json()["stories"]
+    assert french
+    assert all(a["language"] == "fr" for s in french for a in s["articles"])
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+def test_users_add_refuses_an_existing_name(site: ReviewSite) -> None:
+    again = run_cli(site.config, "users", "add", USER, stdin="another password\n")
+    assert again.returncode == 2
+    assert "exists already" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_users_add_reads_the_password_from_stdin(site: ReviewSite) -> None:
+    made = run_cli(site.config, "users", "add", "bob", stdin="bob's password\n")
+    assert made.returncode == 0, made.stderr
+    login(site.url, "bob", "bob's password").close()
+
+
+def test_stored_passwords_are_scrypt_hashes(site: ReviewSite) -> None:
+    from chipwatch.store.review_models import UserRow
+
+    with open_sessions(site.settings)() as session:
+        stored = session.scalars(select(UserRow.password_hash)).all()
+    assert stored and all(h.startswith("scrypt$") and PASSWORD not in h for h in stored)
+
+
+def test_sources_page_disables_and_enables_a_feed(site: ReviewSite, client: httpx.Client) -> None:
+    page = client.get("/sources").text
+    source_id = re.search(r'action="/sources/(\d+)/enabled"', page)
+    assert source_id
+    token = csrf_of(page)
+    off = client.post(
+        f"/sources/{source_id.group(1)}/enabled", data={"csrf": token, "enabled": "0"}
+    )
+    assert "done=source-off" in off.headers["location"]
+    assert "disabled by alice" in client.get("/sources").text
+    client.post(f"/sources/{source_id.group(1)}/enabled", data={"csrf": token, "enabled": "1"})
+    assert "disabled by alice" not in client.get("/sources").text
+
+
+def test_outbox_lists_the_digest(client: httpx.Client) -> None:
+    page = client.get("/outbox").text
+    assert "sent" in page and EMAIL in page
