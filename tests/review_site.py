@@ -11,10 +11,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 from feedserver import FeedServer
 
 from chipwatch import pipeline
@@ -164,3 +166,13 @@ def wait_until(check, timeout: float = 10.0) -> None:  # noqa: ANN001
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewSite]:
+    """One filled data directory and one running server for the review-site tests."""
+    port = free_port()
+    config, settings = fill_data(tmp_path_factory.mktemp("review"), port)
+    running = start_server(config, settings, port)
+    yield running
+    running.stop()

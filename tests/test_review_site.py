@@ -16,11 +16,8 @@ from review_site import (
     USER,
     ReviewSite,
     csrf_of,
-    fill_data,
-    free_port,
     login,
     run_cli,
-    start_server,
 )
 from sqlalchemy import select
 
@@ -29,15 +26,6 @@ from chipwatch.store.models import ArticleRow, LabelRow
 from chipwatch.store.review_models import UnsubscribeRow
 from chipwatch.web.app import PUBLIC_PREFIXES, routes
 from chipwatch.web.signing import NOT_RELEVANT, UNSUBSCRIBE, sign, site_secret
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewSite]:
-    port = free_port()
-    config, settings = fill_data(tmp_path_factory.mktemp("review"), port)
-    running = start_server(config, settings, port)
-    yield running
-    running.stop()
 
 
 @pytest.fixture()
