@@ -385,3 +385,69 @@ def test_sources_page_disables_and_enables_a_feed(site: ReviewSite, client: http
 def test_outbox_lists_the_digest(client: httpx.Client) -> None:
     page = client.get("/outbox").text
     assert "sent" in page and EMAIL in page
+
+
+# --- marks, story mute, corpus, topics ---------------------------------------------------
+
+
+def test_star_and_read_marks_filter_the_stories(site: ReviewSite, client: httpx.Client) -> None:
+    stories = client.get("/api/stories").json()["stories"]
+    lead = stories[0]["lead"]
+    token = csrf_of(client.get(f"/articles/{lead}").text)
+    client.post(f"/articles/{lead}/mark", data={"csrf": token, "field": "starred", "on": "1"})
+    starred = client.get("/stories", params={"show": "starred"}).text
+    assert f'href="/articles/{lead}"' in starred
+    assert starred.count('class="story') == 1
+    client.post(f"/articles/{lead}/mark", data={"csrf": token, "field": "starred", "on": "0"})
+    assert 'class="story' not in client.get("/stories", params={"show": "starred"}).text
+
+
+def test_a_muted_story_leaves_the_list(site: ReviewSite, client: httpx.Client) -> None:
+    stories = client.get("/api/stories").json()["stories"]
+    lead = stories[-1]["lead"]
+    token = csrf_of(client.get(f"/articles/{lead}").text)
+    client.post(f"/articles/{lead}/story", data={"csrf": token, "state": "mute"})
+    assert f'href="/articles/{lead}"' not in client.get("/stories").text
+    assert f'href="/articles/{lead}"' in client.get("/stories", params={"show": "muted"}).text
+    client.post(f"/articles/{lead}/story", data={"csrf": token, "state": "clear"})
+    assert f'href="/articles/{lead}"' in client.get("/stories").text
+
+
+def test_add_to_the_corpus_as_an_example(site: ReviewSite, client: httpx.Client) -> None:
+    from chipwatch.classify import load_corpus
+
+    before = len(load_corpus(site.settings.corpus_dir))
+    article_id = _article_ids(site)[4]
+    token = csrf_of(client.get(f"/articles/{article_id}").text)
+    done = client.post(
+        f"/articles/{article_id}/corpus", data={"csrf": token, "topic": "china-response"}
+    )
+    assert "done=corpus" in done.headers["location"]
+    corpus = load_corpus(site.settings.corpus_dir)
+    assert len(corpus) == before + 1 and corpus[-1].topics == ("china-response",)
+    again = client.post(
+        f"/articles/{article_id}/corpus", data={"csrf": token, "topic": "china-response"}
+    )
+    assert again.status_code == 409  # the same text twice: refused, said so
+
+
+def test_topics_page_has_counts_and_an_svg_chart(client: httpx.Client) -> None:
+    page = client.get("/topics").text
+    assert page.count('<svg class="chart"') >= 5
+    assert re.search(r"(\d+) relevant articles in the last 7 days", page)
+    assert "<rect" in page  # at least one day with articles
+
+
+def test_topic_suggestions_can_be_dismissed(site: ReviewSite, client: httpx.Client) -> None:
+    page = client.get("/topics/suggestions")
+    assert page.status_code == 200
+    keys = re.findall(r'name="key" value="([0-9a-f]{32})"', page.text)
+    if not keys:
+        assert "No proposal" in page.text
+        return
+    done = client.post(
+        "/topics/suggestions",
+        data={"csrf": csrf_of(page.text), "key": keys[0], "decision": "dismiss"},
+    )
+    assert "done=topic-dismissed" in done.headers["location"]
+    assert keys[0] not in client.get("/topics/suggestions").text

@@ -23,7 +23,7 @@ from chipwatch.store.users import session_user
 from chipwatch.web import account, api, articles, digest_links, sources, stories, topics
 from chipwatch.web.security import SESSION_COOKIE, LoginLimiter, add_headers
 from chipwatch.web.signing import site_secret
-from chipwatch.web.site import STATIC, Site, make_environment, now_utc, url
+from chipwatch.web.site import STATIC, Site, make_environment, now_utc, route_path, url
 
 PUBLIC_PREFIXES = ("/login", "/static/", "/d/", "/u/", "/feeds/")
 
@@ -43,7 +43,7 @@ class LoginGate(BaseHTTPMiddleware):
             found = await run_in_threadpool(_resolve_user, site.sessions, token)
             if found is not None:
                 request.state.session_id, request.state.user = found  # type: ignore[misc]
-        path = request.url.path
+        path = route_path(request)
         if request.state.user is None and not path.startswith(PUBLIC_PREFIXES):
             if path.startswith("/api/") or path == "/api":
                 response: Response = JSONResponse({"error": "login required"}, status_code=401)

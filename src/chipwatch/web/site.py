@@ -97,6 +97,13 @@ def user_of(request: Request) -> User:
     return user
 
 
+def route_path(request: Request) -> str:
+    """The path inside the site: without the base path, whether the proxy stripped it or not."""
+    root = request.scope.get("root_path") or ""
+    path: str = request.scope["path"]
+    return path[len(root) :] or "/" if root and path.startswith(root) else path
+
+
 def url(request: Request, path: str) -> str:
     return (request.scope.get("root_path") or "") + path
 
@@ -118,7 +125,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         csrf=csrf,
         url=lambda path: url(request, path),
         notice=NOTICES.get(done, ""),
-        path=request.url.path,
+        path=route_path(request),
         **context,
     )
     response = HTMLResponse(html, status_code=status_code)
