@@ -438,16 +438,78 @@ def test_topics_page_has_counts_and_an_svg_chart(client: httpx.Client) -> None:
     assert "<rect" in page  # at least one day with articles
 
 
-def test_topic_suggestions_can_be_dismissed(site: ReviewSite, client: httpx.Client) -> None:
+def test_topic_suggestions_can_be_accepted_or_dismissed(
+    site: ReviewSite, client: httpx.Client
+) -> None:
+    from chipwatch.classify import load_topics
+
     page = client.get("/topics/suggestions")
     assert page.status_code == 200
     keys = re.findall(r'name="key" value="([0-9a-f]{32})"', page.text)
-    if not keys:
-        assert "No proposal" in page.text
-        return
+    assert keys, "the demo's novel article makes one proposal"
     done = client.post(
         "/topics/suggestions",
         data={"csrf": csrf_of(page.text), "key": keys[0], "decision": "dismiss"},
     )
     assert "done=topic-dismissed" in done.headers["location"]
     assert keys[0] not in client.get("/topics/suggestions").text
+    # Accepting: the same form with its terms appends the topic to topics.toml.
+    accepted = client.post(
+        "/topics/suggestions",
+        data={
+            "csrf": csrf_of(page.text),
+            "key": "f" * 32,
+            "decision": "accept",
+            "name": "Dutch lithography rules",
+            "term": ["ASML", "immersion"],
+        },
+    )
+    assert "done=topic-accepted" in accepted.headers["location"]
+    topics = {t.id: t for t in load_topics(site.settings.topics_path)}
+    assert topics["dutch-lithography-rules"].terms["en"] == ("ASML", "immersion")
+
+
+def test_add_a_topic_from_examples(site: ReviewSite, client: httpx.Client) -> None:
+    from chipwatch.classify import load_topics
+
+    examples = _article_ids(site)[5:7]
+    page = client.get("/topics").text
+    done = client.post(
+        "/topics",
+        data={
+            "csrf": csrf_of(page),
+            "name": "Lithography tools",
+            "terms": "lithography, EUV, DUV",
+            "examples": ", ".join(map(str, examples)),
+        },
+    )
+    assert "done=topic-added" in done.headers["location"]
+    topics = {t.id: t for t in load_topics(site.settings.topics_path)}
+    assert "lithography-tools" in topics
+    assert topics["lithography-tools"].terms["en"] == ("lithography", "EUV", "DUV")
+    for article_id in examples:
+        label = _label(site, article_id)
+        assert label is not None and "lithography-tools" in label.topics
+    assert "Lithography tools" in client.get("/topics").text
+    twice = client.post(
+        "/topics",
+        data={"csrf": csrf_of(page), "name": "Lithography tools", "terms": "x", "examples": "1"},
+    )
+    assert twice.status_code == 409
+
+
+def test_a_topic_that_would_break_topics_toml_is_refused(
+    site: ReviewSite, client: httpx.Client
+) -> None:
+    before = site.settings.topics_path.read_text(encoding="utf-8")
+    answer = client.post(
+        "/topics",
+        data={
+            "csrf": csrf_of(client.get("/topics").text),
+            "name": "Broken",
+            "terms": "\x00",  # a control character: the TOML would not load
+            "examples": str(_article_ids(site)[0]),
+        },
+    )
+    assert answer.status_code == 400
+    assert site.settings.topics_path.read_text(encoding="utf-8") == before

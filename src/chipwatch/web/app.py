@@ -77,6 +77,7 @@ def routes() -> list[Route | Mount]:
         Route("/articles/{article_id}/mark", articles.mark_action, methods=["POST"]),
         Route("/articles/{article_id}/story", articles.story_action, methods=["POST"]),
         Route("/topics", topics.topics_page, methods=["GET"]),
+        Route("/topics", topics.add_topic_action, methods=["POST"]),
         Route("/topics/suggestions", topics.suggestions_page, methods=["GET"]),
         Route("/topics/suggestions", topics.decision_action, methods=["POST"]),
         Route("/sources", sources.sources_page, methods=["GET"]),

@@ -48,6 +48,8 @@ NOTICES = {
     "subscribed": "Digest subscription saved.",
     "topic-accepted": "Topic added to topics.toml; it counts at the next fit.",
     "topic-dismissed": "Suggestion dismissed.",
+    "topic-added": "Topic added to topics.toml and its examples labelled with it; "
+    "both count at the next fit.",
 }
 
 

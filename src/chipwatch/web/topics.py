@@ -5,10 +5,13 @@ with accept (appended to topics.toml) or dismiss."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from markupsafe import Markup
 from starlette.datastructures import FormData
@@ -17,14 +20,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from chipwatch.digest.render import NOVEL
+from chipwatch.errors import ConfigError
+from chipwatch.store.labels import relabel
 from chipwatch.store.review import (
+    article_detail,
     decide_topic,
     labelled_examples,
+    marks_of,
     topic_daily_counts,
     topic_decisions,
 )
+from chipwatch.web.articles import current_topics
 from chipwatch.web.charts import bar_chart, daily_series
-from chipwatch.web.site import Site, form_action, now_utc, page, redirect, render, site_of
+from chipwatch.web.site import Site, form_action, now_utc, page, redirect, render, site_of, user_of
 
 CHART_DAYS = 90
 EXAMPLES_SHOWN = 5
@@ -79,7 +87,12 @@ def _views(site: Site) -> list[TopicView]:
 
 @page
 def topics_page(request: Request) -> Response:
-    return render(request, "topics.html.j2", views=_views(site_of(request)), days=CHART_DAYS)
+    site, user = site_of(request), user_of(request)
+    with site.sessions() as session:
+        starred = sorted(marks_of(session, user.id).starred)
+    return render(
+        request, "topics.html.j2", views=_views(site), days=CHART_DAYS, starred=starred[:50]
+    )
 
 
 # --- suggestions -----------------------------------------------------------------------
@@ -132,15 +145,40 @@ def suggestions_page(request: Request) -> Response:
     return render(request, "suggestions.html.j2", proposals=proposals(site_of(request)))
 
 
-def topic_block(topic_id: str, name: str, terms: tuple[str, ...]) -> str:
-    def quoted(value: str) -> str:
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    listed = ", ".join(quoted(t) for t in terms)
+
+def topic_block(topic_id: str, name: str, description: str, terms: Sequence[str]) -> str:
+    listed = ", ".join(_quoted(t) for t in terms)
     return (
-        f"\n[[topic]]\nid = {quoted(topic_id)}\nname = {quoted(name)}\n"
-        f'description = ""\n[topic.terms]\nen = [{listed}]\n'
+        f"\n[[topic]]\nid = {_quoted(topic_id)}\nname = {_quoted(name)}\n"
+        f"description = {_quoted(description)}\n[topic.terms]\nen = [{listed}]\n"
     )
+
+
+def append_topic(topics_path: Path, block: str) -> None:
+    """Append a [[topic]] to topics.toml only if the whole file still loads; atomically."""
+    from chipwatch.classify import load_topics
+
+    text = topics_path.read_text(encoding="utf-8")
+    trial = topics_path.with_name(f".{topics_path.name}.{os.getpid()}.new")
+    trial.write_text(text.rstrip("\n") + "\n" + block, encoding="utf-8")
+    try:
+        load_topics(trial)
+    except ConfigError:
+        trial.unlink()
+        raise
+    os.replace(trial, topics_path)
+
+
+def topic_id_for(name: str, known: set[str]) -> str:
+    topic_id = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
+    if not topic_id or not topic_id[0].isalpha():
+        topic_id = "topic-" + topic_id
+    if topic_id in known:
+        raise HTTPException(409, f"a topic {topic_id!r} exists already")
+    return topic_id
 
 
 def _decide(request: Request, form: FormData) -> Response:
@@ -151,16 +189,45 @@ def _decide(request: Request, form: FormData) -> Response:
         raise HTTPException(400, "unknown suggestion or decision")
     topic_id = None
     if decision == "accept":
-        terms = tuple(str(t)[:80] for t in form.getlist("term") if str(t).strip())[:10]
+        terms = [str(t).strip()[:80] for t in form.getlist("term") if str(t).strip()][:10]
         name = str(form.get("name", "")).strip()[:100] or " / ".join(terms[:3])
-        topic_id = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or f"topic-{key[:6]}"
-        if topic_id in {t.id for t in site.topics()}:
-            raise HTTPException(409, f"a topic {topic_id!r} exists already")
-        with site.settings.topics_path.open("a", encoding="utf-8") as handle:
-            handle.write(topic_block(topic_id, name, terms))
+        topic_id = topic_id_for(name, {t.id for t in site.topics()})
+        description = f"Proposed by topics suggest from novel articles: {', '.join(terms)}."
+        try:
+            append_topic(site.settings.topics_path, topic_block(topic_id, name, description, terms))
+        except ConfigError as exc:
+            raise HTTPException(400, exc.message) from None
     with site.sessions.begin() as session:
         decide_topic(session, key, "accepted" if topic_id else "dismissed", topic_id, now_utc())
     return redirect(request, "/topics", "topic-accepted" if topic_id else "topic-dismissed")
 
 
+def _add_topic(request: Request, form: FormData) -> Response:
+    """A new topic from example articles: appended to topics.toml, and each example
+    labelled with it, so the next fit learns the topic from them."""
+    site, user = site_of(request), user_of(request)
+    name = str(form.get("name", "")).strip()[:100]
+    terms = [t.strip()[:80] for t in str(form.get("terms", "")).split(",") if t.strip()][:20]
+    examples = sorted({int(v) for v in re.findall(r"\d+", str(form.get("examples", "")))})
+    if not name or not terms or not examples:
+        raise HTTPException(400, "a topic needs a name, at least one term and one example")
+    known = {t.id for t in site.topics()}
+    topic_id = topic_id_for(name, known)
+    description = str(form.get("description", "")).strip()[:500] or f"Topic of articles {examples}."
+    with site.sessions.begin() as session:
+        details = [article_detail(session, i) for i in examples]
+        if any(d is None for d in details):
+            raise HTTPException(400, "an example is not a stored article")
+        try:
+            append_topic(site.settings.topics_path, topic_block(topic_id, name, description, terms))
+        except ConfigError as exc:
+            raise HTTPException(400, exc.message) from None
+        for detail in details:
+            assert detail is not None
+            current = [t for t in current_topics(detail) if t in known]
+            relabel(session, detail.article.id, True, [*current, topic_id], user.name, now_utc())
+    return redirect(request, "/topics", "topic-added")
+
+
 decision_action = form_action(_decide)
+add_topic_action = form_action(_add_topic)
