@@ -160,9 +160,26 @@ def _pages(site: ReviewSite) -> dict[str, str]:
         "stories": "/stories",
         "article": f"/articles/{article_id}",
         "topics": "/topics",
+        "suggestions": "/topics/suggestions",
         "sources": "/sources",
         "outbox": "/outbox",
         "account": "/account",
+    }
+
+
+def _signed_pages(site: ReviewSite) -> dict[str, str]:
+    """The pages a digest's links open, without login."""
+    message = message_from_bytes(
+        sorted(site.maildir.glob("new/*"))[0].read_bytes(), policy=policy.default
+    )
+    links = re.findall(r'href="(http://127\.0\.0\.1:\d+/d/[^"]+)"', _digest_html(site))
+    unsubscribe = str(message["List-Unsubscribe"]).strip("<>")
+    return {
+        "login": "/login",
+        "confirm-not-relevant": links[0].removeprefix(site.url),
+        "confirm-wrong-topic": links[1].removeprefix(site.url),
+        "unsubscribe": unsubscribe.removeprefix(site.url),
+        "link-refused": "/d/not-a-token",
     }
 
 
@@ -185,21 +202,22 @@ def test_pages_fit_the_width(browser: Any, site: ReviewSite, width: int) -> None
     context = browser.new_context(viewport={"width": width, "height": 900})
     tab = context.new_page()
     _login_by_keyboard(tab, site.url)
-    links = re.findall(r'href="(http://127\.0\.0\.1:\d+/d/[^"]+)"', _digest_html(site))
-    pages = {**_pages(site), "confirm": links[0].removeprefix(site.url)}
     SCREENS.mkdir(parents=True, exist_ok=True)
-    for name, path in pages.items():
-        tab.goto(site.url + path)
-        measured = _overflow(tab)
-        assert measured["scroll"] <= measured["limit"], (name, width, measured)
-        tab.screenshot(path=str(SCREENS / f"{name}-{width}.png"), full_page=True)
+    for name, path in _pages(site).items():
+        _measure_and_shoot(tab, site.url + path, name, width)
     context.close()
     anonymous = browser.new_context(viewport={"width": width, "height": 900})
-    login_tab = anonymous.new_page()
-    login_tab.goto(site.url + "/login")
-    assert _overflow(login_tab)["scroll"] <= width
-    login_tab.screenshot(path=str(SCREENS / f"login-{width}.png"), full_page=True)
+    reader = anonymous.new_page()
+    for name, path in _signed_pages(site).items():
+        _measure_and_shoot(reader, site.url + path, name, width)
     anonymous.close()
+
+
+def _measure_and_shoot(tab: Any, address: str, name: str, width: int) -> None:
+    tab.goto(address)
+    measured = _overflow(tab)
+    assert measured["scroll"] <= measured["limit"], (name, width, measured)
+    tab.screenshot(path=str(SCREENS / f"{name}-{width}.png"), full_page=True)
 
 
 def test_no_serious_accessibility_violations(page: Any, site: ReviewSite) -> None:
@@ -207,7 +225,7 @@ def test_no_serious_accessibility_violations(page: Any, site: ReviewSite) -> Non
 
     axe = Axe()
     problems = {}
-    for name, path in _pages(site).items():
+    for name, path in {**_pages(site), **_signed_pages(site)}.items():
         page.goto(site.url + path)
         violations = axe.run(page).response["violations"]
         serious = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
