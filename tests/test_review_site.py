@@ -45,6 +45,12 @@ def _label(site: ReviewSite, article_id: int) -> LabelRow | None:
         return session.get(LabelRow, article_id)
 
 
+def _verdict(site: ReviewSite, article_id: int) -> tuple[bool, tuple[str, ...]] | None:
+    """The label as a value (other tests share the store: compare before and after)."""
+    label = _label(site, article_id)
+    return None if label is None else (label.relevant, tuple(label.topics))
+
+
 def _concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "1", path)
 
@@ -123,15 +129,14 @@ def test_login_without_csrf_is_refused(site: ReviewSite) -> None:
 
 def test_post_without_the_csrf_token_is_refused(site: ReviewSite, client: httpx.Client) -> None:
     article_id = _article_ids(site)[0]
-    before = _label(site, article_id)
+    before = _verdict(site, article_id)
     answer = client.post(f"/articles/{article_id}/label", data={"verdict": "not-relevant"})
     assert answer.status_code == 403
     forged = client.post(
         f"/articles/{article_id}/label", data={"verdict": "not-relevant", "csrf": "0" * 64}
     )
     assert forged.status_code == 403
-    after = _label(site, article_id)
-    assert (before is None) == (after is None)
+    assert _verdict(site, article_id) == before
 
 
 def test_pages_send_a_csp_without_inline_script(site: ReviewSite, client: httpx.Client) -> None:
@@ -158,6 +163,7 @@ def test_pages_send_a_csp_without_inline_script(site: ReviewSite, client: httpx.
 
 def test_relabel_and_undo_over_http(site: ReviewSite, client: httpx.Client) -> None:
     article_id = _article_ids(site)[1]
+    before = _verdict(site, article_id)
     page = client.get(f"/articles/{article_id}")
     token = csrf_of(page.text)
     done = client.post(
@@ -170,7 +176,7 @@ def test_relabel_and_undo_over_http(site: ReviewSite, client: httpx.Client) -> N
     assert "counts at the classifier" in shown
     undone = client.post(f"/articles/{article_id}/undo", data={"csrf": token})
     assert "done=undone" in undone.headers["location"]
-    assert _label(site, article_id) is None
+    assert _verdict(site, article_id) == before
 
 
 def test_topic_toggle_sets_the_topics(site: ReviewSite, client: httpx.Client) -> None:
@@ -229,6 +235,7 @@ def test_confirming_a_digest_link_records_the_label(site: ReviewSite) -> None:
 def test_tampered_or_expired_links_are_refused(site: ReviewSite) -> None:
     secret = site_secret(site.settings.data_dir)
     article_id = _article_ids(site)[3]
+    before = _verdict(site, article_id)
     now = datetime.now(UTC)
     good = sign(secret, NOT_RELEVANT, EMAIL, article_id, now, timedelta(days=1))
     body, mac = good.split(".")
@@ -254,7 +261,7 @@ def test_tampered_or_expired_links_are_refused(site: ReviewSite) -> None:
             posted = reader.post(f"/d/{token}", data={"csrf": reader.cookies.get("cw_csrf", "")})
             assert posted.status_code in (403, 404), name
         assert "expired" in reader.get(f"/d/{expired}").text
-    assert _label(site, article_id) is None
+    assert _verdict(site, article_id) == before
 
 
 def test_link_expiry_follows_the_setting(site: ReviewSite) -> None:
@@ -513,3 +520,35 @@ def test_a_topic_that_would_break_topics_toml_is_refused(
     )
     assert answer.status_code == 400
     assert site.settings.topics_path.read_text(encoding="utf-8") == before
+
+
+def test_add_a_feed_by_url_and_by_opml(site: ReviewSite, client: httpx.Client) -> None:
+    from feedserver import FeedServer
+    from review_site import hostile_feed
+
+    with FeedServer() as server:
+        server.add("/new.xml", hostile_feed(), headers={"Content-Type": "application/rss+xml"})
+        page = client.get("/sources").text
+        added = client.post(
+            "/sources/add", data={"csrf": csrf_of(page), "url": server.url("/new.xml")}
+        )
+        assert "done=source-added" in added.headers["location"], added.text
+        assert server.url("/new.xml") in client.get("/sources").text
+    opml = (
+        b'<?xml version="1.0"?><opml version="2.0"><head><title>t</title></head><body>'
+        b'<outline type="rss" text="Imported" xmlUrl="https://example.org/imported.xml"/>'
+        b"</body></opml>"
+    )
+    imported = client.post(
+        "/sources/opml",
+        data={"csrf": csrf_of(page)},
+        files={"opml": ("feeds.opml", opml, "text/x-opml")},
+    )
+    assert "done=opml" in imported.headers["location"], imported.text
+    assert "https://example.org/imported.xml" in client.get("/sources").text
+    bad = client.post(
+        "/sources/opml",
+        data={"csrf": csrf_of(page)},
+        files={"opml": ("feeds.opml", b"<html>not opml</html>", "text/html")},
+    )
+    assert bad.status_code == 400 and "Not imported" in bad.text

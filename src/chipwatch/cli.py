@@ -399,7 +399,7 @@ def users_add(
     ] = "",
 ) -> None:
     """Add a user; asks for the password (or reads one line from standard input)."""
-    from chipwatch.web.accounts import add_account, read_password
+    from chipwatch.web.users import add_account, read_password
 
     guarded(lambda: typer.echo(add_account(settings(), name, read_password(), email)))
 

@@ -81,7 +81,7 @@ DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
 def print_review_page(settings: Settings, config_path: Path | None, data_dir: Path) -> None:
     """Make the demo account (the digest's recipient) and say how to open the review site."""
     from chipwatch.digest import DEFAULT_RECIPIENT
-    from chipwatch.web.accounts import add_account
+    from chipwatch.web.users import add_account
 
     add_account(settings, DEMO_USER, DEMO_PASSWORD, DEFAULT_RECIPIENT.address)
     config = f" --config {config_path}" if config_path else ""
