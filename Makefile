@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo-data
 
-.PHONY: install demo test test-fast lint bench bench-poll bench-classify bench-stories bench-sources bench-cli browser clean
+.PHONY: install demo serve-demo test test-fast lint bench bench-poll bench-classify bench-stories bench-sources bench-cli browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 ## Run the whole watch once on loopback sample feeds: poll, classify, digest into a Maildir.
 demo: $(STAMP)
 	$(BIN)/chipwatch --data-dir $(DEMO_DIR) demo
+
+## The review site on the demo's data (after `make demo`): http://127.0.0.1:8080/, demo / demo-password.
+serve-demo: $(STAMP)
+	$(BIN)/chipwatch --data-dir $(DEMO_DIR) serve
 
 ## Install what the tests need (browser included, where the machine allows) and run them.
 test: $(STAMP) browser

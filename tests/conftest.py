@@ -14,3 +14,6 @@ os.environ.setdefault("CHIPWATCH_CLASSIFY_CACHE_DIR", _CACHE)
 # The language model's cache (keyed by py3langid's version and the language list): the
 # same directory, so test runs neither write to ~/.cache nor reload the model each time.
 os.environ.setdefault("CHIPWATCH_CACHE_DIR", _CACHE)
+
+# The review site's tests share one filled data directory and one running server.
+from review_site import site  # noqa: E402, F401

@@ -153,5 +153,6 @@ def test_demo_puts_relevant_samples_in_the_digest_and_nothing_else(tmp_path: Pat
     off_subject = sum(not s.relevant for s in [*ENGLISH_WIRE, *FRENCH_GENERAL])
     assert f"check: {relevant}/{relevant} relevant samples" in result.stdout, result.stdout
     assert f"0/{off_subject} off-subject samples" in result.stdout, result.stdout
+    assert "log in as demo / demo-password" in result.stdout  # the review site's account
     assert (tmp_path / "demo" / "digest-preview.html").is_file()
     assert list((tmp_path / "demo" / "maildir" / "new").iterdir())

@@ -11,12 +11,14 @@ from sqlalchemy import inspect
 
 from chipwatch.store.db import open_engine
 from chipwatch.store.models import Base
+from chipwatch.store.search import include_name
 
 
 def test_migrations_match_the_models(tmp_path: Path) -> None:
     engine = open_engine(tmp_path / "chipwatch.sqlite3")
     with engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(connection, opts={"include_name": include_name})
+        differences = compare_metadata(context, Base.metadata)
     assert differences == [], "models changed without a migration: " + repr(differences)
 
 

@@ -40,9 +40,11 @@ corpus_app = typer.Typer(
     help="The reference corpus the classifier is fitted on.", no_args_is_help=True
 )
 topics_app = typer.Typer(help="The topics of the corpus.", no_args_is_help=True)
+users_app = typer.Typer(help="Accounts of the review site.", no_args_is_help=True)
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(topics_app, name="topics")
+app.add_typer(users_app, name="users")
 
 T = TypeVar("T")
 
@@ -716,6 +718,37 @@ def topics_accept(
     from chipwatch import manage
 
     guarded(lambda: typer.echo(manage.accept_suggestion(settings(), number, topic_id)))
+
+
+# --- review site -------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Listen address (default [web].host).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="TCP port (default [web].port; 0: any free).")
+    ] = None,
+) -> None:
+    """Serve the review site: stories, articles, relabelling, topics, sources, outbox."""
+    from chipwatch.web.serve import serve as run_server
+
+    guarded(lambda: run_server(settings(), host, port))
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    email: Annotated[
+        str, typer.Option("--email", help="Address: the same as a digest recipient's.")
+    ] = "",
+) -> None:
+    """Add a user; asks for the password (or reads one line from standard input)."""
+    from chipwatch.web.users import add_account, read_password
+
+    guarded(lambda: typer.echo(add_account(settings(), name, read_password(), email)))
 
 
 # --- demo --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from chipwatch.errors import ConfigError, ExitCode, NotFound
+from chipwatch.errors import ConfigError, ExitCode
 from chipwatch.settings import Settings
 from chipwatch.store.db import open_engine, session_factory
 from chipwatch.store.models import ArticleRow, ClassificationRow, LabelRow
@@ -172,21 +172,10 @@ def reclassify_all(
 def label_article(
     sessions: sessionmaker[Session], article_id: int, relevant: bool, topics: Sequence[str]
 ) -> None:
+    from chipwatch.store.labels import set_label
+
     with sessions.begin() as session:
-        if session.get(ArticleRow, article_id) is None:
-            raise NotFound(f"no stored article with id {article_id}")
-        existing = session.get(LabelRow, article_id)
-        if existing is not None:
-            session.delete(existing)
-            session.flush()
-        session.add(
-            LabelRow(
-                article_id=article_id,
-                relevant=relevant,
-                topics=list(topics),
-                created_at=datetime.now(UTC).replace(tzinfo=None),
-            )
-        )
+        set_label(session, article_id, relevant, topics, datetime.now(UTC).replace(tzinfo=None))
 
 
 # --- poll --------------------------------------------------------------------------------

@@ -199,6 +199,19 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"  # address `chipwatch serve` listens on
+    port: int = bounded(8080, 1, 65535)  # its TCP port
+    public_url: str = "http://127.0.0.1:8080/"  # the site as readers reach it (digest links)
+    session_hours: int = bounded(336, 1, 87_600)  # a login lasts this long (14 days)
+    # digest links ("not relevant", unsubscribe) expire after this
+    link_ttl_days: int = bounded(30, 1, 3650)
+    # failed logins per name or address within 15 minutes
+    login_attempts: int = bounded(5, 1, 1000)
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-* headers are trusted
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     url: str
     name: str = ""
@@ -231,6 +244,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     recipients: tuple[Recipient, ...] = ()
     sources: tuple[SourceConfig, ...] = ()
     config_origin: str = "--config"  # how the file was found, for messages
@@ -283,6 +297,7 @@ _SECTIONS: dict[str, type] = {
     "retention": RetentionSettings,
     "metrics": MetricsSettings,
     "health": HealthSettings,
+    "web": WebSettings,
 }
 _TOP_LEVEL_KEYS = {"data_dir", "topics", "corpus_dir", "recipients", "sources", *_SECTIONS}
 
@@ -649,6 +664,7 @@ def _validate(settings: Settings, origin: Callable[[str], str]) -> None:
             recipient.schedule or digest.schedule,
             recipient.timezone or digest.timezone,
         )
+    _validate_web(settings.web, origin)
     for i, feed in enumerate(settings.sources):
         _check_source_url(str(settings.config_path), f"sources[{i}].url", feed.url)
 
@@ -661,6 +677,13 @@ def _check_source_url(source: str, where: str, url: str) -> None:
         check_url(url)
     except FetchError as exc:
         raise ConfigError(source, where, str(exc)) from None
+
+
+def _validate_web(web: WebSettings, origin: Callable[[str], str]) -> None:
+    if not web.public_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            origin("web.public_url"), "web.public_url", "must start with http:// or https://"
+        )
 
 
 def _check_schedule(source: str, where: str, cron: str, timezone: str) -> None:

@@ -93,7 +93,26 @@ def run_demo(config_path: Path | None, data_dir: Path) -> int:
     picture = screenshot(preview_path, data_dir / "digest-preview.png")
     if picture is not None:
         print(f"screenshot: {picture.resolve()}")
-    return check_digest(message, [item.slug for item in corpus_items(corpus)])
+    code = check_digest(message, [item.slug for item in corpus_items(corpus)])
+    print_review_page(settings, config_path, data_dir)
+    return code
+
+
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
+
+
+def print_review_page(settings: Settings, config_path: Path | None, data_dir: Path) -> None:
+    """Make the demo account (the digest's recipient) and say how to open the review site."""
+    from chipwatch.digest import DEFAULT_RECIPIENT
+    from chipwatch.web.users import add_account
+
+    add_account(settings, DEMO_USER, DEMO_PASSWORD, DEFAULT_RECIPIENT.address)
+    config = f" --config {config_path}" if config_path else ""
+    print(
+        f"review site: chipwatch{config} --data-dir {data_dir} serve "
+        f"(or `make serve-demo`), then open {settings.web.public_url} and log in as "
+        f"{DEMO_USER} / {DEMO_PASSWORD}"
+    )
 
 
 CHROMIUM_FLAGS = (

@@ -13,6 +13,7 @@ import hashlib
 import mailbox
 import smtplib
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -26,6 +27,7 @@ from chipwatch.errors import DeliveryError
 from chipwatch.settings import Settings, SmtpSettings
 
 LIST_ID = "chipwatch digest <digest.chipwatch.localhost>"
+_POLICY = policy.SMTP.clone(refold_source="none")
 
 
 def message_id(digest_id: int, recipient: str, content_hash: str, sender: str) -> str:
@@ -49,9 +51,10 @@ def build_message(
     msg_id: str,
     date: datetime,
     list_id: str = LIST_ID,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> EmailMessage:
     """multipart/alternative: the text part first, HTML last (the preferred one)."""
-    message = EmailMessage(policy=policy.SMTP)
+    message = EmailMessage(policy=_POLICY)
     message["Subject"] = subject
     message["From"] = sender
     message["To"] = recipient
@@ -59,6 +62,10 @@ def build_message(
     message["Message-ID"] = msg_id
     message["List-Id"] = list_id
     message["Auto-Submitted"] = "auto-generated"
+    for name, value in (extra_headers or {}).items():
+        # Raw: a long List-Unsubscribe URL must not become an RFC 2047 encoded word,
+        # which mail clients would not read as a URL (the policy keeps raw lines as set).
+        message.set_raw(name, value)
     message.set_content(text, subtype="plain", charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
     return message

@@ -35,6 +35,8 @@ from chipwatch.digest.deliver import (
     message_id,
     transport_for,
 )
+from chipwatch.digest.links import links_for
+from chipwatch.digest.mutes import without_muted
 from chipwatch.digest.render import FeedHealth, RenderedDigest, render_alert, render_digest
 from chipwatch.digest.select import select_items
 from chipwatch.digest.stories import Embedder, Story, cluster
@@ -42,6 +44,7 @@ from chipwatch.errors import DeliveryError
 from chipwatch.schedule import cron_trigger
 from chipwatch.settings import Recipient, Settings
 from chipwatch.store.models import DeliveryRow, DigestItemRow, DigestRow
+from chipwatch.store.review import is_unsubscribed
 from chipwatch.store.sources import feed_health
 from chipwatch.types import Topic
 
@@ -105,8 +108,13 @@ def render_for(
 ) -> RenderedDigest:
     """Select, group and render one recipient's next digest; writes nothing."""
     items = select_items(session, recipient, settings.digest, db_time(now))
-    stories = cluster(items, embed=embed)
-    return render_digest(stories, topics, recipient, settings.digest, health, db_time(now))
+    stories = without_muted(
+        session, recipient.address, items, lambda found: cluster(found, embed=embed)
+    )
+    links = links_for(settings, recipient.address, now)
+    return render_digest(
+        stories, topics, recipient, settings.digest, health, db_time(now), links=links
+    )
 
 
 def build_digests(
@@ -122,6 +130,8 @@ def build_digests(
     """Store each recipient's digest as pending; return the ids of the rows to send."""
     built: list[int] = []
     for recipient in recipients if recipients is not None else recipients_of(settings):
+        if is_unsubscribed(session, recipient.address):
+            continue  # by the List-Unsubscribe link or the review site's account page
         rendered = render_for(session, settings, topics, health, recipient, now, embed)
         if rendered.story_count == 0 and not _wants_empty_note(session, recipient):
             _record_skip(session, recipient, now)
@@ -206,6 +216,7 @@ def _store(
         recipient=recipient.address,
         msg_id=row.message_id,
         date=_aware(now),
+        extra_headers=links_for(settings, recipient.address, now).headers(),
     ).as_bytes()
     for article_id in dict.fromkeys(article_ids):
         session.add(DigestItemRow(digest_id=row.id, article_id=article_id))
@@ -381,6 +392,8 @@ def build_alerts(
     at most `per_hour` per recipient (counted from the alert rows of the last hour)."""
     built: list[int] = []
     for recipient in recipients_of(settings):
+        if is_unsubscribed(session, recipient.address):
+            continue
         alert_topics = {
             t.id: t
             for t in topics

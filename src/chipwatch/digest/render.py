@@ -20,6 +20,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from chipwatch.digest.links import DigestLinks
 from chipwatch.digest.select import DigestItem, excerpt, plain_text, safe_url
 from chipwatch.digest.stories import Story
 from chipwatch.settings import DigestSettings, Recipient
@@ -191,7 +192,9 @@ def render_digest(
     digest: DigestSettings,
     health: Sequence[FeedHealth],
     now: datetime,
+    links: DigestLinks | None = None,
 ) -> RenderedDigest:
+    """`links`: the review site's signed links per item, and the unsubscribe link."""
     sections = build_sections(stories, topics, recipient, digest.max_items_per_topic)
     subject = subject_line(digest.subject_prefix, sections)
     failing, disabled = feed_problems(health)
@@ -210,6 +213,7 @@ def render_digest(
         # The window select_items used: publication times from here to now.
         "window_start": now - timedelta(days=digest.lookback_days),
         "counts": Counter(s.topic_id for s in sections),
+        "links": links,
     }
     ids = tuple(i for s in sections for story in s.stories for i in story.article_ids)
     return RenderedDigest(

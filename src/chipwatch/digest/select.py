@@ -12,7 +12,7 @@ put it in two digests). Alerts do not count: an alerted article still goes in th
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -70,6 +70,21 @@ def select_items(
     rows = session.execute(query).all()
     items = [_to_item(article, row, digest.excerpt_chars) for article, row in rows]
     return [item for item in items if wants(recipient, item)]
+
+
+def items_by_ids(
+    session: Session, article_ids: Sequence[int], excerpt_chars: int = 280
+) -> list[DigestItem]:
+    """The classified articles with these ids, whatever their relevance or age."""
+    if not article_ids:
+        return []
+    rows = session.execute(
+        select(ArticleRow, ClassificationRow)
+        .join(ClassificationRow, ClassificationRow.article_id == ArticleRow.id)
+        .where(ArticleRow.id.in_(list(article_ids)))
+        .order_by(ArticleRow.published_at.desc(), ArticleRow.id)
+    ).all()
+    return [_to_item(article, row, excerpt_chars) for article, row in rows]
 
 
 def _candidates_query(

@@ -163,3 +163,6 @@ class DeliveryRow(Base):
 
 
 Index("ix_deliveries_recipient", DeliveryRow.recipient)
+
+# The review site's tables join the same metadata (the migrations' target).
+from chipwatch.store import review_models as _review_models  # noqa: E402, F401

@@ -3,6 +3,7 @@
 from alembic import context
 
 from chipwatch.store.models import Base
+from chipwatch.store.search import include_name
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # run from the alembic command line
@@ -10,6 +11,11 @@ if connection is None:  # run from the alembic command line
 
     connection = create_engine(context.config.get_main_option("sqlalchemy.url") or "").connect()
 
-context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=True,
+    include_name=include_name,
+)
 with context.begin_transaction():
     context.run_migrations()

@@ -1,0 +1,48 @@
+"""Run the site with uvicorn on the watch's store; print its URL once it listens."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from chipwatch.pipeline import open_sessions
+from chipwatch.settings import Settings
+from chipwatch.web.app import create_app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, saying where it listens (the real port, when asked for port 0)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit:
+            return
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                shown = f"[{host}]" if ":" in host else host
+                print(f"chipwatch serve: listening on http://{shown}:{port}/", flush=True)
+        sys.stdout.flush()
+
+
+def base_path(public_url: str) -> str:
+    """The path the reverse proxy serves the site under ("" at the root)."""
+    return urlsplit(public_url).path.rstrip("/")
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    app = create_app(settings, open_sessions(settings))
+    config = uvicorn.Config(
+        app,
+        host=host or settings.web.host,
+        port=settings.web.port if port is None else port,
+        root_path=base_path(settings.web.public_url),
+        proxy_headers=True,
+        forwarded_allow_ips=settings.web.forwarded_allow_ips,
+        log_level="warning",
+        server_header=False,
+    )
+    _Server(config).run()

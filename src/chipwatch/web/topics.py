@@ -1,0 +1,233 @@
+"""The topics page: each topic's examples (corpus documents and labelled articles), its
+figures (articles in the last 7 days, a 90-day chart), and `topics suggest`'s proposals
+with accept (appended to topics.toml) or dismiss."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from markupsafe import Markup
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from chipwatch.digest.render import NOVEL
+from chipwatch.errors import ConfigError
+from chipwatch.store.labels import relabel
+from chipwatch.store.review import (
+    article_detail,
+    decide_topic,
+    labelled_examples,
+    marks_of,
+    topic_daily_counts,
+    topic_decisions,
+)
+from chipwatch.web.articles import current_topics
+from chipwatch.web.charts import bar_chart, daily_series
+from chipwatch.web.site import Site, form_action, now_utc, page, redirect, render, site_of, user_of
+
+CHART_DAYS = 90
+EXAMPLES_SHOWN = 5
+SUGGEST_DAYS = 30
+SUGGEST_COUNT = 5
+
+
+@dataclass(frozen=True)
+class TopicView:
+    id: str
+    name: str
+    description: str
+    week: int
+    total: int
+    chart: Markup
+    corpus: list[str]
+    labelled: list[tuple[int, str]]
+
+
+def _views(site: Site) -> list[TopicView]:
+    from chipwatch.classify import load_corpus
+
+    now = now_utc()
+    with site.sessions() as session:
+        counts = topic_daily_counts(session, now - timedelta(days=CHART_DAYS))
+        labelled = labelled_examples(session)
+    corpus: dict[str, list[str]] = defaultdict(list)
+    for doc in load_corpus(site.settings.corpus_dir):
+        for topic in doc.topics:
+            corpus[topic].append(doc.title or doc.id)
+    entries = [(t.id, t.name, t.description) for t in site.topics()]
+    entries.append((NOVEL, "Novel: no topic yet", "Relevant articles that match no topic."))
+    views = []
+    for topic_id, name, description in entries:
+        series = daily_series(counts.get(topic_id, {}), now.date(), CHART_DAYS)  # type: ignore[arg-type]
+        views.append(
+            TopicView(
+                id=topic_id,
+                name=name,
+                description=description,
+                week=sum(n for _, n in series[-7:]),
+                total=sum(n for _, n in series),
+                chart=Markup(bar_chart(series, name)),  # noqa: S704 - built from escaped parts
+                corpus=corpus.get(topic_id, [])[:EXAMPLES_SHOWN],
+                labelled=[(i, title) for i, title, ts in labelled if topic_id in ts][
+                    :EXAMPLES_SHOWN
+                ],
+            )
+        )
+    return views
+
+
+@page
+def topics_page(request: Request) -> Response:
+    site, user = site_of(request), user_of(request)
+    with site.sessions() as session:
+        starred = sorted(marks_of(session, user.id).starred)
+    return render(
+        request, "topics.html.j2", views=_views(site), days=CHART_DAYS, starred=starred[:50]
+    )
+
+
+# --- suggestions -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proposal:
+    key: str
+    size: int
+    terms: tuple[str, ...]
+    members: list[tuple[str, str]]  # (article id, title)
+
+
+def proposals(site: Site) -> list[Proposal]:
+    """What `chipwatch topics suggest` proposes now, less what was decided before."""
+    from sqlalchemy import select
+
+    from chipwatch.classify import suggest_topics
+    from chipwatch.pipeline import as_input
+    from chipwatch.store.models import ArticleRow, ClassificationRow
+
+    since = now_utc() - timedelta(days=SUGGEST_DAYS)
+    with site.sessions() as session:
+        rows = session.scalars(
+            select(ArticleRow)
+            .join(ClassificationRow)
+            .where(ClassificationRow.novel.is_(True), ArticleRow.fetched_at >= since)
+        ).all()
+        decided = topic_decisions(session)
+        titles = {str(row.id): row.title for row in rows}
+        novel = [as_input(row) for row in rows]
+    found = []
+    for suggestion in suggest_topics(novel, SUGGEST_COUNT) if novel else []:
+        key = hashlib.sha256(",".join(sorted(suggestion.member_ids)).encode()).hexdigest()[:32]
+        if key in decided:
+            continue
+        found.append(
+            Proposal(
+                key=key,
+                size=suggestion.size,
+                terms=tuple(suggestion.label_terms),
+                members=[(m, titles.get(m, "")) for m in suggestion.member_ids[:8]],
+            )
+        )
+    return found
+
+
+@page
+def suggestions_page(request: Request) -> Response:
+    return render(request, "suggestions.html.j2", proposals=proposals(site_of(request)))
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def topic_block(topic_id: str, name: str, description: str, terms: Sequence[str]) -> str:
+    listed = ", ".join(_quoted(t) for t in terms)
+    return (
+        f"\n[[topic]]\nid = {_quoted(topic_id)}\nname = {_quoted(name)}\n"
+        f"description = {_quoted(description)}\n[topic.terms]\nen = [{listed}]\n"
+    )
+
+
+def append_topic(topics_path: Path, block: str) -> None:
+    """Append a [[topic]] to topics.toml only if the whole file still loads; atomically."""
+    from chipwatch.classify import load_topics
+
+    text = topics_path.read_text(encoding="utf-8")
+    trial = topics_path.with_name(f".{topics_path.name}.{os.getpid()}.new")
+    trial.write_text(text.rstrip("\n") + "\n" + block, encoding="utf-8")
+    try:
+        load_topics(trial)
+    except ConfigError:
+        trial.unlink()
+        raise
+    os.replace(trial, topics_path)
+
+
+def topic_id_for(name: str, known: set[str]) -> str:
+    topic_id = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
+    if not topic_id or not topic_id[0].isalpha():
+        topic_id = "topic-" + topic_id
+    if topic_id in known:
+        raise HTTPException(409, f"a topic {topic_id!r} exists already")
+    return topic_id
+
+
+def _decide(request: Request, form: FormData) -> Response:
+    site = site_of(request)
+    key = str(form.get("key", ""))
+    decision = str(form.get("decision", ""))
+    if not re.fullmatch(r"[0-9a-f]{32}", key) or decision not in {"accept", "dismiss"}:
+        raise HTTPException(400, "unknown suggestion or decision")
+    topic_id = None
+    if decision == "accept":
+        terms = [str(t).strip()[:80] for t in form.getlist("term") if str(t).strip()][:10]
+        name = str(form.get("name", "")).strip()[:100] or " / ".join(terms[:3])
+        topic_id = topic_id_for(name, {t.id for t in site.topics()})
+        description = f"Proposed by topics suggest from novel articles: {', '.join(terms)}."
+        try:
+            append_topic(site.settings.topics_path, topic_block(topic_id, name, description, terms))
+        except ConfigError as exc:
+            raise HTTPException(400, exc.message) from None
+    with site.sessions.begin() as session:
+        decide_topic(session, key, "accepted" if topic_id else "dismissed", topic_id, now_utc())
+    return redirect(request, "/topics", "topic-accepted" if topic_id else "topic-dismissed")
+
+
+def _add_topic(request: Request, form: FormData) -> Response:
+    """A new topic from example articles: appended to topics.toml, and each example
+    labelled with it, so the next fit learns the topic from them."""
+    site, user = site_of(request), user_of(request)
+    name = str(form.get("name", "")).strip()[:100]
+    terms = [t.strip()[:80] for t in str(form.get("terms", "")).split(",") if t.strip()][:20]
+    examples = sorted({int(v) for v in re.findall(r"\d+", str(form.get("examples", "")))})
+    if not name or not terms or not examples:
+        raise HTTPException(400, "a topic needs a name, at least one term and one example")
+    known = {t.id for t in site.topics()}
+    topic_id = topic_id_for(name, known)
+    description = str(form.get("description", "")).strip()[:500] or f"Topic of articles {examples}."
+    with site.sessions.begin() as session:
+        details = [article_detail(session, i) for i in examples]
+        if any(d is None for d in details):
+            raise HTTPException(400, "an example is not a stored article")
+        try:
+            append_topic(site.settings.topics_path, topic_block(topic_id, name, description, terms))
+        except ConfigError as exc:
+            raise HTTPException(400, exc.message) from None
+        for detail in details:
+            assert detail is not None
+            current = [t for t in current_topics(detail) if t in known]
+            relabel(session, detail.article.id, True, [*current, topic_id], user.name, now_utc())
+    return redirect(request, "/topics", "topic-added")
+
+
+decision_action = form_action(_decide)
+add_topic_action = form_action(_add_topic)

@@ -1,0 +1,36 @@
+"""`chipwatch users add`: make an account of the review site."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+
+from chipwatch.errors import ConfigError
+from chipwatch.pipeline import open_sessions
+from chipwatch.settings import Settings
+from chipwatch.store.users import add_user
+from chipwatch.web.passwords import hash_password
+from chipwatch.web.site import now_utc
+
+MIN_PASSWORD = 8
+
+
+def read_password() -> str:
+    """Asked on a terminal; otherwise the first line of standard input (scripts, tests)."""
+    if sys.stdin.isatty():
+        return getpass.getpass("password: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def add_account(settings: Settings, name: str, password: str, email: str = "") -> str:
+    if not name.strip() or len(name) > 100 or any(c.isspace() for c in name):
+        raise ConfigError("users add", "NAME", "a name is 1-100 characters without spaces")
+    if len(password) < MIN_PASSWORD:
+        raise ConfigError("users add", "password", f"at least {MIN_PASSWORD} characters")
+    if email and "@" not in email:
+        raise ConfigError("users add", "--email", "not an email address")
+    with open_sessions(settings).begin() as session:
+        user = add_user(session, name, hash_password(password), email or None, now_utc())
+    if user is None:
+        raise ConfigError("users add", "NAME", f"a user named {name!r} exists already")
+    return f"added user {name}" + (f" ({email})" if email else "")

@@ -1,0 +1,104 @@
+"""Each [web] setting does what it says, on a second `chipwatch serve` (empty store):
+login_attempts, the base path of public_url, forwarded_allow_ips; and their validation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from review_site import ReviewSite, csrf_of, free_port, run_cli, start_server, write_config
+
+from chipwatch.errors import ConfigError
+from chipwatch.settings import load_settings
+
+PASSWORD = "a long password"
+
+
+@pytest.fixture(scope="module")
+def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewSite]:
+    root = tmp_path_factory.mktemp("proxied")
+    port = free_port()
+    config = write_config(
+        root,
+        port,
+        [],
+        'login_attempts = 2\nforwarded_allow_ips = "192.0.2.1"\n',
+    )
+    text = config.read_text(encoding="utf-8").replace(
+        f'public_url = "http://127.0.0.1:{port}/"', 'public_url = "https://watch.example/cw/"'
+    )
+    config.write_text(text, encoding="utf-8")
+    made = run_cli(config, "users", "add", "carol", stdin=PASSWORD + "\n")
+    assert made.returncode == 0, made.stderr
+    running = start_server(config, load_settings(config), port)
+    yield running
+    running.stop()
+
+
+def _try(client: httpx.Client, name: str, password: str) -> httpx.Response:
+    form = client.get("/login")
+    token = csrf_of(form.text)
+    # The cookie's path is /cw, as the browser sees the site through the proxy; this
+    # client talks to the server behind it, so it hands the cookie over itself.
+    return client.post(
+        "/login",
+        data={"csrf": token, "name": name, "password": password},
+        headers={"Cookie": f"cw_csrf={token}"},
+    )
+
+
+def test_login_attempts_are_limited(proxied: ReviewSite) -> None:
+    with httpx.Client(base_url=proxied.url) as client:
+        assert _try(client, "carol", "wrong one").status_code == 401
+        assert _try(client, "carol", "wrong two").status_code == 401
+        blocked = _try(client, "carol", PASSWORD)  # right, but after 2 failures
+        assert blocked.status_code == 429
+        assert int(blocked.headers["retry-after"]) > 0
+        assert _try(client, "someone", "x").status_code == 429  # the same address
+
+
+def test_the_base_path_of_public_url_prefixes_every_link(proxied: ReviewSite) -> None:
+    # The proxy strips /cw before passing a request on (README: proxy_pass with a slash).
+    with httpx.Client(base_url=proxied.url) as client:
+        page = client.get("/login")
+        redirect = client.get("/stories", follow_redirects=False)
+        css = client.get("/static/site.css")
+    assert page.status_code == 200 and css.status_code == 200
+    assert 'href="/cw/static/site.css"' in page.text
+    assert 'action="/cw/login"' in page.text
+    assert redirect.headers["location"].startswith("/cw/login?next=")
+
+
+def test_forwarded_headers_only_from_trusted_proxies(proxied: ReviewSite) -> None:
+    # 127.0.0.1 is not in forwarded_allow_ips here: its X-Forwarded-Proto is ignored.
+    with httpx.Client(base_url=proxied.url, headers={"X-Forwarded-Proto": "https"}) as client:
+        answer = client.get("/login")
+    assert "Secure" not in answer.headers["set-cookie"]
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("port = 0", "web.port"),
+        ('public_url = "ftp://x/"', "web.public_url"),
+        ("session_hours = 0", "web.session_hours"),
+        ("link_ttl_days = -1", "web.link_ttl_days"),
+        ("login_attempts = 0", "web.login_attempts"),
+    ],
+)
+def test_web_settings_are_validated(tmp_path: Path, line: str, field: str) -> None:
+    config = tmp_path / "chipwatch.toml"
+    config.write_text(f"[web]\n{line}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert caught.value.field == field and caught.value.source == str(config)
+
+
+def test_serve_reports_a_bad_setting_without_a_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "chipwatch.toml"
+    config.write_text("[web]\nport = 70000\n", encoding="utf-8")
+    answer = run_cli(config, "serve")
+    assert answer.returncode == 2
+    assert "web.port" in answer.stderr and "Traceback" not in answer.stderr
