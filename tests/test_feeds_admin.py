@@ -42,9 +42,9 @@ def write_config(tmp_path: Path, sources: list[str]) -> Path:
     return path
 
 
-def rows(settings: Settings) -> dict[str, tuple[int, str, int, int, str | None]]:
+def rows(settings: Settings) -> dict[str, tuple[int, str, str | None, int, str | None]]:
     with sqlite3.connect(settings.database_path) as db:
-        query = "SELECT url, id, name, full_text, enabled, tags FROM sources ORDER BY id"
+        query = "SELECT url, id, name, article_text, enabled, tags FROM sources ORDER BY id"
         return {url: tuple(rest) for url, *rest in db.execute(query)}
 
 
@@ -76,14 +76,14 @@ def test_re_adding_keeps_settings_and_duplicates_are_refused(
 ) -> None:
     config = write_config(tmp_path, [])
     settings = load_settings(config, environ={})
-    assert manage.add_feed(settings, feeds[0], "Presse", True).startswith("added feed 1")
+    assert manage.add_feed(settings, feeds[0], "Presse", "fetch").startswith("added feed 1")
     again = manage.add_feed(settings, feeds[0])
     assert "already in the list" in again and "kept" in again
-    assert rows(settings)[feeds[0]][1:3] == ("Presse", 1)
-    assert manage.add_feed(settings, feeds[0], full_text=False) == (
-        "updated feed 1: full_text = False"
+    assert rows(settings)[feeds[0]][1:3] == ("Presse", "fetch")
+    assert manage.add_feed(settings, feeds[0], article_text="feed") == (
+        "updated feed 1: article_text = 'feed'"
     )
-    assert rows(settings)[feeds[0]][1:3] == ("Presse", 0)
+    assert rows(settings)[feeds[0]][1:3] == ("Presse", "feed")
 
     for other in (feeds[0] + "?utm_source=mail", feeds[0] + "#top", feeds[0] + "/"):
         with pytest.raises(UsageError, match="is feed 1 already"):
