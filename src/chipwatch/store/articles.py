@@ -14,6 +14,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from chipwatch.dedupe import lookup_keys
+from chipwatch.store.dialect import placeholder
 from chipwatch.store.lookup import present_keys
 from chipwatch.store.models import ArticleRow
 from chipwatch.types import Article
@@ -34,7 +35,11 @@ def _present(
             result.close()
 
     return present_keys(
-        fetch_rows, (k[0] for k in keys), (k[1] for k in keys), (k[2] for k in keys)
+        fetch_rows,
+        (k[0] for k in keys),
+        (k[1] for k in keys),
+        (k[2] for k in keys),
+        placeholder=placeholder(connection),
     )
 
 

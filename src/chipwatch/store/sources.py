@@ -15,8 +15,9 @@ from typing import cast
 from sqlalchemy import Connection, Table, Update, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from chipwatch.fetch import utcnow
+from chipwatch.clock import utcnow
 from chipwatch.settings import PollSettings, SourceConfig
+from chipwatch.store.dialect import placeholder
 from chipwatch.store.lookup import PARAMS_PER_QUERY
 from chipwatch.store.models import SourceRow
 from chipwatch.types import Source
@@ -294,7 +295,7 @@ def _load(connection: Connection, ids: Sequence[int]) -> list[_SourceState]:
     states: list[_SourceState] = []
     for start in range(0, len(ids), PARAMS_PER_QUERY):
         chunk = ids[start : start + PARAMS_PER_QUERY]
-        sql = f"{_LOAD_SQL}({','.join('?' * len(chunk))})"
+        sql = f"{_LOAD_SQL}({','.join([placeholder(connection)] * len(chunk))})"
         result = connection.exec_driver_sql(sql, tuple(chunk))
         states.extend(map(_SourceState, result.fetchall()))
     return states
