@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from chipwatch.collect import Writer
 from chipwatch.settings import PollSettings, Settings
-from chipwatch.store.db import open_engine, session_factory
+from chipwatch.store.db import open_database
 from chipwatch.store.models import SourceRow
 from chipwatch.store.sources import (
     FetchOutcome,
@@ -31,8 +31,8 @@ NOT_MODIFIED = FetchOutcome(ok=True, status=304, not_modified=True)
 
 
 @pytest.fixture
-def sessions(tmp_path: Path) -> sessionmaker[Session]:
-    return session_factory(open_engine(tmp_path / "chipwatch.sqlite3"))
+def sessions(tmp_path: Path, database_url: str) -> sessionmaker[Session]:
+    return open_database(database_url or f"sqlite:///{tmp_path / 'chipwatch.sqlite3'}").sessions
 
 
 def add(sessions: sessionmaker[Session], *urls: str) -> list[int]:
@@ -158,16 +158,28 @@ def test_record_outcome_returns_the_stored_row_and_keeps_pending_changes(session
     assert stored.url == "http://new.test/feed" and stored.language == "fr"
 
 
+REFUSE_UPDATES = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_bad BEFORE UPDATE ON sources WHEN OLD.url = '{url}' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_bad() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused by test trigger'; END $$",
+        "CREATE TRIGGER refuse_bad BEFORE UPDATE ON sources FOR EACH ROW "
+        "WHEN (OLD.url = '{url}') EXECUTE FUNCTION refuse_bad()",
+    ],
+}
+
+
 def test_a_failing_feed_write_does_not_lose_the_batch(sessions, tmp_path: Path) -> None:
     """A batch whose statements fail is written again feed by feed: the others keep
     their articles and outcomes, only the failing feed gets the error."""
     urls = [f"http://a.test/{name}" for name in ("one", "bad", "two")]
     ids = add(sessions, *urls)
-    with sessions.begin() as session:  # SQLite itself refuses any update of "bad"
-        session.execute(text(
-            f"CREATE TRIGGER refuse_bad BEFORE UPDATE ON sources WHEN OLD.url = '{urls[1]}' "
-            "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
-        ))  # fmt: skip
+    with sessions.begin() as session:  # the database itself refuses any update of "bad"
+        for statement in REFUSE_UPDATES[session.get_bind().dialect.name]:
+            session.execute(text(statement.format(url=urls[1])))
     settings = Settings(
         config_path=tmp_path / "c.toml", config_dir=tmp_path, data_dir=tmp_path,
         topics_path=tmp_path / "t.toml", corpus_dir=tmp_path / "corpus", poll=POLL,
