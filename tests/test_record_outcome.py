@@ -213,3 +213,21 @@ def test_a_failing_feed_write_does_not_lose_the_batch(sessions, tmp_path: Path) 
     with sessions() as session:
         stored = session.execute(text("SELECT source_id FROM articles ORDER BY id")).all()
     assert [r[0] for r in stored] == [ids[0], ids[2]]
+
+
+def test_strings_longer_than_their_columns_do_not_fail_the_write(sessions) -> None:
+    """PostgreSQL refuses what does not fit a column (SQLite keeps it): a cut name is
+    fine, a cut validator would never match again, so it is not kept."""
+    (feed,) = add(sessions, "http://a.test/feed")
+    huge = FetchOutcome(
+        ok=True, status=200, etag='"' + "e" * 2000 + '"', last_modified="x" * 300,
+        title="T" * 1000,
+    )  # fmt: skip
+    with sessions.begin() as session:
+        record_outcomes(session, [(feed, huge, NOW)], POLL)
+    stored = row(sessions, feed)
+    assert (stored.etag, stored.last_modified, stored.last_status) == (None, None, 200)
+    assert stored.name == "T" * 300
+    with sessions.begin() as session:
+        named, _ = add_source(session, "http://a.test/other", "N" * 1000, now=NOW)
+        assert named.name == "N" * 300

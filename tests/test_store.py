@@ -251,15 +251,16 @@ def test_database_url_setting_from_file_and_environment(tmp_path: Path) -> None:
 
 
 def test_articles_round_trip_on_both_backends(url: str) -> None:
-    """Dedupe driver SQL (placeholders differ per driver) finds what was stored."""
+    """Dedupe driver SQL (placeholders differ per driver) finds what was stored, and a
+    NUL character from a feed (refused by PostgreSQL's text columns) is dropped."""
     from chipwatch.store.articles import filter_new, insert_new
 
     article = Article(
         identity="guid:round-trip",
         source_url="https://example.org/feed",
         url="https://example.org/a",
-        title="Licences for lithography tools",
-        text="The ministry narrowed the exemptions.",
+        title="Licences for\x00 lithography tools",
+        text="The ministry narrowed\x00 the exemptions.",
         published=WHEN,
         fetched_at=WHEN,
         language="en",
@@ -270,4 +271,35 @@ def test_articles_round_trip_on_both_backends(url: str) -> None:
         assert len(insert_new(session, [article, article], source_id=None)) == 1
     with database.read() as session:
         assert filter_new(session, [article]) == []
+        stored = session.execute(select(ArticleRow.title, ArticleRow.text)).one()
+    assert tuple(stored) == (
+        "Licences for lithography tools",
+        "The ministry narrowed the exemptions.",
+    )
     database.dispose()
+
+
+def test_the_stages_build_no_sql() -> None:
+    """Outside store/, SQLAlchemy is only the Session type (a transaction handed to the
+    repositories), and the models only their enums: every query sits behind store/."""
+    import ast
+
+    source = Path(__file__).resolve().parents[1] / "src" / "chipwatch"
+    allowed = {"sqlalchemy.orm": {"Session", "sessionmaker"}}
+    offenders = []
+    for path in sorted(source.rglob("*.py")):
+        if "store" in path.relative_to(source).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [(alias.name, "*") for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [(node.module, alias.name) for alias in node.names]
+            else:
+                continue
+            for module, name in names:
+                if module.startswith("sqlalchemy") and name not in allowed.get(module, set()):
+                    offenders.append(f"{path.name}: {module}.{name}")
+                if module == "chipwatch.store.models" and not name.endswith(("Kind", "Status")):
+                    offenders.append(f"{path.name}: {module}.{name}")
+    assert offenders == []

@@ -4,6 +4,8 @@
   PostgreSQL, whose defaults already are what the PRAGMAs ask SQLite for;
 - placeholders of driver SQL (`?` for sqlite3, `%s` for psycopg);
 - "insert unless present" (`INSERT OR IGNORE` / `ON CONFLICT DO NOTHING`);
+- text: PostgreSQL refuses NUL characters in text columns (SQLite stores them), so the
+  repositories pass feed-supplied strings through `text_value` on both backends;
 - locking: PostgreSQL serialises schema upgrades with an advisory lock and lets
   senders claim an outbox row with `FOR UPDATE SKIP LOCKED`; SQLite has one writer
   at a time anyway (the file lock), so both are no-ops there.
@@ -60,6 +62,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def text_value(value: str) -> str:
+    """A string as a text column takes it on both backends: without NUL characters."""
+    return value.replace("\x00", "") if "\x00" in value else value
 
 
 def placeholder(connection: Connection) -> str:

@@ -17,12 +17,15 @@ from sqlalchemy.orm import Session
 
 from chipwatch.clock import utcnow
 from chipwatch.settings import PollSettings, SourceConfig
-from chipwatch.store.dialect import placeholder
+from chipwatch.store.dialect import placeholder, text_value
 from chipwatch.store.lookup import PARAMS_PER_QUERY
 from chipwatch.store.models import SourceRow
 from chipwatch.types import Source
 
 MAX_ERROR_CHARS = 500
+NAME_CHARS = 300  # the columns' lengths (models.SourceRow), which PostgreSQL enforces
+ETAG_CHARS = 1024
+LAST_MODIFIED_CHARS = 128
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def add_source(
         return row, False
     row = SourceRow(
         url=url,
-        name=name,
+        name=name[:NAME_CHARS],
         language=language,
         full_text=full_text,
         enabled=True,
@@ -173,6 +176,8 @@ def _apply_config(row: SourceRow, config: SourceConfig) -> bool:
     changed = False
     for attr in ("name", "language", "full_text"):
         value = getattr(config, attr)
+        if attr == "name":
+            value = value[:NAME_CHARS]
         if (value or attr == "full_text") and getattr(row, attr) != value:
             setattr(row, attr, value)
             changed = True
@@ -359,17 +364,23 @@ def _record_success(
     row.last_error = None
     row.last_success_at = now
     if outcome.etag is not None or not outcome.not_modified:
-        row.etag = outcome.etag
+        row.etag = _validator(outcome.etag, ETAG_CHARS)
     if outcome.last_modified is not None or not outcome.not_modified:
-        row.last_modified = outcome.last_modified
+        row.last_modified = _validator(outcome.last_modified, LAST_MODIFIED_CHARS)
     if outcome.title and not row.name:
-        row.name = outcome.title[:300]
+        row.name = text_value(outcome.title)[:NAME_CHARS]
     if outcome.site_url:
-        row.site_url = outcome.site_url[:2048]
+        row.site_url = text_value(outcome.site_url)[:2048]
     if outcome.entries_per_week is not None:
         row.interval_minutes = adaptive_interval(outcome.entries_per_week, poll)
     interval = row.interval_minutes or poll.interval_minutes
     row.next_check_at = now + timedelta(minutes=_at_least(interval, outcome, poll))
+
+
+def _validator(value: str | None, limit: int) -> str | None:
+    # PostgreSQL refuses a string longer than its column (SQLite stores it), and a cut
+    # validator would never match: one too long for the column is not kept at all.
+    return value if value is None or len(value) <= limit else None
 
 
 def _at_least(interval: int, outcome: FetchOutcome, poll: PollSettings) -> float:
@@ -387,7 +398,7 @@ def _record_failure(
     row: _SourceState, outcome: FetchOutcome, poll: PollSettings, now: datetime
 ) -> None:
     row.consecutive_errors = (row.consecutive_errors or 0) + 1
-    row.last_error = (outcome.error or "unknown error")[:MAX_ERROR_CHARS]
+    row.last_error = text_value(outcome.error or "unknown error")[:MAX_ERROR_CHARS]
     if outcome.gone:
         row.enabled = False
         row.disabled_reason = "HTTP 410 Gone: the publisher removed this feed"
