@@ -1,8 +1,8 @@
 """The `chipwatch` commands as a user runs them: feeds, corpus, label, classify, topics.
 
-Each test runs the real command in a subprocess against a real SQLite file or PostgreSQL
-database (the `database_url` fixture) and, where it fetches, the demo's feed server on
-127.0.0.1.
+Each test runs the real command in a subprocess against a real SQLite file (and, where
+the command reads or writes the store, a PostgreSQL database too: the `database_url`
+fixture) and, where it fetches, the demo's feed server on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
-def config(tmp_path: Path, database_url: str) -> Path:
+def config(tmp_path: Path) -> Path:
     """A config with no sources, its own copy of the corpus, and loopback fetching allowed."""
     corpus = tmp_path / "corpus"
     shutil.copytree(REPO / "config" / "corpus", corpus)
@@ -46,6 +46,7 @@ def feeds() -> Iterator[tuple[str, list[str]]]:
         yield served
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 def test_feeds_add_list_status_export_import_remove(
     config: Path, feeds: tuple[str, list[str]], tmp_path: Path
 ) -> None:
@@ -87,6 +88,7 @@ def test_feeds_add_refuses_a_page_that_is_not_a_feed(
     assert "404" in result.stderr
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 def test_feeds_status_shows_a_failing_feed(config: Path, feeds: tuple[str, list[str]]) -> None:
     base_url, _ = feeds
     config.write_text(
@@ -101,6 +103,7 @@ def test_feeds_status_shows_a_failing_feed(config: Path, feeds: tuple[str, list[
     assert "failing" in status and "Broken feed" in status and "404" in status
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 def test_label_then_reclassify(config: Path, feeds: tuple[str, list[str]]) -> None:
     _, urls = feeds
     config.write_text(
@@ -187,6 +190,7 @@ def test_classify_jsonl_through_the_command(config: Path, tmp_path: Path) -> Non
     assert "in.jsonl:1" in broken.stderr
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 def test_topics_list_and_suggest(config: Path, feeds: tuple[str, list[str]]) -> None:
     _, urls = feeds
     topics = run(config, "topics", "list").stdout
@@ -202,6 +206,7 @@ def test_topics_list_and_suggest(config: Path, feeds: tuple[str, list[str]]) -> 
     assert "[[topic]]" in suggested.stdout and "ASML" in suggested.stdout
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 def test_a_second_poll_while_one_runs_is_skipped(config: Path) -> None:
     from chipwatch.lock import job_lock
 
