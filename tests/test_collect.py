@@ -22,6 +22,7 @@ from chipwatch.settings import FetchSettings, PollSettings, Settings
 from chipwatch.store import lookup
 from chipwatch.store.articles import insert_articles
 from chipwatch.store.db import open_database
+from chipwatch.store.dialect import lookup_target
 from chipwatch.store.models import ArticleRow, SourceRow
 from chipwatch.store.sources import add_source, feed_health
 from chipwatch.types import Source
@@ -166,8 +167,7 @@ def _document_job(body: bytes, store_path: str | None) -> DocumentJob:
                        store_path=store_path)  # fmt: skip
 
 
-def test_worker_extracts_only_what_is_not_stored(sqlite_settings, sqlite_sessions) -> None:
-    settings, sessions = sqlite_settings, sqlite_sessions
+def test_worker_extracts_only_what_is_not_stored(settings, sessions, database_url) -> None:
     # Stored: item a (by GUID); item b under another GUID and URL but the same text.
     first = process_document(_document_job(rss(ITEMS), None))
     assert first.entries == 2 and [a.language for a in first.articles] == ["en", "en"]
@@ -178,7 +178,10 @@ def test_worker_extracts_only_what_is_not_stored(sqlite_settings, sqlite_session
                  "A third story that nobody has stored yet, about wafer output.")  # fmt: skip
     body = rss([*ITEMS, third])
 
-    result = process_document(_document_job(body, str(settings.database_path)))
+    # What the poll hands the workers: the SQLite file, or the PostgreSQL server's URL.
+    target = lookup_target(open_database(settings.store_url).engine)
+    assert target == (database_url.replace("+psycopg", "") or str(settings.database_path))
+    result = process_document(_document_job(body, target))
     assert result.entries == 3
     assert [a.url for a in result.articles] == ["http://news.test/c"]
     assert result.articles[0].language == "en"
@@ -186,8 +189,11 @@ def test_worker_extracts_only_what_is_not_stored(sqlite_settings, sqlite_session
     # writer's own check then decides.
     assert len(process_document(_document_job(body, None)).articles) == 3
     broken = settings.data_dir / "not-a-database.db"
+    broken.parent.mkdir(parents=True, exist_ok=True)
     broken.write_bytes(b"this is not SQLite" * 100)
     assert len(process_document(_document_job(body, str(broken))).articles) == 3
+    no_server = "postgresql://postgres@127.0.0.1:9/none?connect_timeout=2"
+    assert len(process_document(_document_job(body, no_server)).articles) == 3
 
 
 def test_store_lookup_follows_the_file_and_never_creates_one(
@@ -202,7 +208,7 @@ def test_store_lookup_follows_the_file_and_never_creates_one(
     assert check.present([stored.identity])[0] == {stored.identity}
     # Another database moved to the same path: answered from it, not from the old one.
     other = settings.data_dir / "other.db"
-    open_database(f"sqlite:///{other}").dispose()
+    open_database(f"sqlite:///{other}").sessions().close()  # its engine stays open
     other.replace(path)
     assert check.present([stored.identity]) == (set(), set(), set())
     # No file at all: nothing is known to be stored, and no empty file appears.

@@ -187,7 +187,7 @@ def test_backend_is_told_by_the_url(url: str, database_url: str) -> None:
     database = open_database(url)
     expected = Backend.POSTGRESQL if database_url else Backend.SQLITE
     assert database.backend is expected
-    # The parse workers read only a SQLite file; on PostgreSQL they are given none.
+    # The file the SQLite lookups and backups read; a server has none.
     assert (database.sqlite_file is None) == (expected is Backend.POSTGRESQL)
     database.dispose()
 

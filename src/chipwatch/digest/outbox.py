@@ -52,7 +52,6 @@ ALERTS_PER_HOUR = 3  # per recipient
 ALERT_WINDOW = timedelta(hours=24)  # only articles stored this recently can alert
 
 AfterSend = Callable[[OutboxMessage], None]
-__all__ = ["OutboxEntry"]  # re-exported: the listing's record is the store's
 
 
 @dataclass

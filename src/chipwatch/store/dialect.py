@@ -42,6 +42,14 @@ def sqlite_file(engine: Engine) -> str | None:
     return database
 
 
+def lookup_target(engine: Engine) -> str | None:
+    """What the parse workers' `StoreLookup` reads: the SQLite file, or the server as a
+    libpq URL (psycopg without SQLAlchemy); None for an in-memory database."""
+    if backend_of(engine) is Backend.POSTGRESQL:
+        return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return sqlite_file(engine)
+
+
 def engine_options(backend_name: str) -> dict[str, Any]:
     if backend_name == Backend.POSTGRESQL:
         # A connection that died with the server (restart, failover) is replaced, not

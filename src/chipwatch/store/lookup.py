@@ -1,8 +1,9 @@
 """Which article keys are stored already: the SQL shared by the writer and the workers.
 
-Plain `sqlite3`, no SQLAlchemy: the parse workers import this module, and each import
-they avoid is CPU and memory in every worker of every pool. The table and column names
-are the `articles` table's (`store.models.ArticleRow`; tests/test_store.py checks them).
+Plain `sqlite3`, or psycopg imported only when the store is PostgreSQL; no SQLAlchemy:
+the parse workers import this module, and each import they avoid is CPU and memory in
+every worker of every pool. The table and column names are the `articles` table's
+(`store.models.ArticleRow`; tests/test_collect.py checks them).
 """
 
 from __future__ import annotations
@@ -61,18 +62,24 @@ def present_keys(
     return found
 
 
+POSTGRES_PREFIX = "postgresql://"
+
+
 class StoreLookup:
-    """Read-only "already stored?" checks on the SQLite file, for the parse workers.
+    """Read-only "already stored?" checks for the parse workers: on the SQLite file, or
+    on a PostgreSQL server (`target` a `postgresql://` libpq URL, `lookup_target`).
 
     A worker asks before the costly per-entry steps (plain text, hash, language), so a
     changed feed, mostly old entries, costs little more than its parse. It is only a
     shortcut: the writer checks again before inserting (another feed may have stored the
     same story since), and any error here means "nothing is known to be stored"."""
 
-    def __init__(self, database_path: str) -> None:
-        self.database_path = database_path
-        self._connection: sqlite3.Connection | None = None
+    def __init__(self, target: str) -> None:
+        self.database_path = target
+        self._postgres = target.startswith(POSTGRES_PREFIX)
+        self._connection: Any = None
         self._file: tuple[int, int] | None = None
+        self._errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
 
     def present(
         self,
@@ -82,12 +89,17 @@ class StoreLookup:
     ) -> tuple[set[str], set[str], set[str]]:
         try:
             self._ensure_open()
-            return present_keys(self._fetch_rows, identities, urls, hashes)
-        except (sqlite3.Error, OSError):
+            mark = "%s" if self._postgres else "?"
+            return present_keys(self._fetch_rows, identities, urls, hashes, placeholder=mark)
+        except self._errors:
             self.close()  # reopened by the next check
             return set(), set(), set()
 
     def _ensure_open(self) -> None:
+        if self._postgres:
+            if self._connection is None:
+                self._connection = self._open_postgres()
+            return
         # A file replaced at the same path (restored backup, new data dir) must not be
         # answered from the old one: "stored" there would drop articles never stored.
         stat = os.stat(self.database_path)
@@ -101,6 +113,21 @@ class StoreLookup:
         assert self._connection is not None
         return self._connection.execute(sql, params).fetchall()
 
+    def _open_postgres(self) -> Any:
+        try:
+            import psycopg
+        except ImportError as exc:  # no driver: no shortcut
+            raise OSError(str(exc)) from exc
+        self._errors = (sqlite3.Error, OSError, psycopg.Error)
+        # Autocommit: each check sees what the writer committed so far; read-only, so a
+        # mistake here can never write.
+        return psycopg.connect(
+            self.database_path,
+            autocommit=True,
+            connect_timeout=5,
+            options="-c default_transaction_read_only=on",
+        )
+
     def _open(self) -> sqlite3.Connection:
         # mode=rw: never create a file where the database should be. WAL (set by the
         # writer's engine): readers neither wait for nor block it.
@@ -111,5 +138,7 @@ class StoreLookup:
 
     def close(self) -> None:
         if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+            try:
+                self._connection.close()
+            finally:
+                self._connection = None
