@@ -8,13 +8,13 @@ its whole history.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from chipwatch.dedupe import lookup_keys
-from chipwatch.store.dialect import placeholder, text_value
+from chipwatch.store.dialect import Backend, backend_of, text_value
 from chipwatch.store.lookup import present_keys
 from chipwatch.store.models import ArticleRow
 from chipwatch.types import Article
@@ -25,7 +25,7 @@ def _present(
 ) -> tuple[set[str], set[str], set[str]]:
     connection = session.connection()
 
-    def fetch_rows(sql: str, params: tuple[str, ...]) -> Sequence[Sequence[str | None]]:
+    def fetch_rows(sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[str | None]]:
         result = connection.exec_driver_sql(sql, params)
         try:
             # The DB-API rows as they are, in one call: SQLAlchemy's per-row iteration
@@ -39,7 +39,7 @@ def _present(
         (k[0] for k in keys),
         (k[1] for k in keys),
         (k[2] for k in keys),
-        placeholder=placeholder(connection),
+        arrays=backend_of(connection) is Backend.POSTGRESQL,
     )
 
 

@@ -2,7 +2,8 @@
 
 - connection set-up: SQLite's PRAGMAs (WAL, foreign keys, busy timeout); nothing on
   PostgreSQL, whose defaults already are what the PRAGMAs ask SQLite for;
-- placeholders of driver SQL (`?` for sqlite3, `%s` for psycopg);
+- parameters of driver SQL: `?` for sqlite3, `%s` for psycopg (and key lookups pass
+  one array per kind with `= ANY(%s)` there: `store.lookup.present_keys`);
 - "insert unless present" (`INSERT OR IGNORE` / `ON CONFLICT DO NOTHING`);
 - text: PostgreSQL refuses NUL characters in text columns (SQLite stores them), so the
   repositories pass feed-supplied strings through `text_value` on both backends;

@@ -18,7 +18,7 @@ ARTICLES_TABLE = "articles"
 KEY_COLUMNS = ("identity", "url", "content_hash")
 PARAMS_PER_QUERY = 900  # SQLite's oldest default cap is 999 bound parameters
 
-RowFetcher = Callable[[str, tuple[str, ...]], Sequence[Sequence[str | None]]]
+RowFetcher = Callable[[str, tuple[Any, ...]], Sequence[Sequence[str | None]]]
 
 
 def present_keys(
@@ -27,7 +27,7 @@ def present_keys(
     urls: Iterable[str | None] = (),
     hashes: Iterable[str | None] = (),
     *,
-    placeholder: str = "?",
+    arrays: bool = False,
 ) -> tuple[set[str], set[str], set[str]]:
     """The identities, URLs and content hashes among those given that are stored already.
 
@@ -37,26 +37,49 @@ def present_keys(
     (..) OR content_hash IN (..)`, each term on its index), written as driver SQL: these
     checks run for every feed of a poll, and building three ORM `IN` queries per check
     cost more CPU than SQLite answering them. Every value a matching row holds is
-    stored, so the rows' three columns can be taken whole. `placeholder` is the driver's
-    positional mark (`store.dialect.placeholder`: `?` for sqlite3, `%s` for psycopg)."""
+    stored, so the rows' three columns can be taken whole.
+
+    `arrays` (PostgreSQL, psycopg): one `= ANY(%s)` array parameter per kind instead of
+    `?` lists in chunks. The statement's text then depends only on which kinds are
+    asked, so psycopg prepares it once per connection and the server skips parsing and
+    planning a new IN list for every feed."""
     wanted = [
         sorted(set(identities)),
         sorted({u for u in urls if u}),
         sorted({h for h in hashes if h}),
     ]
     found: tuple[set[str], set[str], set[str]] = (set(), set(), set())
+    if arrays:
+        asked = [(c, v) for c, v in zip(KEY_COLUMNS, wanted, strict=True) if v]
+        if asked:
+            where = " OR ".join(f"{column} = ANY(%s)" for column, _ in asked)
+            sql = f"SELECT {', '.join(KEY_COLUMNS)} FROM {ARTICLES_TABLE} WHERE {where}"
+            _collect(found, fetch_rows(sql, tuple(values for _, values in asked)))
+        return _without_null(found)
     per_kind = PARAMS_PER_QUERY // 3
     for start in range(0, max(map(len, wanted)), per_kind):
         chunks = [values[start : start + per_kind] for values in wanted]
         terms = [
-            f"{column} IN ({','.join([placeholder] * len(chunk))})"
+            f"{column} IN ({','.join('?' * len(chunk))})"
             for column, chunk in zip(KEY_COLUMNS, chunks, strict=True)
             if chunk
         ]
         sql = f"SELECT {', '.join(KEY_COLUMNS)} FROM {ARTICLES_TABLE} WHERE {' OR '.join(terms)}"
-        rows = fetch_rows(sql, tuple(v for c in chunks for v in c))
-        for values, column in zip(found, zip(*rows, strict=True), strict=False):
-            values.update(column)
+        _collect(found, fetch_rows(sql, tuple(v for c in chunks for v in c)))
+    return _without_null(found)
+
+
+Found = tuple[set[str], set[str], set[str]]
+
+
+def _collect(found: Found, rows: Sequence[Sequence[Any]]) -> None:
+    for values, column in zip(found, zip(*rows, strict=True), strict=False):
+        values.update(column)
+
+
+def _without_null(
+    found: tuple[set[str], set[str], set[str]],
+) -> tuple[set[str], set[str], set[str]]:
     for values in found:
         values.discard(None)  # NULL url or content_hash
     return found
@@ -89,8 +112,7 @@ class StoreLookup:
     ) -> tuple[set[str], set[str], set[str]]:
         try:
             self._ensure_open()
-            mark = "%s" if self._postgres else "?"
-            return present_keys(self._fetch_rows, identities, urls, hashes, placeholder=mark)
+            return present_keys(self._fetch_rows, identities, urls, hashes, arrays=self._postgres)
         except self._errors:
             self.close()  # reopened by the next check
             return set(), set(), set()
@@ -109,7 +131,7 @@ class StoreLookup:
             self._connection = self._open()
             self._file = (stat.st_dev, stat.st_ino)
 
-    def _fetch_rows(self, sql: str, params: tuple[str, ...]) -> list[Any]:
+    def _fetch_rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         assert self._connection is not None
         return self._connection.execute(sql, params).fetchall()
 
