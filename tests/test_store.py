@@ -303,3 +303,19 @@ def test_the_stages_build_no_sql() -> None:
                 if module == "chipwatch.store.models" and not name.endswith(("Kind", "Status")):
                     offenders.append(f"{path.name}: {module}.{name}")
     assert offenders == []
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chipwatch_cli import run_chipwatch
+
+    config = tmp_path / "chipwatch.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    monkeypatch.setenv("CHIPWATCH_DATABASE_URL", "postgresql://watch:secret@127.0.0.1:9/chip")
+    listed = run_chipwatch(config, "feeds", "list")
+    assert listed.returncode != 0
+    assert "Traceback" not in listed.stderr
+    (line,) = listed.stderr.strip().splitlines()
+    assert "cannot open the database postgresql+psycopg://watch:***@127.0.0.1:9/chip" in line
+    assert "secret" not in line

@@ -22,8 +22,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, make_url
 from sqlalchemy import create_engine as sqlalchemy_engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from chipwatch.errors import ChipwatchError
 from chipwatch.store import dialect
 from chipwatch.store.dialect import Backend
 from chipwatch.store.url import normalise_url, sqlite_url
@@ -59,10 +61,20 @@ class Database:
         self.engine.dispose()
 
 
+class DatabaseUnavailable(ChipwatchError):
+    """The database cannot be reached or opened (no server, refused login, no file)."""
+
+
 def open_database(url: str) -> Database:
     """Connect, create or upgrade the schema, and return the database."""
     engine = create_engine(url)
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        where = engine.url.render_as_string(hide_password=True)
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise DatabaseUnavailable(f"cannot open the database {where}: {reason}") from None
     return Database(engine, sessionmaker(engine, expire_on_commit=False))
 
 
