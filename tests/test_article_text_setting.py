@@ -92,7 +92,7 @@ def _seed_0001(connection: sa.Connection) -> None:
 
 def _check_migration(url: str) -> None:
     engine = sa.create_engine(url)
-    config = _alembic_config(url)
+    config = _alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0001")

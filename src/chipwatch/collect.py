@@ -7,8 +7,9 @@ Stages, and where each runs:
 - fetch: asyncio + httpx in the event loop (I/O bound), limited globally and per host;
 - parse + extract: a process pool (CPU bound; `chipwatch.worker`), one call per feed,
   with a time limit enforced inside the worker; fastfeedparser where proven equal, else
-  feedparser; the worker asks the SQLite file (read-only) which entries are stored
-  already, and converts, hashes and detects the language of the others only;
+  feedparser; the worker asks the store (read-only: the SQLite file, or PostgreSQL over
+  one psycopg connection per worker) which entries are stored already, and converts,
+  hashes and detects the language of the others only;
 - store: one single-thread executor, so SQLite sees exactly one writer; feeds finishing
   within `WRITE_GATHER_SECONDS` share one transaction and one dedupe check, and a failed
   batch is retried feed by feed, so a failure on one feed never loses another's articles.
@@ -46,6 +47,7 @@ from chipwatch.fetch import Fetcher, utcnow
 from chipwatch.parse import NotAFeed, parse_feed
 from chipwatch.settings import FetchSettings, Settings
 from chipwatch.store.articles import filter_new_many, insert_articles
+from chipwatch.store.dialect import lookup_target
 from chipwatch.store.sources import FetchOutcome, due_sources, record_outcomes
 from chipwatch.types import Article, FetchResult, Source
 from chipwatch.urls import check_url
@@ -204,9 +206,9 @@ class Writer:
             return fn(session, *args)
 
     def load_due(self, now: datetime, all_feeds: bool) -> tuple[list[Source], str | None]:
-        """The due sources, and the SQLite file the parse workers may read (if any)."""
+        """The due sources, and the database the parse workers may read (if any)."""
         with self._sessions() as session:
-            return due_sources(session, now, all_feeds=all_feeds), _sqlite_file(session)
+            return due_sources(session, now, all_feeds=all_feeds), _lookup_target(session)
 
     async def store(
         self, source: Source, outcome: FetchOutcome, articles: Sequence[Article], now: datetime
@@ -277,13 +279,8 @@ class Writer:
         self._thread.shutdown(wait=True)
 
 
-def _sqlite_file(session: Session) -> str | None:
-    bind = session.get_bind()
-    url = bind.engine.url
-    database = url.database or ""
-    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
-        return None
-    return database
+def _lookup_target(session: Session) -> str | None:
+    return lookup_target(session.get_bind().engine)
 
 
 # --- one feed ----------------------------------------------------------------------------

@@ -11,12 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from sqlalchemy import select
-
 from chipwatch.errors import ConfigError, NotFound
-from chipwatch.pipeline import as_input, open_sessions, sync_config_sources
+from chipwatch.pipeline import open_sessions, sync_config_sources
 from chipwatch.settings import Settings
-from chipwatch.store.models import ArticleRow, ClassificationRow, SourceRow
+from chipwatch.store.models import SourceRow
 
 if TYPE_CHECKING:
     from chipwatch.store.sources import FeedHealth
@@ -306,16 +304,12 @@ def suggest_topics_text(settings: Settings, days: int, count: int) -> str:
     from datetime import timedelta
 
     from chipwatch.classify import suggest_topics
+    from chipwatch.store.classifications import novel_since
 
     sessions = open_sessions(settings)
     since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=days)
     with sessions() as session:
-        rows = session.scalars(
-            select(ArticleRow)
-            .join(ClassificationRow)
-            .where(ClassificationRow.novel.is_(True), ArticleRow.fetched_at >= since)
-        ).all()
-        novel = {str(row.id): as_input(row) for row in rows}
+        novel = {item.id: item for item in novel_since(session, since)}
     if not novel:
         return f"no novel articles in the last {days} days"
     saved = []

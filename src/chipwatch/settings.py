@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chipwatch.errors import ConfigError
+from chipwatch.store.url import SQLITE_FILENAME, DatabaseUrlError, normalise_url, sqlite_url
 
 ENV_PREFIX = "CHIPWATCH_"
 CONFIG_FILE = "chipwatch.toml"
@@ -259,13 +260,21 @@ class Settings:
             return False
         return os.access(folder, os.W_OK)
 
-    @property
-    def database_path(self) -> Path:
-        return self.data_dir / "chipwatch.sqlite3"
+    database_url: str = ""  # sqlite:///PATH or postgresql://...; "" = database_path
 
     @property
-    def database_url(self) -> str:
-        return f"sqlite:///{self.database_path}"
+    def database_path(self) -> Path:
+        """The default database: a SQLite file in the data folder."""
+        return self.data_dir / SQLITE_FILENAME
+
+    @property
+    def store_url(self) -> str:
+        """The database every command opens (`database_url`, else `database_path`)."""
+        return (
+            normalise_url(self.database_url)
+            if self.database_url
+            else sqlite_url(self.database_path)
+        )
 
     @property
     def maildir_path(self) -> Path:
@@ -299,7 +308,15 @@ _SECTIONS: dict[str, type] = {
     "health": HealthSettings,
     "web": WebSettings,
 }
-_TOP_LEVEL_KEYS = {"data_dir", "topics", "corpus_dir", "recipients", "sources", *_SECTIONS}
+_TOP_LEVEL_KEYS = {
+    "data_dir",
+    "database_url",
+    "topics",
+    "corpus_dir",
+    "recipients",
+    "sources",
+    *_SECTIONS,
+}
 
 
 def load_settings(
@@ -338,6 +355,7 @@ def load_settings(
         sources=_build_sources(raw.get("sources", []), source),
         config_origin=origin,
         data_dir_origin=origins["data_dir"],
+        database_url=_database_url(env, raw, source),
         **sections,
     )
     _validate(settings, lambda name: origins.get(name, source))
@@ -478,6 +496,19 @@ def copy_config(settings: Settings, target: Path, *, force: bool) -> list[Path]:
         where = exc.filename or target
         raise ConfigError(str(where), "", f"cannot write: {exc.strerror or exc}") from None
     return destinations
+
+
+def _database_url(env: Mapping[str, str], raw: Mapping[str, Any], source: str) -> str:
+    """The `database_url` setting (CHIPWATCH_DATABASE_URL first), normalised; "" if unset."""
+    key = ENV_PREFIX + "DATABASE_URL"
+    where, value = (key, env[key]) if key in env else (source, raw.get("database_url", ""))
+    value = _str(value, where, "database_url")
+    if not value.strip():
+        return ""
+    try:
+        return normalise_url(value)
+    except DatabaseUrlError as exc:
+        raise ConfigError(where, "database_url", str(exc)) from None
 
 
 def with_overrides(settings: Settings, **sections: Mapping[str, Any]) -> Settings:

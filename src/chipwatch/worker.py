@@ -36,8 +36,8 @@ class DocumentJob:
     max_entries: int
     max_entry_chars: int
     time_limit_seconds: float
-    # The SQLite file to ask which entries are stored already (None: no such shortcut,
-    # every entry is extracted and the writer's check alone decides).
+    # The SQLite file or PostgreSQL URL to ask which entries are stored already (None: no
+    # such shortcut, every entry is extracted and the writer's check alone decides).
     store_path: str | None = None
 
 

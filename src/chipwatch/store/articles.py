@@ -8,12 +8,13 @@ its whole history.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from chipwatch.dedupe import lookup_keys
+from chipwatch.store.dialect import Backend, backend_of, text_value
 from chipwatch.store.lookup import present_keys
 from chipwatch.store.models import ArticleRow
 from chipwatch.types import Article
@@ -24,7 +25,7 @@ def _present(
 ) -> tuple[set[str], set[str], set[str]]:
     connection = session.connection()
 
-    def fetch_rows(sql: str, params: tuple[str, ...]) -> Sequence[Sequence[str | None]]:
+    def fetch_rows(sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[str | None]]:
         result = connection.exec_driver_sql(sql, params)
         try:
             # The DB-API rows as they are, in one call: SQLAlchemy's per-row iteration
@@ -34,7 +35,11 @@ def _present(
             result.close()
 
     return present_keys(
-        fetch_rows, (k[0] for k in keys), (k[1] for k in keys), (k[2] for k in keys)
+        fetch_rows,
+        (k[0] for k in keys),
+        (k[1] for k in keys),
+        (k[2] for k in keys),
+        arrays=backend_of(connection) is Backend.POSTGRESQL,
     )
 
 
@@ -126,10 +131,10 @@ def _row(article: Article, source_id: int | None, source_name: str) -> dict[str,
         "source_id": source_id,
         # A news-search item's outlet is its source for the reader (and story grouping);
         # source_id still tells which feed found it.
-        "source_name": (article.outlet or source_name)[:300],
-        "url": article.url[:2048] if article.url else None,
-        "title": article.title,
-        "text": article.text,
+        "source_name": text_value(article.outlet or source_name)[:300],
+        "url": text_value(article.url)[:2048] if article.url else None,
+        "title": text_value(article.title),
+        "text": text_value(article.text),
         "language": article.language[:8],
         "published_at": article.published,
         "fetched_at": article.fetched_at,

@@ -1,7 +1,7 @@
 """The user's judgements on stored articles (LabelRow): set, read, undo.
 
 `chipwatch label` and the review site both write here; the classifier reads every label
-at its next fit (pipeline.stored_labels). Each change from the site is also recorded as a
+at its next fit (stored_labels). Each change from the site is also recorded as a
 LabelEventRow holding the label it replaced, which is what undo restores.
 """
 
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from chipwatch.errors import NotFound
 from chipwatch.store.models import ArticleRow, LabelRow
 from chipwatch.store.review_models import LabelEventRow
+from chipwatch.types import Label
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,17 @@ def set_label(
         LabelRow(article_id=article_id, relevant=relevant, topics=list(topics), created_at=now)
     )
     return previous
+
+
+def stored_labels(session: Session) -> list[Label]:
+    """Every label with its article's text: what the classifier is fitted on."""
+    rows = session.execute(
+        select(LabelRow, ArticleRow).join(ArticleRow).order_by(LabelRow.article_id)
+    ).tuples()
+    return [
+        Label(str(article.id), article.title, article.text, label.relevant, tuple(label.topics))
+        for label, article in rows
+    ]
 
 
 def get_label(session: Session, article_id: int) -> StoredLabel | None:

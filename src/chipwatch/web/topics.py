@@ -111,7 +111,7 @@ def proposals(site: Site) -> list[Proposal]:
     from sqlalchemy import select
 
     from chipwatch.classify import suggest_topics
-    from chipwatch.pipeline import as_input
+    from chipwatch.store.classifications import as_input
     from chipwatch.store.models import ArticleRow, ClassificationRow
 
     since = now_utc() - timedelta(days=SUGGEST_DAYS)
