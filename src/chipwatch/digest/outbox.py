@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from chipwatch.digest.assign import stored_stories
 from chipwatch.digest.deliver import (
     Transport,
     build_message,
@@ -37,7 +38,7 @@ from chipwatch.digest.deliver import (
 )
 from chipwatch.digest.render import FeedHealth, RenderedDigest, render_alert, render_digest
 from chipwatch.digest.select import select_items
-from chipwatch.digest.stories import Embedder, Story, cluster
+from chipwatch.digest.stories import Embedder, Story
 from chipwatch.errors import DeliveryError
 from chipwatch.schedule import cron_trigger
 from chipwatch.settings import Recipient, Settings
@@ -105,7 +106,7 @@ def render_for(
 ) -> RenderedDigest:
     """Select, group and render one recipient's next digest; writes nothing."""
     items = select_items(session, recipient, settings.digest, db_time(now))
-    stories = cluster(items, embed=embed)
+    stories = stored_stories(session, items, embed, recipient=recipient.address)
     return render_digest(stories, topics, recipient, settings.digest, health, db_time(now))
 
 
@@ -444,7 +445,7 @@ def _alert_candidates(
         and any(t in alert_topics for t in item.topics)
     ]
     found = []
-    for story in cluster(items):
+    for story in stored_stories(session, items):
         weights = {t: w for t, w in story.topic_weights().items() if t in alert_topics}
         if weights:
             found.append((story, alert_topics[max(sorted(weights), key=weights.__getitem__)]))

@@ -18,6 +18,7 @@ import nh3
 from sqlalchemy import Select, and_, exists, select
 from sqlalchemy.orm import Session
 
+from chipwatch.digest.boilerplate import clean_lead
 from chipwatch.settings import DigestSettings, Recipient
 from chipwatch.store.models import (
     ArticleRow,
@@ -65,7 +66,7 @@ def select_items(
     if not include_delivered:
         query = query.where(~_delivered(recipient.address), ~_pending(recipient.address))
     rows = session.execute(query).all()
-    items = [_to_item(article, row, digest.excerpt_chars) for article, row in rows]
+    items = [to_item(article, row, digest.excerpt_chars) for article, row in rows]
     return [item for item in items if wants(recipient, item)]
 
 
@@ -111,13 +112,16 @@ def wants(recipient: Recipient, item: DigestItem) -> bool:
     return any(topic in recipient.topics for topic in item.topics)
 
 
-def _to_item(article: ArticleRow, row: ClassificationRow, excerpt_chars: int) -> DigestItem:
+def to_item(article: ArticleRow, row: ClassificationRow, excerpt_chars: int) -> DigestItem:
     evidence = row.evidence or {}
-    text = plain_text(article.text or "")
+    title = plain_text(article.title or "")
+    # Line by line, so the furniture before the lead (date lines, labels) can be dropped.
+    lines = "\n".join(plain_text(line) for line in (article.text or "").splitlines())
+    text = clean_lead(lines, title)
     matched = evidence.get("matched_terms") or {}
     return DigestItem(
         article_id=article.id,
-        title=plain_text(article.title or "") or "(untitled)",
+        title=title or "(untitled)",
         source_name=plain_text(article.source_name or "") or "unknown source",
         url=safe_url(article.url),
         published=article.published_at,
