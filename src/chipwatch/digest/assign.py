@@ -1,10 +1,10 @@
 """Incremental grouping against the stored stories.
 
-An article is grouped once: `assign` embeds the articles not grouped yet, compares them
-with the stored members of the stories still open (published within
-`window_days` of them), lets each join a story or start one, and stores the result.
-Earlier assignments are never revisited, so a digest, the Atom feeds and the export all
-see the same stories, and a story keeps its id (its first article's) as it grows.
+An article is grouped once: the articles not grouped yet are embedded, compared with the
+stored members of the stories still open (an article published within `window_days`),
+and each joins a story or starts one; the result is stored. Earlier assignments are
+never revisited, so a digest, the Atom feeds and the export see the same stories, and a
+story keeps its id (its first article's) as it grows.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from sqlalchemy.orm import Session
 
-from chipwatch.digest.grouping import Features, Grouper, GroupingParams, centre
+from chipwatch.digest.grouping import Features, Grouper, GroupingParams, unit_vectors
 from chipwatch.digest.select import DigestItem, plain_text
 from chipwatch.digest.stories import (
     Embedder,
@@ -29,6 +29,89 @@ from chipwatch.digest.stories import (
 from chipwatch.store import stories as repo
 
 EMBED_BATCH = 256  # articles embedded at a time: bounds memory on a large backlog
+CENTRE_PRIOR = 5.0  # as grouping.centre: pseudo-articles shrinking each mean
+
+
+class _Centre:
+    """Running means of the window's unit vectors, overall and per language, so each new
+    article is centred as `grouping.centre` centres a whole window."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.count = 0
+        self.by_language: dict[str, tuple[np.ndarray, int]] = {}
+
+    def update(self, vectors: np.ndarray, languages: Sequence[str]) -> None:
+        if len(vectors) == 0:
+            return
+        if self.total is None:
+            self.total = np.zeros(vectors.shape[1], dtype=np.float64)
+        self.total += vectors.sum(axis=0)
+        self.count += len(vectors)
+        codes = np.asarray(languages)
+        for language in set(languages):
+            rows = vectors[codes == language]
+            total, count = self.by_language.get(language, (np.zeros_like(self.total), 0))
+            self.by_language[language] = (total + rows.sum(axis=0), count + len(rows))
+
+    def apply(self, vectors: np.ndarray, languages: Sequence[str]) -> np.ndarray:
+        assert self.total is not None
+        overall = self.total / (self.count + CENTRE_PRIOR)
+        centred = np.empty_like(vectors)
+        for k, language in enumerate(languages):
+            total, count = self.by_language.get(language, (np.zeros_like(self.total), 0))
+            mean = (total + CENTRE_PRIOR * overall) / (count + CENTRE_PRIOR)
+            centred[k] = vectors[k] - mean
+        return unit_vectors(centred)
+
+
+class StoryAssigner:
+    """The open window of stored stories, taking batches of new articles."""
+
+    def __init__(
+        self, session: Session, since: datetime, embed: Embedder, params: GroupingParams
+    ) -> None:
+        self.session, self.embed, self.params = session, embed, params
+        self.grouper = Grouper(params, {}, 0)
+        self.centre = _Centre()
+        self.story_of_index: dict[int, int] = {}
+        stored = repo.open_members(session, since)
+        if stored:
+            vectors = unit_vectors(np.array([m.vector for m in stored]))
+            languages = [m.language for m in stored]
+            self.centre.update(vectors, languages)
+            self.grouper.count(m.anchors for m in stored)
+            centred = self.centre.apply(vectors, languages)
+            index_of: dict[int, int] = {}
+            for k, member in enumerate(stored):
+                index = index_of.setdefault(member.story_id, len(index_of))
+                feats = Features(centred[k], member.anchors, day_of(member.published))
+                self.grouper.add(feats, index)
+            self.story_of_index = {index: story for story, index in index_of.items()}
+
+    def add(self, items: Sequence[DigestItem]) -> dict[int, int]:
+        """Group and store these (ungrouped) items, oldest first; article id -> story id."""
+        items = sorted(items, key=lambda it: (it.published, it.article_id))
+        assigned: dict[int, int] = {}
+        for start in range(0, len(items), EMBED_BATCH):
+            assigned.update(self._add_batch(items[start : start + EMBED_BATCH]))
+        return assigned
+
+    def _add_batch(self, items: Sequence[DigestItem]) -> dict[int, int]:
+        raw, found = item_features(items, self.embed, self.params)
+        vectors = unit_vectors(raw)
+        languages = [item.language for item in items]
+        self.centre.update(vectors, languages)
+        self.grouper.count(found)
+        centred = self.centre.apply(vectors, languages)
+        assigned, saved = {}, []
+        for k, item in enumerate(items):
+            index = self.grouper.add(Features(centred[k], found[k], day_of(item.published)))
+            story_id = self.story_of_index.setdefault(index, item.article_id)
+            assigned[item.article_id] = story_id
+            saved.append(repo.NewMember(item.article_id, story_id, vectors[k], found[k]))
+        repo.save_members(self.session, saved, datetime.now(UTC).replace(tzinfo=None))
+        return assigned
 
 
 def assign(
@@ -40,53 +123,13 @@ def assign(
     """Story id of each item, grouping (and storing) those not grouped yet."""
     params = params or GroupingParams()
     known = repo.story_ids(session, [item.article_id for item in items])
-    new = sorted(
-        (item for item in items if item.article_id not in known),
-        key=lambda it: (it.published, it.article_id),
-    )
+    new = [item for item in items if item.article_id not in known]
     if new:
-        known.update(_group_new(session, new, embed or default_embedder(), params))
+        since = min(item.published for item in new) - timedelta(days=params.window_days)
+        assigner = StoryAssigner(session, since, embed or default_embedder(), params)
+        known.update(assigner.add(new))
+        session.commit()
     return known
-
-
-def _group_new(
-    session: Session, new: Sequence[DigestItem], embed: Embedder, params: GroupingParams
-) -> dict[int, int]:
-    since = min(item.published for item in new) - timedelta(days=params.window_days)
-    stored = repo.open_members(session, since)
-    raw_parts, found = [], []
-    for start in range(0, len(new), EMBED_BATCH):
-        vectors, anchors = item_features(new[start : start + EMBED_BATCH], embed, params)
-        raw_parts.append(vectors)
-        found += anchors
-    raw_new = np.vstack(raw_parts)
-    raw = np.vstack([np.array([m.vector for m in stored]).reshape(-1, raw_new.shape[1]), raw_new])
-    languages = [m.language for m in stored] + [item.language for item in new]
-    # Centred on the open window (stored members and new articles together).
-    centred = centre(raw, languages)
-    all_anchors = [m.anchors for m in stored] + found
-    df: dict[str, int] = {}
-    for group_anchors in all_anchors:
-        for anchor in group_anchors:
-            df[anchor] = df.get(anchor, 0) + 1
-    grouper = Grouper(params, df, len(all_anchors))
-    index_of: dict[int, int] = {}  # stored story id -> grouper story index
-    for k, member in enumerate(stored):
-        feats = Features(centred[k], member.anchors, day_of(member.published))
-        index = grouper.add(feats, index_of.setdefault(member.story_id, len(index_of)))
-        index_of.setdefault(member.story_id, index)
-    story_of_index = {index: story_id for story_id, index in index_of.items()}
-    assigned: dict[int, int] = {}
-    saved = []
-    for k, item in enumerate(new):
-        feats = Features(centred[len(stored) + k], found[k], day_of(item.published))
-        index = grouper.add(feats)
-        story_id = story_of_index.setdefault(index, item.article_id)
-        assigned[item.article_id] = story_id
-        saved.append(repo.NewMember(item.article_id, story_id, raw_new[k], found[k]))
-    repo.save_members(session, saved, datetime.now(UTC).replace(tzinfo=None))
-    session.commit()
-    return assigned
 
 
 def stored_stories(

@@ -15,28 +15,42 @@ article; articles in order of publication. Singletons are stories too.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from chipwatch.digest.assign import assign
+from chipwatch.digest.assign import StoryAssigner
+from chipwatch.digest.grouping import GroupingParams
 from chipwatch.digest.select import to_item
-from chipwatch.digest.stories import Embedder, make_story
+from chipwatch.digest.stories import Embedder, default_embedder, make_story
 from chipwatch.extract import canonical_url
 from chipwatch.store import stories as repo
 from chipwatch.store.models import ArticleRow
 
 EXCERPT_CHARS = 300  # the export carries no excerpt; the items need one for the lead choice
+GROUP_BATCH = 2000  # articles loaded at a time when grouping a backlog
 
 
-def group_all(session: Session, embed: Embedder | None = None) -> int:
-    """Group every relevant stored article not in a story yet; returns how many."""
-    rows = repo.ungrouped_relevant(session)
-    items = [to_item(article, row, EXCERPT_CHARS) for article, row in rows]
-    if items:
-        assign(session, items, embed)
-    return len(items)
+def group_all(
+    session: Session, embed: Embedder | None = None, params: GroupingParams | None = None
+) -> int:
+    """Group every relevant stored article not in a story yet, a batch at a time, oldest
+    first, against one open window (nothing is loaded twice); returns how many."""
+    params = params or GroupingParams()
+    earliest = repo.earliest_ungrouped(session)
+    if earliest is None:
+        return 0
+    since = earliest - timedelta(days=params.window_days)
+    assigner = StoryAssigner(session, since, embed or default_embedder(), params)
+    done = 0
+    while rows := repo.ungrouped_relevant(session, limit=GROUP_BATCH):
+        items = [to_item(article, row, EXCERPT_CHARS) for article, row in rows]
+        assigner.add(items)
+        session.commit()
+        session.expunge_all()  # the batch's rows are not needed any more
+        done += len(items)
+    return done
 
 
 def export_stories(

@@ -115,9 +115,8 @@ def wants(recipient: Recipient, item: DigestItem) -> bool:
 def to_item(article: ArticleRow, row: ClassificationRow, excerpt_chars: int) -> DigestItem:
     evidence = row.evidence or {}
     title = plain_text(article.title or "")
-    # Line by line, so the furniture before the lead (date lines, labels) can be dropped.
-    lines = "\n".join(plain_text(line) for line in (article.text or "").splitlines())
-    text = clean_lead(lines, title)
+    # Lines kept, so the furniture before the lead (date lines, labels) can be dropped.
+    text = clean_lead(plain_text(article.text or "", keep_lines=True), title)
     matched = evidence.get("matched_terms") or {}
     return DigestItem(
         article_id=article.id,
@@ -138,9 +137,10 @@ def to_item(article: ArticleRow, row: ClassificationRow, excerpt_chars: int) -> 
     )
 
 
-def plain_text(value: str) -> str:
+def plain_text(value: str, *, keep_lines: bool = False) -> str:
     """Feed strings may carry markup: strip every tag (and script/style content) until
-    nothing changes, so neither an escaped nor a decoded `<script>` survives."""
+    nothing changes, so neither an escaped nor a decoded `<script>` survives.
+    Whitespace is collapsed; with `keep_lines`, line breaks stay (one per line)."""
     text = value
     for _ in range(4):
         cleaned = html.unescape(nh3.clean(text, tags=set(), attributes={}))
@@ -148,6 +148,9 @@ def plain_text(value: str) -> str:
             break
         text = cleaned
     # After the last pass a lone "<" is text, not a tag: Jinja escapes it in HTML.
+    if keep_lines:
+        lines = (" ".join(line.split()) for line in text.splitlines())
+        return "\n".join(line for line in lines if line)
     return " ".join(text.split())
 
 

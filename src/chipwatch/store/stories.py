@@ -110,9 +110,9 @@ def save_members(session: Session, members: Sequence[NewMember], now: datetime) 
 
 
 def ungrouped_relevant(
-    session: Session, since: datetime | None = None
+    session: Session, since: datetime | None = None, limit: int | None = None
 ) -> list[tuple[ArticleRow, ClassificationRow]]:
-    """Relevant stored articles not in a story yet (oldest first)."""
+    """Relevant stored articles not in a story yet (oldest first, at most `limit`)."""
     query = (
         select(ArticleRow, ClassificationRow)
         .join(ClassificationRow, ClassificationRow.article_id == ArticleRow.id)
@@ -122,7 +122,22 @@ def ungrouped_relevant(
     )
     if since is not None:
         query = query.where(ArticleRow.published_at >= since)
+    if limit is not None:
+        query = query.limit(limit)
     return [(a, c) for a, c in session.execute(query).all()]
+
+
+def earliest_ungrouped(session: Session) -> datetime | None:
+    """When the oldest relevant article not in a story yet was published."""
+    query = (
+        select(ArticleRow.published_at)
+        .join(ClassificationRow, ClassificationRow.article_id == ArticleRow.id)
+        .outerjoin(StoryMemberRow, StoryMemberRow.article_id == ArticleRow.id)
+        .where(ClassificationRow.relevant.is_(True), StoryMemberRow.article_id.is_(None))
+        .order_by(ArticleRow.published_at)
+        .limit(1)
+    )
+    return session.scalar(query)
 
 
 def grouped_relevant(
