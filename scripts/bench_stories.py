@@ -19,24 +19,21 @@ timed is the grouping, the storage and the loading.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import resource
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import psutil
-from sqlalchemy import insert
-
-import multiprocessing
-from collections.abc import Sequence
-
 import numpy as np
+import psutil
 from sklearn.feature_extraction.text import HashingVectorizer
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from chipwatch.digest.export import group_all
 from chipwatch.store.db import open_engine, session_factory

@@ -218,7 +218,8 @@ def report_params(dev: Dev, params: GroupingParams, label: str) -> None:
         s, j, t = totals[key]
         if s or t:
             print(
-                f"  {key}: recall {j / max(s, 1):.2f} of {s / len(dev.days):.0f} pairs, precision {j / max(t, 1):.2f}"
+                f"  {key}: recall {j / max(s, 1):.2f} of {s / len(dev.days):.0f} pairs, "
+                f"precision {j / max(t, 1):.2f}"
             )
     singles = bcubed(everyone, dev.gold)
     print(f"  (every article alone: P {singles[0]:.3f} R {singles[1]:.3f} F1 {singles[2]:.3f})")
@@ -243,7 +244,8 @@ def main() -> int:
     held_out, chosen = cross_validate(dev, args.folds, args.repeats)
     p, r, f = (float(np.mean([h[k] for h in held_out])) for k in range(3))
     print(
-        f"cross-validated ({args.folds} folds of events x {args.repeats}): held-out B-cubed P {p:.3f} R {r:.3f} F1 {f:.3f}"
+        f"cross-validated ({args.folds} folds of events x {args.repeats}): "
+        f"held-out B-cubed P {p:.3f} R {r:.3f} F1 {f:.3f}"
     )
     print(
         f"  F1 range over folds {min(h[2] for h in held_out):.3f}-{max(h[2] for h in held_out):.3f}"
@@ -252,7 +254,8 @@ def main() -> int:
     everyone = list(range(len(dev.gold)))
     fitted = best(dev, grid(GroupingParams()), everyone)
     print(
-        f"best on all dev (in-sample): t={fitted.threshold} w={fitted.anchor_weight} lead={fitted.lead_chars}"
+        f"best on all dev (in-sample): t={fitted.threshold} w={fitted.anchor_weight} "
+        f"lead={fitted.lead_chars}"
     )
     report_params(dev, fitted, "  in-sample best")
     report_params(dev, GroupingParams(), "defaults of GroupingParams")

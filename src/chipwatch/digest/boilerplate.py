@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# A date line: "date 2025-07", "April 9, 2025", "10/10/2025, 7:02:32 PM | China", "13:15 28-08-2025".
+# Date lines: "date 2025-07", "April 9, 2025", "10/10/2025, 7:02 PM | China", "13:15 28-08-2025".
 _DATE_PREFIX = re.compile(r"^\s*date\s+\d{4}(?:-\d{2}){0,2}\b\s*", re.I)
 _MONTHS = (
     r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|janv|févr|fevr|avr|mai|juin|juil|"

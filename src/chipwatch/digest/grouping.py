@@ -39,7 +39,7 @@ import numpy as np
 @dataclass(frozen=True)
 class GroupingParams:
     # Average pair score at which an article joins a story (chosen by cross-validation).
-    threshold: float = 0.5
+    threshold: float = 0.44
     # Weight of the idf-weighted anchor overlap (0..1) next to the cosine (chosen by CV).
     anchor_weight: float = 0.5
     # Score lost per day between two articles beyond `grace_days` (a design choice: dev
