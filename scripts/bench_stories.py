@@ -183,7 +183,12 @@ def quality(stories: dict[int, list[int]], events: dict[int, int]) -> tuple[floa
 
 
 def _generate(db: Path, n: int, seed: int) -> None:
-    store(db, synthesize(n, random.Random(seed)))
+    """In a child process: store the articles; keep each one's event and time in .npy."""
+    rows = synthesize(n, random.Random(seed))
+    store(db, rows)
+    np.save(db.with_suffix(".events.npy"), np.array([int(r["event"]) for r in rows]))  # type: ignore[call-overload]
+    stamps = [r["published"].timestamp() for r in rows]  # type: ignore[union-attr]
+    np.save(db.with_suffix(".published.npy"), np.array(stamps))
 
 
 def use_cost(sample: int) -> float:
@@ -218,11 +223,10 @@ def main() -> int:
         child.start()
         child.join()
         t1 = time.perf_counter()
-        rows = synthesize(total, random.Random(args.seed))
-        events = {i + 1: int(r["event"]) for i, r in enumerate(rows)}  # type: ignore[call-overload]
-        published = [r["published"] for r in rows]
-        del rows
-        late = set(sorted(events, key=lambda i: published[i - 1])[-args.day :])
+        event_of = np.load(db.with_suffix(".events.npy"))
+        published = np.load(db.with_suffix(".published.npy"))
+        events = {i + 1: int(e) for i, e in enumerate(event_of)}
+        late = [int(i) + 1 for i in np.argsort(published, kind="stable")[-args.day :]]
         engine = open_engine(db)
         with engine.begin() as connection:  # the day's articles arrive later
             connection.execute(

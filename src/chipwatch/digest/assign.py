@@ -30,6 +30,7 @@ from chipwatch.store import stories as repo
 
 EMBED_BATCH = 256  # articles embedded at a time: bounds memory on a large backlog
 CENTRE_PRIOR = 5.0  # as grouping.centre: pseudo-articles shrinking each mean
+SEED_CHUNK = 8192  # stored members centred at a time
 
 
 class _Centre:
@@ -58,10 +59,12 @@ class _Centre:
         assert self.total is not None
         overall = self.total / (self.count + CENTRE_PRIOR)
         centred = np.empty_like(vectors)
-        for k, language in enumerate(languages):
+        codes = np.asarray(languages)
+        for language in set(languages):
+            rows = codes == language
             total, count = self.by_language.get(language, (np.zeros_like(self.total), 0))
             mean = (total + CENTRE_PRIOR * overall) / (count + CENTRE_PRIOR)
-            centred[k] = vectors[k] - mean
+            centred[rows] = vectors[rows] - mean
         return unit_vectors(centred)
 
 
@@ -76,18 +79,28 @@ class StoryAssigner:
         self.centre = _Centre()
         self.story_of_index: dict[int, int] = {}
         stored = repo.open_members(session, since)
-        if stored:
-            vectors = unit_vectors(np.array([m.vector for m in stored]))
-            languages = [m.language for m in stored]
-            self.centre.update(vectors, languages)
-            self.grouper.count(m.anchors for m in stored)
-            centred = self.centre.apply(vectors, languages)
-            index_of: dict[int, int] = {}
-            for k, member in enumerate(stored):
-                index = index_of.setdefault(member.story_id, len(index_of))
-                feats = Features(centred[k], member.anchors, day_of(member.published))
-                self.grouper.add(feats, index)
-            self.story_of_index = {index: story for story, index in index_of.items()}
+        if len(stored):
+            self._seed(stored)
+
+    def _seed(self, stored: repo.StoredWindow) -> None:
+        """Replay the stored members into the grouper, a chunk at a time (no float32
+        copy of the whole window)."""
+        self.grouper.count(stored.anchors)
+        for start in range(0, len(stored), SEED_CHUNK):
+            part = slice(start, start + SEED_CHUNK)
+            vectors = unit_vectors(stored.vectors[part].astype(np.float32))
+            self.centre.update(vectors, stored.languages[part])
+        index_of: dict[int, int] = {}
+        for start in range(0, len(stored), SEED_CHUNK):
+            part = slice(start, start + SEED_CHUNK)
+            vectors = unit_vectors(stored.vectors[part].astype(np.float32))
+            centred = self.centre.apply(vectors, stored.languages[part])
+            for k in range(len(centred)):
+                at = start + k
+                index = index_of.setdefault(stored.story_ids[at], len(index_of))
+                day = day_of(stored.published[at])
+                self.grouper.add(Features(centred[k], stored.anchors[at], day), index)
+        self.story_of_index = {index: story for story, index in index_of.items()}
 
     def add(self, items: Sequence[DigestItem]) -> dict[int, int]:
         """Group and store these (ungrouped) items, oldest first; article id -> story id."""

@@ -24,6 +24,7 @@ events out); see docs/digest.md and scripts/calibrate_stories.py.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -69,6 +70,7 @@ _PERCENT = re.compile(
 )
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")
 _NAME = re.compile(r"\b[A-Z][\w'’-]{2,}")
+_DIGIT = re.compile(r"\d")
 # Capitalised words that say nothing about which development it is (sentence starts,
 # weekdays, months, newsroom words in the watch's languages).
 _STOP_TEXT = """the this that these those with from after before when what while where which about
@@ -82,6 +84,7 @@ _STOP_TEXT = """the this that these those with from after before when what while
 _STOP_NAMES = frozenset(_STOP_TEXT.split())
 
 
+@functools.lru_cache(maxsize=65536)  # names repeat across articles: fold each once
 def fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
@@ -101,7 +104,7 @@ def anchors(text: str) -> frozenset[str]:
             found.add("n" + value)
     for match in _NAME.finditer(text):
         word = fold(match.group(0)).strip("'’-")
-        if len(word) >= 3 and word not in _STOP_NAMES and not any(c.isdigit() for c in word):
+        if len(word) >= 3 and word not in _STOP_NAMES and not _DIGIT.search(word):
             found.add("@" + word)
     return frozenset(found)
 
@@ -189,11 +192,18 @@ class Grouper:
                 self._idf[anchor] = cached
         return cached
 
+    def _idf_sum(self, anchors: Iterable[str]) -> float:
+        cache, total = self._idf, 0.0
+        for anchor in anchors:
+            value = cache.get(anchor)
+            total += value if value is not None else self.idf(anchor)
+        return total
+
     def weight(self, found: frozenset[str]) -> float:
         """Summed rarity of an article's anchors (cached for fixed counts)."""
         cached = self._weights.get(found) if self._fixed_df else None
         if cached is None:
-            cached = sum(map(self.idf, found))
+            cached = self._idf_sum(found)
             if self._fixed_df:
                 self._weights[found] = cached
         return cached
@@ -203,13 +213,13 @@ class Grouper:
         shared = a & b
         if not shared:
             return 0.0
-        both = sum(map(self.idf, shared))
+        both = self._idf_sum(shared)
         return both / max(self.weight(a) + self.weight(b) - both, 1e-9)
 
     def overlap_bound(self, a: frozenset[str], story: int) -> float:
         """At least the overlap with any member: shared anchors are among the story's."""
         shared = a & self._union[story]
-        return sum(map(self.idf, shared)) / max(self.weight(a), 1e-9) if shared else 0.0
+        return self._idf_sum(shared) / max(self.weight(a), 1e-9) if shared else 0.0
 
     def time_penalty(self, a: float, b: float) -> float:
         gap = abs(a - b) - self.params.grace_days
@@ -259,7 +269,7 @@ class Grouper:
     def _new_story(self, feats: Features) -> None:
         count = len(self._members)
         if count >= len(self._sums):  # grow the matrix of sums by doubling
-            capacity = max(2 * count, 64)
+            capacity = max(count + count // 2, 64)  # grow by half: bounded slack
             grown = np.zeros((capacity, len(feats.vector)), dtype=np.float32)
             if count:
                 grown[:count] = self._sums[:count]
@@ -270,48 +280,53 @@ class Grouper:
         self._union.append(set())
         self._last_day[count] = feats.day
 
-    def _candidates(self, feats: Features) -> np.ndarray:
+    def _candidates(self, feats: Features) -> tuple[np.ndarray, np.ndarray]:
+        """Open stories worth scoring and their mean cosine with the article."""
         limit = feats.day - self.params.window_days
-        if len(self._open) > max(self.params.dense_limit, 2 * self._pruned_at):
+        count = len(self._members)
+        if count == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if count <= self.params.dense_limit:
+            # One product over the contiguous sums; closed stories are masked out.
+            products = self._sums[:count] @ feats.vector
+            means = products / np.maximum(self._sizes[:count], 1)
+            keep = (self._last_day[:count] >= limit) & (means >= self.params.min_cosine)
+            rows = np.flatnonzero(keep)
+            return rows, means[rows]
+        if len(self._open) > 2 * self._pruned_at:
             # Articles come roughly in time order: a story quiet for window_days is closed.
             self._open = {s for s in self._open if self._last_day[s] >= limit}
             self._pruned_at = len(self._open)
-        if len(self._open) <= self.params.dense_limit:
-            pool: set[int] = self._open
-        else:
-            pool = set()
-            for anchor in feats.anchors:
-                if self._df.get(anchor, 0) <= self.params.max_anchor_df:
-                    pool |= self._index.get(anchor, set())
+        pool: set[int] = set()
+        for anchor in feats.anchors:
+            if self._df.get(anchor, 0) <= self.params.max_anchor_df:
+                pool |= self._index.get(anchor, set())
         rows = np.fromiter(pool, dtype=np.int64, count=len(pool))
-        return rows[self._last_day[rows] >= limit]
+        rows = rows[self._last_day[rows] >= limit]
+        means = (self._sums[rows] @ feats.vector) / self._sizes[rows]
+        keep = means >= self.params.min_cosine
+        return rows[keep], means[keep]
 
     def _best_story(self, feats: Features) -> int | None:
-        rows = self._candidates(feats)
+        rows, mean_cosine = self._candidates(feats)
         if not len(rows):
             return None
         params = self.params
-        candidates = rows.tolist()
-        if len(rows) > 64:  # one product over the contiguous sums beats copying many rows
-            products = (self._sums[: len(self._members)] @ feats.vector)[rows]
-        else:
-            products = self._sums[rows] @ feats.vector
-        mean_cosine = products / self._sizes[rows]
         best, best_score = None, params.threshold
         # Highest mean cosine first. Anchor overlap is at most 1 and time only subtracts,
         # so once mean cosine + anchor_weight is below the best score, nothing can win;
         # the story's anchors give a tighter bound before the members are looked at.
         for k in np.argsort(-mean_cosine):
-            if mean_cosine[k] < params.min_cosine:
+            cosine = float(mean_cosine[k])
+            if cosine + params.anchor_weight < best_score:
                 break
-            if mean_cosine[k] + params.anchor_weight < best_score:
-                break
-            bound = params.anchor_weight * self.overlap_bound(feats.anchors, candidates[k])
-            if mean_cosine[k] + bound < best_score:
+            story = int(rows[k])
+            bound = params.anchor_weight * self.overlap_bound(feats.anchors, story)
+            if cosine + bound < best_score:
                 continue
-            score = float(mean_cosine[k]) + self._rest_score(feats, candidates[k])
+            score = cosine + self._rest_score(feats, story)
             if score >= best_score:
-                best, best_score = candidates[k], score
+                best, best_score = story, score
         return best
 
 

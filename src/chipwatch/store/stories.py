@@ -22,13 +22,19 @@ VECTOR_DTYPE = np.float16  # 1 KB per article for 512 dimensions; cosines change
 
 
 @dataclass(frozen=True)
-class StoredMember:
-    article_id: int
-    story_id: int
-    vector: np.ndarray
-    anchors: frozenset[str]
-    published: datetime
-    language: str
+class StoredWindow:
+    """The members of the open stories, column by column (one float16 matrix of vectors:
+    100,000 members take 100 MB, not a Python object each)."""
+
+    article_ids: list[int]
+    story_ids: list[int]
+    vectors: np.ndarray  # float16, one row per member
+    anchors: list[frozenset[str]]
+    published: list[datetime]
+    languages: list[str]
+
+    def __len__(self) -> int:
+        return len(self.article_ids)
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ def story_ids(session: Session, article_ids: Sequence[int]) -> dict[int, int]:
     return found
 
 
-def open_members(session: Session, since: datetime) -> list[StoredMember]:
+def open_members(session: Session, since: datetime, dims: int = 512) -> StoredWindow:
     """Every member of the stories that have an article published since `since`."""
     recent = (
         select(StoryMemberRow.story_id)
@@ -65,7 +71,7 @@ def open_members(session: Session, since: datetime) -> list[StoredMember]:
         .where(ArticleRow.published_at >= since)
         .distinct()
     )
-    rows = session.execute(
+    result = session.execute(
         select(
             StoryMemberRow.article_id,
             StoryMemberRow.story_id,
@@ -78,17 +84,28 @@ def open_members(session: Session, since: datetime) -> list[StoredMember]:
         .where(StoryMemberRow.story_id.in_(recent))
         .order_by(ArticleRow.published_at, StoryMemberRow.article_id)
     )
-    return [
-        StoredMember(
-            article_id=int(article_id),
-            story_id=int(story_id),
-            vector=np.frombuffer(vector, dtype=VECTOR_DTYPE).astype(np.float32),
-            anchors=frozenset(anchors or ()),
-            published=published,
-            language=language or "",
+    window = StoredWindow([], [], np.zeros((0, dims), dtype=VECTOR_DTYPE), [], [], [])
+    chunks: list[np.ndarray] = []
+    while rows := result.fetchmany(10_000):
+        chunk = np.empty((len(rows), dims), dtype=VECTOR_DTYPE)
+        for k, (article_id, story_id, vector, anchors, published, language) in enumerate(rows):
+            window.article_ids.append(int(article_id))
+            window.story_ids.append(int(story_id))
+            chunk[k] = np.frombuffer(vector, dtype=VECTOR_DTYPE)
+            window.anchors.append(frozenset(anchors or ()))
+            window.published.append(published)
+            window.languages.append(language or "")
+        chunks.append(chunk)
+    if chunks:
+        window = StoredWindow(
+            window.article_ids,
+            window.story_ids,
+            np.vstack(chunks),
+            window.anchors,
+            window.published,
+            window.languages,
         )
-        for article_id, story_id, vector, anchors, published, language in rows
-    ]
+    return window
 
 
 def save_members(session: Session, members: Sequence[NewMember], now: datetime) -> None:
