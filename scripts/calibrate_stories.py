@@ -48,6 +48,7 @@ ANCHOR_WEIGHTS = [0.0, 0.25, 0.5, 0.75, 1.0]
 LEAD_CHARS = [300, 600, 1000]
 DAYS = 6.0
 FULL_GRID = False
+BONUSES = [0.0, 0.1, 0.2]
 
 
 def load(eval_dir: Path) -> tuple[list[dict[str, object]], dict[str, str]]:
@@ -146,7 +147,8 @@ class Dev:
         # Centred on the articles being grouped, as the digest centres on its window.
         vectors = centre(self.vectors[lead_chars][list(subset)], [self.langs[i] for i in subset])
         return [
-            Features(vectors[k], self.anchors[i], self.days[seed][i]) for k, i in enumerate(subset)
+            Features(vectors[k], self.anchors[i], self.days[seed][i], self.langs[i])
+            for k, i in enumerate(subset)
         ]
 
     def score(self, params: GroupingParams, subset: Sequence[int]) -> tuple[float, float, float]:
@@ -163,7 +165,9 @@ def grid(base: GroupingParams) -> list[GroupingParams]:
     """Only the threshold is tuned by default (fewest choices fitted to 43 events);
     --full-grid also searches the anchor weight and the lead length."""
     if not FULL_GRID:
-        return [replace(base, threshold=t) for t in THRESHOLDS]
+        return [
+            replace(base, threshold=t, cross_language_bonus=b) for b in BONUSES for t in THRESHOLDS
+        ]
     return [
         replace(base, threshold=t, anchor_weight=w, lead_chars=n)
         for n in LEAD_CHARS
@@ -190,7 +194,10 @@ def cross_validate(
             test = [i for i, e in enumerate(dev.gold) if e in test_events]
             train = [i for i, e in enumerate(dev.gold) if e not in test_events]
             params = best(dev, candidates, train)
-            chosen[f"t={params.threshold} w={params.anchor_weight} lead={params.lead_chars}"] += 1
+            chosen[
+                f"t={params.threshold} bonus={params.cross_language_bonus} "
+                f"w={params.anchor_weight} lead={params.lead_chars}"
+            ] += 1
             held_out.append(dev.score(params, test))
     return held_out, chosen
 
@@ -254,8 +261,8 @@ def main() -> int:
     everyone = list(range(len(dev.gold)))
     fitted = best(dev, grid(GroupingParams()), everyone)
     print(
-        f"best on all dev (in-sample): t={fitted.threshold} w={fitted.anchor_weight} "
-        f"lead={fitted.lead_chars}"
+        f"best on all dev (in-sample): t={fitted.threshold} "
+        f"bonus={fitted.cross_language_bonus} w={fitted.anchor_weight} lead={fitted.lead_chars}"
     )
     report_params(dev, fitted, "  in-sample best")
     report_params(dev, GroupingParams(), "defaults of GroupingParams")

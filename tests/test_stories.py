@@ -195,3 +195,16 @@ def test_empty_and_single() -> None:
     assert cluster([]) == []
     (story,) = cluster([WRITE_OFF], embed=default_embedder())
     assert story.lead == WRITE_OFF and story.others == ()
+
+
+def test_cross_language_bonus_lifts_a_translation_over_the_threshold() -> None:
+    a, b = _vectors([1, 0])[0], _vectors([0.4, np.sqrt(1 - 0.16)])[0]  # cosine 0.4
+    for bonus, together in ((0.0, False), (0.1, True)):
+        params = GroupingParams(threshold=0.44, anchor_weight=0.0, cross_language_bonus=bonus)
+        grouper = Grouper(params, {}, 2)
+        first = grouper.add(Features(a, frozenset(), 0.0, "en"))
+        assert (grouper.add(Features(b, frozenset(), 0.1, "fr")) == first) is together
+    # Two articles in one language get no bonus.
+    grouper = Grouper(GroupingParams(threshold=0.44, cross_language_bonus=0.1), {}, 2)
+    first = grouper.add(Features(a, frozenset(), 0.0, "en"))
+    assert grouper.add(Features(b, frozenset(), 0.1, "en")) != first

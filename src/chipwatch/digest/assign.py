@@ -99,7 +99,8 @@ class StoryAssigner:
                 at = start + k
                 index = index_of.setdefault(stored.story_ids[at], len(index_of))
                 day = day_of(stored.published[at])
-                self.grouper.add(Features(centred[k], stored.anchors[at], day), index)
+                feats = Features(centred[k], stored.anchors[at], day, stored.languages[at])
+                self.grouper.add(feats, index)
         self.story_of_index = {index: story for story, index in index_of.items()}
 
     def add(self, items: Sequence[DigestItem]) -> dict[int, int]:
@@ -119,7 +120,8 @@ class StoryAssigner:
         centred = self.centre.apply(vectors, languages)
         assigned, saved = {}, []
         for k, item in enumerate(items):
-            index = self.grouper.add(Features(centred[k], found[k], day_of(item.published)))
+            feats = Features(centred[k], found[k], day_of(item.published), item.language)
+            index = self.grouper.add(feats)
             story_id = self.story_of_index.setdefault(index, item.article_id)
             assigned[item.article_id] = story_id
             saved.append(repo.NewMember(item.article_id, story_id, vectors[k], found[k]))

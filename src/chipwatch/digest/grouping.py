@@ -47,6 +47,9 @@ class GroupingParams:
     # articles are mostly undated, so time could not be tuned there; see docs/digest.md).
     decay_per_day: float = 0.03
     grace_days: float = 2.0
+    # Added to the cosine of two articles in different languages: USE puts a translation
+    # of the same news less close than a same-language report (chosen by CV).
+    cross_language_bonus: float = 0.0
     # Names and numbers alone never make a story: the texts must be at least this close
     # (mean centred cosine). A design choice: 2 of the 44 same-event dev pairs are below.
     min_cosine: float = 0.1
@@ -123,6 +126,7 @@ class Features:
     vector: np.ndarray = field(repr=False, compare=False)  # unit-length embedding
     anchors: frozenset[str]
     day: float  # published, in days since the epoch
+    language: str = ""
 
 
 def match_text(title: str, lead: str, lead_chars: int) -> str:
@@ -164,6 +168,7 @@ class Grouper:
         self.story_of: list[int] = []
         self._members: list[list[tuple[frozenset[str], float]]] = []  # per story
         self._union: list[set[str]] = []  # per story: every member's anchors
+        self._languages: list[dict[str, int]] = []  # per story: members per language
         self._sums = np.zeros((0, 0), dtype=np.float32)  # per story: sum of member vectors
         self._sizes = np.zeros(0, dtype=np.float32)  # per story: members
         self._last_day = np.zeros(0, dtype=np.float64)  # per story: latest member's day
@@ -227,6 +232,8 @@ class Grouper:
 
     def pair_score(self, a: Features, b: Features) -> float:
         cosine = float(a.vector @ b.vector)
+        if a.language != b.language:
+            cosine += self.params.cross_language_bonus
         return (
             cosine
             + self.params.anchor_weight * self.overlap(a.anchors, b.anchors)
@@ -257,6 +264,8 @@ class Grouper:
             self._new_story(feats)
         self._members[story].append((feats.anchors, feats.day))
         self._union[story] |= feats.anchors
+        languages = self._languages[story]
+        languages[feats.language] = languages.get(feats.language, 0) + 1
         self._sums[story] += feats.vector
         self._sizes[story] += 1
         self._last_day[story] = max(self._last_day[story], feats.day)
@@ -278,6 +287,7 @@ class Grouper:
             self._last_day = np.concatenate([self._last_day, np.zeros(capacity - count)])
         self._members.append([])
         self._union.append(set())
+        self._languages.append({})
         self._last_day[count] = feats.day
 
     def _candidates(self, feats: Features) -> tuple[np.ndarray, np.ndarray]:
@@ -316,11 +326,16 @@ class Grouper:
         # Highest mean cosine first. Anchor overlap is at most 1 and time only subtracts,
         # so once mean cosine + anchor_weight is below the best score, nothing can win;
         # the story's anchors give a tighter bound before the members are looked at.
+        bonus = params.cross_language_bonus
         for k in np.argsort(-mean_cosine):
             cosine = float(mean_cosine[k])
-            if cosine + params.anchor_weight < best_score:
+            if cosine + bonus + params.anchor_weight < best_score:
                 break
             story = int(rows[k])
+            if bonus:
+                size = len(self._members[story])
+                same = self._languages[story].get(feats.language, 0)
+                cosine += bonus * (size - same) / size
             bound = params.anchor_weight * self.overlap_bound(feats.anchors, story)
             if cosine + bound < best_score:
                 continue

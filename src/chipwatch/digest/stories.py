@@ -114,7 +114,8 @@ def cluster(
     vectors, found = item_features(items, embed or default_embedder(), params)
     centred = centre(vectors, [item.language for item in items])
     features = [
-        Features(centred[i], found[i], day_of(item.published)) for i, item in enumerate(items)
+        Features(centred[i], found[i], day_of(item.published), item.language)
+        for i, item in enumerate(items)
     ]
     members: dict[int, list[int]] = defaultdict(list)
     for i, story in enumerate(group(features, params)):
