@@ -7,6 +7,7 @@ the stories still open, so nothing is embedded or re-clustered twice.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -92,7 +93,8 @@ def open_members(session: Session, since: datetime, dims: int = 512) -> StoredWi
             window.article_ids.append(int(article_id))
             window.story_ids.append(int(story_id))
             chunk[k] = np.frombuffer(vector, dtype=VECTOR_DTYPE)
-            window.anchors.append(frozenset(anchors or ()))
+            # Interned: the same names recur across members; one copy of each string.
+            window.anchors.append(frozenset(map(sys.intern, anchors or ())))
             window.published.append(published)
             window.languages.append(language or "")
         chunks.append(chunk)
