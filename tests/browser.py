@@ -97,3 +97,27 @@ def screenshot(html: str, width: int, png: Path, height: int = 2000, dark: bool 
         shutil.rmtree(png, ignore_errors=True)
         raise RuntimeError("chromium wrote no screenshot")
     return png
+
+
+_TEXT_PROBE = """<script>
+window.addEventListener("load", function () {
+  var out = document.createElement("pre");
+  out.id = "cw-visible-text";
+  out.textContent = JSON.stringify(document.body.innerText);
+  document.documentElement.appendChild(out);
+});
+</script>"""
+
+
+def visible_text(html: str, width: int, height: int = 2000) -> str:
+    """The page's rendered text (`innerText`: what a reader sees, hidden parts left out)."""
+    with tempfile.TemporaryDirectory(prefix="cw-chromium-") as tmp:
+        page = Path(tmp) / "page.html"
+        page.write_text(html.replace("</html>", _TEXT_PROBE + "</html>"), encoding="utf-8")
+        window = f"--window-size={max(width, 500)},{height}"
+        dom = _run([window, "--dump-dom", page.as_uri()], str(Path(tmp) / "profile"))
+    match = re.search(r'<pre id="cw-visible-text">(.*?)</pre>', dom, re.S)
+    if not match:
+        raise RuntimeError("visible text missing from the dumped DOM")
+    raw = match.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
+    return str(json.loads(raw.replace("&amp;", "&")))

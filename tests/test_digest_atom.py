@@ -28,7 +28,7 @@ def test_feeds_per_topic_and_novel(tmp_path: Path) -> None:
     assert licensing.tag == f"{A}feed"
     (entry,) = licensing.findall(f"{A}entry")
     assert "H20" in entry.findtext(f"{A}title")
-    assert "Also in:" in entry.findtext(f"{A}summary")
+    assert "Also reported" in entry.findtext(f"{A}summary")
     related = entry.findall(f"{A}link[@rel='related']")
     assert len(related) == 2
 

@@ -253,3 +253,142 @@ def seed(session: Session) -> dict[str, int]:
 
 
 EXPECTED_SHOWN = ("h20_en", "h20_fr", "h20_copy", "magnets", "senators", "asml", "hostile")
+
+
+# A busy week (our own words): six developments that all name Nvidia, China, H20 or the
+# Commerce Department, several told by more than one outlet and language. (title, text,
+# outlet, language, hours before NOW, relevance, topic)
+BUSY_WEEK: tuple[tuple[str, str, str, str, float, float, str], ...] = (
+    (
+        "US lets Nvidia resume H20 sales to China",
+        "The Commerce Department told Nvidia it will grant licences for H20 shipments to "
+        "China, reversing the April ban. Jensen Huang announced the decision in Beijing.",
+        "Harbor Wire",
+        "en",
+        140,
+        0.95,
+        "ai-chip-licensing",
+    ),
+    (
+        "Les États-Unis autorisent Nvidia à revendre ses puces H20 en Chine",
+        "Le département du Commerce accordera à Nvidia des licences pour livrer des H20 en "
+        "Chine, revenant sur l'interdiction d'avril. Jensen Huang a annoncé la décision à Pékin.",
+        "Le Quotidien Tech",
+        "fr",
+        136,
+        0.9,
+        "ai-chip-licensing",
+    ),
+    (
+        "USA erlauben Nvidia wieder den Verkauf von H20-Chips nach China",
+        "Das US-Handelsministerium will Nvidia Lizenzen für die Lieferung von H20-Chips nach "
+        "China erteilen und hebt damit das Verbot vom April auf. Jensen Huang verkündete die "
+        "Entscheidung in Peking.",
+        "Rundschau Digital",
+        "de",
+        133,
+        0.88,
+        "ai-chip-licensing",
+    ),
+    (
+        "Beijing summons Nvidia over H20 security risks",
+        "China's internet regulator summoned Nvidia representatives and asked them to explain "
+        "alleged tracking and remote shutdown features in H20 chips.",
+        "Metro Daily",
+        "en",
+        110,
+        0.86,
+        "china-response",
+    ),
+    (
+        "China's cyberspace regulator calls in Nvidia about backdoor fears in H20",
+        "The Cyberspace Administration of China said it met Nvidia to discuss whether H20 "
+        "chips carry backdoors that could track them or switch them off remotely.",
+        "Asia Desk",
+        "en",
+        107,
+        0.84,
+        "china-response",
+    ),
+    (
+        "Nvidia and AMD will pay Washington 15% of their China chip revenue",
+        "Under an unusual arrangement with the Commerce Department, Nvidia and AMD agreed to "
+        "hand the US government 15% of revenue from H20 and MI308 sales to China.",
+        "Harbor Wire",
+        "en",
+        80,
+        0.93,
+        "chipmaker-stakes",
+    ),
+    (
+        "Nvidia et AMD verseront 15 % de leurs ventes chinoises à Washington",
+        "En vertu d'un accord inhabituel avec le département du Commerce, Nvidia et AMD "
+        "reverseront au gouvernement américain 15 % des revenus des ventes de H20 et de MI308 "
+        "en Chine.",
+        "Le Quotidien Tech",
+        "fr",
+        76,
+        0.9,
+        "chipmaker-stakes",
+    ),
+    (
+        "Nvidia takes a $4.5 billion charge on unsold H20 inventory",
+        "Nvidia said its quarterly results include a $4.5 billion charge for H20 chips it "
+        "could not ship to China while the licence requirement was in force.",
+        "Market Line",
+        "en",
+        50,
+        0.8,
+        "chipmaker-stakes",
+    ),
+    (
+        "Senators introduce a bill to make Commerce publish every AI chip licence",
+        "A bipartisan group of senators wants the Commerce Department to report each export "
+        "licence for advanced AI chips to Congress within 30 days.",
+        "Capitol Brief",
+        "en",
+        30,
+        0.82,
+        "security-debate",
+    ),
+    (
+        "China tightens rare earth magnet export permits again",
+        "Beijing's commerce ministry added five heavy rare earths and magnet technology to "
+        "its export licence list, citing national security.",
+        "Ore Report",
+        "en",
+        20,
+        0.87,
+        "rare-earths-leverage",
+    ),
+    (
+        "Peking verschärft erneut die Exportkontrollen für Seltene Erden",
+        "Das chinesische Handelsministerium hat fünf schwere Seltene Erden und "
+        "Magnettechnik auf seine Liste genehmigungspflichtiger Exporte gesetzt und beruft "
+        "sich auf die nationale Sicherheit.",
+        "Rundschau Digital",
+        "de",
+        18,
+        0.85,
+        "rare-earths-leverage",
+    ),
+)
+
+
+def seed_busy_week(session: Session) -> list[int]:
+    ids = []
+    for title, text, outlet, language, hours, relevance, topic in BUSY_WEEK:
+        ids.append(
+            add_article(
+                session,
+                title=title,
+                text=text,
+                source=outlet,
+                language=language,
+                published=NOW - timedelta(hours=hours),
+                relevance=relevance,
+                topics=(topic,),
+                summary=text.split(". ")[0] + ".",
+            )
+        )
+    return ids

@@ -114,11 +114,16 @@ def test_stories_ranked_and_capped(tmp_path: Path) -> None:
     )
     factory = open_db(settings)
     with factory() as session:
+        bodies = (
+            "Tokyo will require permits for 23 kinds of chipmaking tools from July.",
+            "Commerce granted Nvidia licences to ship H20 accelerators to Tencent.",
+            "The Hague told ASML it may no longer service scanners at Chinese fabs.",
+        )
         for i, relevance in enumerate((0.6, 0.95, 0.8)):
             add_article(
                 session,
                 title=f"Licence story number {i} of {relevance}",
-                text=f"Distinct body {i} about chips.",
+                text=bodies[i],
                 relevance=relevance,
                 source=f"Outlet {i}",
             )

@@ -15,16 +15,40 @@ from chipwatch.store.models import DeliveryRow, DigestRow
 
 pytestmark = pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 
+# Five developments of one week about licences (our own words).
+DISTINCT = [
+    (
+        "Licence decision: Commerce approves Nvidia H20 shipments to Tencent",
+        "The Commerce Department granted Nvidia licences to ship H20 accelerators to Tencent.",
+    ),
+    (
+        "Licence decision: Dutch government blocks ASML DUV servicing in China",
+        "The Hague told ASML it may no longer service immersion scanners at Chinese fabs.",
+    ),
+    (
+        "Licence decision: Japan adds 23 chipmaking tools to its export list",
+        "Tokyo's trade ministry will require permits for 23 kinds of lithography and etch tools.",
+    ),
+    (
+        "Licence decision: Senate bill would cap AI chip exports to the Gulf",
+        "Two senators introduced a bill limiting the number of GPUs sold to Gulf data centres.",
+    ),
+    (
+        "Licence decision: Malaysia now requires permits for US AI chip re-exports",
+        "Malaysia's trade ministry said shipments of American AI chips need a permit from today.",
+    ),
+]
+
 
 def test_alerts_are_rate_limited_and_do_not_consume_the_digest(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     factory = open_db(settings)
     with factory() as session:
-        for i in range(5):  # five distinct high-scoring licence stories
+        for i, (title, text) in enumerate(DISTINCT):  # five distinct licence stories
             add_article(
                 session,
-                title=f"Licence decision number {i} on accelerator model X{i}Z",
-                text=f"Unrelated words {i} " * 5,
+                title=title,
+                text=text,
                 relevance=0.9 + i / 100,
                 source=f"Outlet {i}",
             )

@@ -75,7 +75,7 @@ def test_digest_arrives_as_multipart_alternative_with_sections(setup, server) ->
         "https://harbor-wire.example/washington-lets-nvidia-resume-h20-sales-to-china-for-a-15"
     )
     assert f'href="{lead_url}' in html and lead_url in text
-    assert "Also in:" in html and "Le Quotidien Tech" in html  # the French report joined
+    assert "Also reported" in html and "Le Quotidien Tech" in html  # the French report joined
     assert "Flaky Feed" in text and "Gone Feed" in text  # feed health footer
     assert message["List-Id"] and message["Date"] and message["To"] == "reader@localhost"
     with factory() as session:

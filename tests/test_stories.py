@@ -1,4 +1,8 @@
-"""Story grouping: near-duplicates, same event across languages, and what stays apart."""
+"""Story grouping with the real multilingual USE: one development per story.
+
+The articles are our own words, written like this watch's news: every one of them names
+Nvidia, China, H20 or the Commerce Department, but they report different developments.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
+import pytest
 
+from chipwatch.digest.boilerplate import clean_lead
+from chipwatch.digest.grouping import Features, Grouper, GroupingParams, anchors, centre
 from chipwatch.digest.select import DigestItem
-from chipwatch.digest.stories import anchors, cluster
+from chipwatch.digest.stories import cluster, default_embedder
 
 T0 = datetime(2025, 8, 12, 8, 0)
 
@@ -18,120 +25,186 @@ def item(
     title: str,
     text: str,
     *,
-    source: str = "",
     lang: str = "en",
     hours: float = 0,
     relevance: float = 0.8,
-    topics: tuple[str, ...] = ("t",),
 ) -> DigestItem:
     return DigestItem(
         article_id=i,
         title=title,
-        source_name=source or f"Outlet {i}",
+        source_name=f"Outlet {i}",
         url=None,
         published=T0 + timedelta(hours=hours),
         language=lang,
         excerpt=text[:100],
         relevance=relevance,
-        topics=topics,
-        topic_scores={t: 0.8 for t in topics},
-        novel=not topics,
+        topics=("ai-chip-licensing",),
+        topic_scores={"ai-chip-licensing": 0.8},
+        novel=False,
         text=text,
     )
 
 
-EN = item(
+# One week, four developments, the same names throughout.
+RESUME_EN = item(
     1,
-    "Nvidia may sell H20 chips to China again, for a 15% share",
-    "Howard Lutnick said Nvidia and AMD agreed to pay 15% of China sales of the H20 "
-    "and MI308 to Washington.",
+    "US lets Nvidia resume H20 sales to China",
+    "The Commerce Department told Nvidia it will grant licences for H20 shipments to China, "
+    "reversing the April ban. Jensen Huang announced the decision in Beijing.",
     relevance=0.95,
 )
-FR = item(
+RESUME_FR = item(
     2,
-    "Nvidia pourra vendre la puce H20 en Chine contre 15 %",
-    "D'après Howard Lutnick, Nvidia et AMD reverseront 15 % des ventes chinoises de H20 "
-    "et de MI308 à Washington.",
+    "Les États-Unis autorisent Nvidia à revendre ses puces H20 en Chine",
+    "Le département du Commerce accordera à Nvidia des licences pour livrer des H20 en Chine, "
+    "revenant sur l'interdiction d'avril. Jensen Huang a annoncé la décision à Pékin.",
     lang="fr",
-    hours=3,
-    relevance=0.9,
+    hours=4,
 )
-DE = item(
+RESUME_DE = item(
     3,
-    "Nvidia darf H20 wieder nach China liefern – gegen 15 Prozent",
-    "Laut Howard Lutnick zahlen Nvidia und AMD 15 Prozent der China-Umsätze mit H20 "
-    "und MI308 an Washington.",
+    "USA erlauben Nvidia wieder den Verkauf von H20-Chips nach China",
+    "Das US-Handelsministerium will Nvidia Lizenzen für die Lieferung von H20-Chips nach China "
+    "erteilen und hebt damit das Verbot vom April auf. Jensen Huang verkündete die "
+    "Entscheidung in Peking.",
     lang="de",
-    hours=5,
+    hours=7,
 )
-COPY = item(4, EN.title, EN.text, source="Syndicate", hours=1)
-MAGNETS = item(
+SUMMONED = item(
+    4,
+    "Beijing summons Nvidia over H20 security risks",
+    "China's internet regulator summoned Nvidia representatives and asked them to explain "
+    "alleged tracking and remote shutdown features in H20 chips.",
+    hours=30,
+)
+SUMMONED_2 = item(
     5,
-    "China holds up magnet licences before the talks",
-    "Customs in Beijing slowed permits for rare earth magnets this week.",
-    hours=2,
+    "China's cyberspace regulator calls in Nvidia about backdoor fears in H20",
+    "The Cyberspace Administration of China said it met Nvidia to discuss whether H20 chips "
+    "carry backdoors that could track them or switch them off remotely.",
+    hours=33,
 )
-LATER = item(
+REVENUE = item(
     6,
-    "Nvidia pays 15% on H20 sales to China, Lutnick says of the MI308 deal",
-    "Howard Lutnick repeated that Nvidia and AMD pay 15% on H20 and MI308 sales.",
-    hours=24 * 20,
+    "Nvidia and AMD will pay Washington 15% of their China chip revenue",
+    "Under an unusual arrangement with the Commerce Department, Nvidia and AMD agreed to hand "
+    "the US government 15% of revenue from H20 and MI308 sales to China.",
+    hours=60,
 )
+WRITE_OFF = item(
+    7,
+    "Nvidia takes a $4.5 billion charge on unsold H20 inventory",
+    "Nvidia said its quarterly results include a $4.5 billion charge for H20 chips it could "
+    "not ship to China while the licence requirement was in force.",
+    hours=90,
+)
+WEEK = [RESUME_EN, RESUME_FR, RESUME_DE, SUMMONED, SUMMONED_2, REVENUE, WRITE_OFF]
 
 
-def test_same_event_across_languages_and_copies_is_one_story() -> None:
-    stories = cluster([MAGNETS, DE, COPY, FR, EN])
-    assert len(stories) == 2
-    h20 = next(s for s in stories if 1 in s.article_ids)
-    assert sorted(h20.article_ids) == [1, 2, 3, 4]
-    assert h20.lead.article_id == 1  # the most relevant report leads
-    assert {o.language for o in h20.others} == {"fr", "de", "en"}
-    assert stories[0] is h20  # more outlets rank it first
-    assert h20.source_count == 4
+@pytest.fixture(scope="module")
+def week_stories():  # noqa: ANN201
+    return cluster(WEEK, embed=default_embedder())
 
 
-def test_time_window_keeps_a_later_event_apart() -> None:
-    stories = cluster([EN, LATER])
-    assert len(stories) == 2
+def story_of(stories, article_id: int) -> set[int]:  # noqa: ANN001
+    return next(set(s.article_ids) for s in stories if article_id in s.article_ids)
+
+
+def test_distinct_developments_with_the_same_names_stay_apart(week_stories) -> None:  # noqa: ANN001
+    assert story_of(week_stories, 4).isdisjoint({1, 2, 3, 6, 7})
+    assert story_of(week_stories, 6) == {6}
+    assert story_of(week_stories, 7) == {7}
+    assert story_of(week_stories, 1).isdisjoint({4, 5, 6, 7})
+
+
+def test_same_development_in_english_french_and_german_joins(week_stories) -> None:  # noqa: ANN001
+    resumed = next(s for s in week_stories if 1 in s.article_ids)
+    assert set(resumed.article_ids) == {1, 2, 3}
+    assert {o.language for o in resumed.others} == {"fr", "de"}
+    assert story_of(week_stories, 4) == {4, 5}  # two English reports of one summons
+
+
+def test_lead_is_the_most_informative_article() -> None:
+    bare = item(20, "Nvidia and AMD to pay US 15% of China sales", "", relevance=0.99)
+    (story,) = cluster([bare, REVENUE], embed=default_embedder())
+    # The bare headline is the more relevant, but the article with a text leads.
+    assert story.lead.article_id == REVENUE.article_id
 
 
 def test_anchors_survive_translation() -> None:
-    shared = anchors(EN.title + " " + EN.text) & anchors(FR.title + " " + FR.text)
-    assert {"#H20", "#MI308", "%15", "@nvidia", "@lutnick"} <= shared
+    en = anchors(REVENUE.title + " " + REVENUE.text)
+    fr = anchors("Nvidia et AMD verseront 15 % de leurs ventes de H20 et de MI308 en Chine")
+    assert {"#H20", "#MI308", "%15", "@nvidia", "@amd"} <= en & fr
 
 
-def test_embedding_joins_pairs_with_weaker_anchor_overlap() -> None:
-    a = item(10, "Washington weighs limits on Nvidia sales", "Officials and Nvidia met on Monday.")
-    b = item(
-        11,
-        "Washington envisage de limiter Nvidia",
-        "Des responsables ont vu Nvidia lundi.",
-        lang="fr",
-        hours=1,
+def _vectors(*rows: Sequence[float]) -> np.ndarray:
+    return np.array(rows, dtype=np.float32)
+
+
+def test_average_linkage_does_not_chain() -> None:
+    # b is close to a, c is close to b but far from a: single-link would chain all three.
+    a, b, c = _vectors([1, 0, 0]), _vectors([0.8, 0.6, 0]), _vectors([0.28, 0.96, 0])
+    params = GroupingParams(threshold=0.7, anchor_weight=0.0)
+    grouper = Grouper(params, {}, 3)
+    stories = [grouper.add(Features(v[0], frozenset(), 0.0)) for v in (a, b, c)]
+    assert stories[0] == stories[1] != stories[2]
+
+
+def test_time_decay_keeps_a_much_later_article_apart() -> None:
+    same = _vectors([1, 0])[0]
+    params = GroupingParams(threshold=0.7, anchor_weight=0.0, decay_per_day=0.03, grace_days=2)
+    grouper = Grouper(params, {}, 3)
+    first = grouper.add(Features(same, frozenset(), 0.0))
+    assert grouper.add(Features(same, frozenset(), 1.5)) == first  # within the grace days
+    assert grouper.add(Features(same, frozenset(), 30.0)) != first  # a month later: apart
+
+
+def test_anchor_weight_lifts_a_pair_over_the_threshold() -> None:
+    a, b = _vectors([1, 0])[0], _vectors([0.6, 0.8])[0]  # cosine 0.6
+    shared = frozenset({"#H20", "%15"})
+    for weight, together in ((0.0, False), (0.5, True)):
+        grouper = Grouper(GroupingParams(threshold=0.7, anchor_weight=weight), {}, 2)
+        first = grouper.add(Features(a, shared, 0.0))
+        assert (grouper.add(Features(b, shared, 0.1)) == first) is together
+
+
+def test_centring_removes_what_every_article_shares() -> None:
+    common = np.ones(4, dtype=np.float32)
+    vectors = np.array([common + np.eye(4)[i] * 0.3 for i in range(4)] * 10)
+    raw = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)) @ (
+        vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    ).T
+    centred = centre(vectors)
+    assert raw[0, 1] > 0.9 and centred[0] @ centred[1] < 0.5
+    assert centred[0] @ centred[4] > 0.99  # the same direction stays the same
+
+
+def test_excerpt_skips_date_lines_labels_and_paywall_notices() -> None:
+    text = (
+        " date 2025-07 \nIntroduction\nSubscribe to read the full story\n"
+        "US lets Nvidia resume H20 sales to China\n"
+        "The Commerce Department told Nvidia it will grant licences for H20 shipments."
     )
-    assert len(cluster([a, b])) == 2
-
-    def embed(texts: Sequence[str]) -> np.ndarray:
-        return np.ones((len(texts), 4))  # every text means the same thing here
-
-    assert len(cluster([a, b], embed=embed)) == 2  # too few shared anchors even so
-    c = item(
-        12,
-        "Washington weighs limits on Nvidia Blackwell B30A sales",
-        "Officials and Nvidia discussed the B30A and Blackwell on Monday.",
+    assert clean_lead(text, "US lets Nvidia resume H20 sales to China").startswith(
+        "The Commerce Department told Nvidia"
     )
-    d = item(
-        13,
-        "Washington envisage de limiter les ventes de B30A",
-        "Officials, Nvidia : la B30A Blackwell et la H20 discutées.",
-        lang="fr",
-        hours=1,
-    )
-    assert len(cluster([c, d])) in (1, 2)
-    assert len(cluster([c, d], embed=embed)) == 1
+    assert clean_lead("Headline only", "Headline only") == "Headline only"
 
 
 def test_empty_and_single() -> None:
     assert cluster([]) == []
-    (story,) = cluster([MAGNETS])
-    assert story.lead == MAGNETS and story.others == ()
+    (story,) = cluster([WRITE_OFF], embed=default_embedder())
+    assert story.lead == WRITE_OFF and story.others == ()
+
+
+def test_cross_language_bonus_lifts_a_translation_over_the_threshold() -> None:
+    a, b = _vectors([1, 0])[0], _vectors([0.4, np.sqrt(1 - 0.16)])[0]  # cosine 0.4
+    for bonus, together in ((0.0, False), (0.1, True)):
+        params = GroupingParams(threshold=0.44, anchor_weight=0.0, cross_language_bonus=bonus)
+        grouper = Grouper(params, {}, 2)
+        first = grouper.add(Features(a, frozenset(), 0.0, "en"))
+        assert (grouper.add(Features(b, frozenset(), 0.1, "fr")) == first) is together
+    # Two articles in one language get no bonus.
+    grouper = Grouper(GroupingParams(threshold=0.44, cross_language_bonus=0.1), {}, 2)
+    first = grouper.add(Features(a, frozenset(), 0.0, "en"))
+    assert grouper.add(Features(b, frozenset(), 0.1, "en")) != first

@@ -428,6 +428,33 @@ def digest(
 
 
 @app.command()
+def stories(
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only stories with an article since DATE.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array of stories.")] = False,
+) -> None:
+    """Export the stories: every relevant stored article in exactly one story."""
+    import json
+    from datetime import datetime
+
+    from chipwatch import pipeline
+    from chipwatch.digest.export import story_lines
+
+    def body() -> None:
+        try:
+            start = datetime.fromisoformat(since) if since else None
+        except ValueError:
+            raise ConfigError("--since", "DATE", f"not an ISO date: {since!r}") from None
+        found = pipeline.export_stories(settings(), start)
+        typer.echo(
+            json.dumps(found, ensure_ascii=False) if as_json else "\n".join(story_lines(found))
+        )
+
+    guarded(body)
+
+
+@app.command()
 def outbox() -> None:
     """List the stored digests: pending, sent, failed, with their attempts."""
     from chipwatch import manage

@@ -264,9 +264,20 @@ def story_embedder() -> Embedder:
     """Multilingual sentence embeddings, so one event told in French and English is one story.
 
     One instance per process: the scheduler's ticks would otherwise reload the weights."""
-    from chipwatch.classify import get_embedder
+    from chipwatch.digest.stories import default_embedder
 
-    return get_embedder("use").embed
+    return default_embedder()
+
+
+def export_stories(settings: Settings, since: datetime | None) -> list[dict[str, object]]:
+    """Every relevant stored article in exactly one story (grouping what is new first)."""
+    from chipwatch.digest.export import export_stories as export
+
+    if since is not None and since.tzinfo is not None:
+        since = since.astimezone(UTC).replace(tzinfo=None)  # the database keeps naive UTC
+    sessions = open_sessions(settings)
+    with sessions() as session:
+        return export(session, since, embed=story_embedder())
 
 
 def _recipient(settings: Settings, address: str | None) -> Recipient | None:

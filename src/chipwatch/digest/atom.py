@@ -18,9 +18,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from chipwatch.digest.assign import stored_stories
 from chipwatch.digest.render import NOVEL, primary_topic, why
 from chipwatch.digest.select import select_items
-from chipwatch.digest.stories import Embedder, Story, cluster
+from chipwatch.digest.stories import Embedder, Story
 from chipwatch.settings import Recipient, Settings
 from chipwatch.types import Topic
 
@@ -97,8 +98,8 @@ def _summary(story: Story) -> str:
     if reason:
         lines.append(f"Why: {reason}")
     if story.others:
-        outlets = ", ".join(f"{o.source_name} ({o.language})" for o in story.others)
-        lines.append(f"Also in: {outlets}")
+        lines.append("Also reported:")
+        lines += [f"- {o.title} ({o.source_name}, {o.language})" for o in story.others]
     return "\n".join(line for line in lines if line)
 
 
@@ -116,7 +117,7 @@ def write_feeds(
     )
     moment = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
     items = select_items(session, reader, settings.digest, moment, include_delivered=True)
-    grouped = stories_by_topic(cluster(items, embed=embed), topics)
+    grouped = stories_by_topic(stored_stories(session, items, embed), topics)
     names = {t.id: t.name for t in topics} | {NOVEL: "Novel: no topic yet"}
     folder = settings.data_dir / "feeds"
     folder.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from chipwatch.digest.assign import stored_stories
 from chipwatch.digest.deliver import (
     Transport,
     build_message,
@@ -36,7 +37,7 @@ from chipwatch.digest.links import links_for
 from chipwatch.digest.mutes import without_muted
 from chipwatch.digest.render import FeedHealth, RenderedDigest, render_alert, render_digest
 from chipwatch.digest.select import select_items
-from chipwatch.digest.stories import Embedder, Story, cluster
+from chipwatch.digest.stories import Embedder, Story
 from chipwatch.errors import DeliveryError
 from chipwatch.schedule import cron_trigger
 from chipwatch.settings import Recipient, Settings
@@ -93,7 +94,10 @@ def render_for(
     """Select, group and render one recipient's next digest; writes nothing."""
     items = select_items(session, recipient, settings.digest, db_time(now))
     stories = without_muted(
-        session, recipient.address, items, lambda found: cluster(found, embed=embed)
+        session,
+        recipient.address,
+        items,
+        lambda found: stored_stories(session, found, embed, recipient=recipient.address),
     )
     links = links_for(settings, recipient.address, now)
     return render_digest(
@@ -358,7 +362,7 @@ def _alert_candidates(
         and any(t in alert_topics for t in item.topics)
     ]
     found = []
-    for story in cluster(items):
+    for story in stored_stories(session, items):
         weights = {t: w for t, w in story.topic_weights().items() if t in alert_topics}
         if weights:
             found.append((story, alert_topics[max(sorted(weights), key=weights.__getitem__)]))

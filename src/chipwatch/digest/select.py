@@ -19,12 +19,15 @@ from datetime import datetime, timedelta
 import nh3
 from sqlalchemy.orm import Session
 
+from chipwatch.digest.boilerplate import clean_lead
 from chipwatch.settings import DigestSettings, Recipient
 from chipwatch.store.classifications import (
     ClassifiedArticle,
     classified_articles,
     classified_by_ids,
+    classified_of,
 )
+from chipwatch.store.models import ArticleRow, ClassificationRow
 
 # Characters of an article's text kept on the item for story grouping (not shown).
 MATCH_TEXT_CHARS = 1500
@@ -90,13 +93,20 @@ def wants(recipient: Recipient, item: DigestItem) -> bool:
     return any(topic in recipient.topics for topic in item.topics)
 
 
+def to_item(article: ArticleRow, row: ClassificationRow, excerpt_chars: int) -> DigestItem:
+    """The digest item of a stored article and its classification."""
+    return _to_item(classified_of(article, row), excerpt_chars)
+
+
 def _to_item(row: ClassifiedArticle, excerpt_chars: int) -> DigestItem:
     evidence = row.evidence
-    text = plain_text(row.text)
+    title = plain_text(row.title)
+    # Lines kept, so the furniture before the lead (date lines, labels) can be dropped.
+    text = clean_lead(plain_text(row.text, keep_lines=True), title)
     matched = evidence.get("matched_terms") or {}
     return DigestItem(
         article_id=row.id,
-        title=plain_text(row.title) or "(untitled)",
+        title=title or "(untitled)",
         source_name=plain_text(row.source_name) or "unknown source",
         url=safe_url(row.url),
         published=row.published_at,
@@ -114,9 +124,10 @@ def _to_item(row: ClassifiedArticle, excerpt_chars: int) -> DigestItem:
     )
 
 
-def plain_text(value: str) -> str:
+def plain_text(value: str, *, keep_lines: bool = False) -> str:
     """Feed strings may carry markup: strip every tag (and script/style content) until
-    nothing changes, so neither an escaped nor a decoded `<script>` survives."""
+    nothing changes, so neither an escaped nor a decoded `<script>` survives.
+    Whitespace is collapsed; with `keep_lines`, line breaks stay (one per line)."""
     text = value
     for _ in range(4):
         cleaned = html.unescape(nh3.clean(text, tags=set(), attributes={}))
@@ -124,6 +135,9 @@ def plain_text(value: str) -> str:
             break
         text = cleaned
     # After the last pass a lone "<" is text, not a tag: Jinja escapes it in HTML.
+    if keep_lines:
+        lines = (" ".join(line.split()) for line in text.splitlines())
+        return "\n".join(line for line in lines if line)
     return " ".join(text.split())
 
 

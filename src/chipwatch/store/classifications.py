@@ -169,6 +169,11 @@ def _pending(address: str):  # noqa: ANN202 - an SQL EXISTS clause
     )
 
 
+def classified_of(article: ArticleRow, row: ClassificationRow) -> ClassifiedArticle:
+    """The digest's view of a stored article and its classification."""
+    return _classified(article, row)
+
+
 def _classified(article: ArticleRow, row: ClassificationRow) -> ClassifiedArticle:
     return ClassifiedArticle(
         id=article.id,

@@ -181,5 +181,25 @@ class DeliveryRow(Base):
 
 Index("ix_deliveries_recipient", DeliveryRow.recipient)
 
+
+class StoryMemberRow(Base):
+    """Which story an article belongs to, with what grouping compared it by.
+
+    `story_id` is the id of the story's first article, so it is stable and needs no table
+    of its own. The vector (float16 embedding of headline + lead) and the anchors are kept
+    so a later article is compared with the story's members without embedding them again.
+    """
+
+    __tablename__ = "story_members"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    story_id: Mapped[int] = mapped_column(Integer, index=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    anchors: Mapped[list[str]] = mapped_column(JSON)
+    grouped_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 # The review site's tables join the same metadata (the migrations' target).
 from chipwatch.store import review_models as _review_models  # noqa: E402, F401
