@@ -15,12 +15,18 @@ from sqlalchemy.orm import Session
 
 # FTS5 keeps its index in shadow tables: they are the migration's, not the models'.
 FTS_TABLE = "articles_fts"
+FTS_INDEX = "ix_articles_fts"  # PostgreSQL: a GIN index on the articles' tsvector
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def include_name(name: str | None, type_: str, _parents: object = None) -> bool:
-    """Alembic filter: leave the full-text tables out of model/schema comparisons."""
-    return not (type_ == "table" and name is not None and name.startswith(FTS_TABLE))
+    """Alembic filter: leave the full-text tables (SQLite) and index (PostgreSQL) out of
+    model/schema comparisons: the migration makes them with SQL the models cannot say."""
+    if name is None:
+        return True
+    if type_ == "table":
+        return not name.startswith(FTS_TABLE)
+    return not (type_ == "index" and name == FTS_INDEX)
 
 
 def query_words(query: str) -> list[str]:
