@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from feedserver import FeedServer
 
 from chipwatch import pipeline
 from chipwatch.classify import load_corpus
+from chipwatch.demo.run import oldest_sample
 from chipwatch.demo.server import serve_demo_feeds
 from chipwatch.settings import Settings, load_settings
 
@@ -66,9 +68,13 @@ def write_config(root: Path, port: int, feed_urls: list[str], extra: str = "") -
     shutil.copytree(REPO / "config" / "corpus", config / "corpus")
     shutil.copy(REPO / "config" / "topics.toml", config / "topics.toml")
     sources = "".join(f'\n[[sources]]\nurl = "{url}"\n' for url in feed_urls)
+    # The demo's samples are dated mid-2025: windows wide enough to show them.
+    days = (datetime.now(UTC) - oldest_sample(list(load_corpus(REPO / "config" / "corpus")))).days
     (config / "chipwatch.toml").write_text(
         f'data_dir = "{root / "data"}"\n'
         "[fetch]\nallow_private_networks = true\n"
+        f"[poll]\nfirst_poll_backfill_hours = {(days + 2) * 24}\n"
+        f"[digest]\nlookback_days = {days + 2}\n"
         f'[web]\npublic_url = "http://127.0.0.1:{port}/"\n{extra}'
         f'\n[[recipients]]\naddress = "{EMAIL}"\n' + sources,
         encoding="utf-8",

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, TextIO
 from chipwatch.errors import ConfigError, NotFound
 from chipwatch.pipeline import open_sessions, sync_config_sources
 from chipwatch.settings import Settings
-from chipwatch.store.models import SourceRow
 
 if TYPE_CHECKING:
     from chipwatch.store.sources import FeedHealth
@@ -78,7 +77,7 @@ def add_feed(
 
     from chipwatch.collect import discover_feed_url
     from chipwatch.errors import UsageError
-    from chipwatch.store.source_admin import enable, feed_key, same_feed
+    from chipwatch.store.source_admin import change_feed, enable, feed_key, same_feed
     from chipwatch.store.sources import add_source
     from chipwatch.urls import check_url
 
@@ -100,7 +99,7 @@ def add_feed(
             raise UsageError(f"refused: {url} is feed {row.id} already ({row.url})")
         if row.url != feed_url:
             raise UsageError(f"refused: {feed_url}{found} is feed {row.id} already ({row.url})")
-        changes = _change_feed(row, name, article_text, language)
+        changes = change_feed(row, name, article_text, language)
         if not row.enabled:
             enable(row)
             changes.append("enabled again")
@@ -110,18 +109,6 @@ def add_feed(
             "(--name, --article-text, --language change them)"
         )
     return f"updated feed {row.id}: {', '.join(changes)}"
-
-
-def _change_feed(
-    row: SourceRow, name: str | None, article_text: str | None, language: str | None
-) -> list[str]:
-    """Apply the options the user gave; each change, described."""
-    changes = []
-    for attr, value in (("name", name), ("article_text", article_text), ("language", language)):
-        if value is not None and getattr(row, attr) != value:
-            setattr(row, attr, value)
-            changes.append(f"{attr} = {value!r}")
-    return changes
 
 
 def remove_feed(settings: Settings, key: str) -> str:

@@ -356,10 +356,9 @@ def build_and_send_digests(settings: Settings, *, send: bool, only: str | None) 
 def _next_try(session: Session, digest_id: int) -> str:
     """When a failed send is tried again: `chipwatch run` does it then, cron's next
     `chipwatch digest` from then on."""
-    from chipwatch.store.models import DigestRow
+    from chipwatch.store.outbox import next_attempt_at
 
-    row = session.get(DigestRow, digest_id)
-    when = row.next_attempt_at if row is not None else None
+    when = next_attempt_at(session, digest_id)
     if when is None:
         return " (kept in the outbox)"
     return f" (kept in the outbox; next try from {when:%Y-%m-%d %H:%M} UTC)"

@@ -26,7 +26,7 @@ from chipwatch.digest.select import to_item
 from chipwatch.digest.stories import Embedder, default_embedder, make_story
 from chipwatch.extract import canonical_url
 from chipwatch.store import stories as repo
-from chipwatch.store.models import ArticleRow
+from chipwatch.store.classifications import ClassifiedArticle
 
 EXCERPT_CHARS = 300  # the export carries no excerpt; the items need one for the lead choice
 GROUP_BATCH = 2000  # articles loaded at a time when grouping a backlog
@@ -45,7 +45,7 @@ def group_all(
     assigner = StoryAssigner(session, since, embed or default_embedder(), params)
     done = 0
     while rows := repo.ungrouped_relevant(session, limit=GROUP_BATCH):
-        items = [to_item(article, row, EXCERPT_CHARS) for article, row in rows]
+        items = [to_item(row, EXCERPT_CHARS) for row in rows]
         assigner.add(items)
         session.commit()
         session.expunge_all()  # the batch's rows are not needed any more
@@ -58,25 +58,25 @@ def export_stories(
 ) -> list[dict[str, Any]]:
     """The stories (those with an article published since `since`, or all), as dicts."""
     group_all(session, embed)
-    by_story: dict[int, list[tuple[ArticleRow, Any]]] = {}
-    for story_id, article, row in repo.grouped_relevant(session, since):
-        by_story.setdefault(story_id, []).append((article, row))
+    by_story: dict[int, list[ClassifiedArticle]] = {}
+    for story_id, row in repo.grouped_relevant(session, since):
+        by_story.setdefault(story_id, []).append(row)
     return [_story(story_id, members) for story_id, members in sorted(by_story.items())]
 
 
-def _story(story_id: int, members: Sequence[tuple[ArticleRow, Any]]) -> dict[str, Any]:
-    items = [to_item(article, row, EXCERPT_CHARS) for article, row in members]
+def _story(story_id: int, members: Sequence[ClassifiedArticle]) -> dict[str, Any]:
+    items = [to_item(row, EXCERPT_CHARS) for row in members]
     story = make_story(items, story_id=story_id)
     weights = story.topic_weights()
     return {
         "id": story_id,
         "lead": story.lead.article_id,
         "topics": sorted(weights, key=lambda t: (-weights[t], t)),
-        "articles": [_article(article) for article, _row in members],
+        "articles": [_article(article) for article in members],
     }
 
 
-def _article(article: ArticleRow) -> dict[str, Any]:
+def _article(article: ClassifiedArticle) -> dict[str, Any]:
     return {
         "id": article.id,
         "url": article.url,

@@ -25,9 +25,7 @@ from chipwatch.store.classifications import (
     ClassifiedArticle,
     classified_articles,
     classified_by_ids,
-    classified_of,
 )
-from chipwatch.store.models import ArticleRow, ClassificationRow
 
 # Characters of an article's text kept on the item for story grouping (not shown).
 MATCH_TEXT_CHARS = 1500
@@ -71,7 +69,7 @@ def select_items(
         languages=recipient.languages,
         not_delivered_to=None if include_delivered else recipient.address,
     )
-    items = [_to_item(row, digest.excerpt_chars) for row in rows]
+    items = [to_item(row, digest.excerpt_chars) for row in rows]
     return [item for item in items if wants(recipient, item)]
 
 
@@ -81,7 +79,7 @@ def items_by_ids(
     """The classified articles with these ids, whatever their relevance or age."""
     if not article_ids:
         return []
-    return [_to_item(row, excerpt_chars) for row in classified_by_ids(session, article_ids)]
+    return [to_item(row, excerpt_chars) for row in classified_by_ids(session, article_ids)]
 
 
 def wants(recipient: Recipient, item: DigestItem) -> bool:
@@ -93,12 +91,8 @@ def wants(recipient: Recipient, item: DigestItem) -> bool:
     return any(topic in recipient.topics for topic in item.topics)
 
 
-def to_item(article: ArticleRow, row: ClassificationRow, excerpt_chars: int) -> DigestItem:
+def to_item(row: ClassifiedArticle, excerpt_chars: int) -> DigestItem:
     """The digest item of a stored article and its classification."""
-    return _to_item(classified_of(article, row), excerpt_chars)
-
-
-def _to_item(row: ClassifiedArticle, excerpt_chars: int) -> DigestItem:
     evidence = row.evidence
     title = plain_text(row.title)
     # Lines kept, so the furniture before the lead (date lines, labels) can be dropped.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, select
+from sqlalchemy import and_, delete, distinct, exists, insert, select
 from sqlalchemy.orm import Session
 
 from chipwatch.clock import utcnow
@@ -192,3 +192,9 @@ def _classified(article: ArticleRow, row: ClassificationRow) -> ClassifiedArticl
         evidence=dict(row.evidence or {}),
         text_kind=article.text_kind,
     )
+
+
+def article_languages(session: Session) -> list[str]:
+    """The languages of the stored articles (for a filter's choices)."""
+    rows = session.scalars(select(distinct(ArticleRow.language)))
+    return sorted(language for language in rows if language)

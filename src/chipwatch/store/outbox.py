@@ -286,3 +286,9 @@ def list_entries(
         )
         for row in session.scalars(query)
     ]
+
+
+def next_attempt_at(session: Session, digest_id: int) -> datetime | None:
+    """When a failed send of this digest is due to be tried again (None: not scheduled)."""
+    row = session.get(DigestRow, digest_id)
+    return row.next_attempt_at if row is not None else None

@@ -82,3 +82,15 @@ def apply_tags(session: Session, configs: Iterable[SourceConfig]) -> None:
     for row in session.scalars(select(SourceRow).where(SourceRow.url.in_(list(tagged)))):
         if row.tags != tagged[row.url]:
             row.tags = tagged[row.url]
+
+
+def change_feed(
+    row: SourceRow, name: str | None, article_text: str | None, language: str | None
+) -> list[str]:
+    """Apply the options the user gave; each change, described."""
+    changes = []
+    for attr, value in (("name", name), ("article_text", article_text), ("language", language)):
+        if value is not None and getattr(row, attr) != value:
+            setattr(row, attr, value)
+            changes.append(f"{attr} = {value!r}")
+    return changes

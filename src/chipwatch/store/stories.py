@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from chipwatch.store.classifications import ClassifiedArticle, classified_of
 from chipwatch.store.lookup import PARAMS_PER_QUERY
 from chipwatch.store.models import ArticleRow, ClassificationRow, DeliveryRow, StoryMemberRow
 
@@ -130,7 +131,7 @@ def save_members(session: Session, members: Sequence[NewMember], now: datetime) 
 
 def ungrouped_relevant(
     session: Session, since: datetime | None = None, limit: int | None = None
-) -> list[tuple[ArticleRow, ClassificationRow]]:
+) -> list[ClassifiedArticle]:
     """Relevant stored articles not in a story yet (oldest first, at most `limit`)."""
     query = (
         select(ArticleRow, ClassificationRow)
@@ -143,7 +144,7 @@ def ungrouped_relevant(
         query = query.where(ArticleRow.published_at >= since)
     if limit is not None:
         query = query.limit(limit)
-    return [(a, c) for a, c in session.execute(query).all()]
+    return [classified_of(a, c) for a, c in session.execute(query).tuples()]
 
 
 def earliest_ungrouped(session: Session) -> datetime | None:
@@ -161,7 +162,7 @@ def earliest_ungrouped(session: Session) -> datetime | None:
 
 def grouped_relevant(
     session: Session, since: datetime | None = None
-) -> list[tuple[int, ArticleRow, ClassificationRow]]:
+) -> list[tuple[int, ClassifiedArticle]]:
     """(story id, article, classification) of every grouped relevant article.
 
     With `since`, the stories with an article published since then, all their members."""
@@ -179,7 +180,7 @@ def grouped_relevant(
             .where(ArticleRow.published_at >= since)
         )
         query = query.where(StoryMemberRow.story_id.in_(recent))
-    return [(int(s), a, c) for s, a, c in session.execute(query).all()]
+    return [(int(s), classified_of(a, c)) for s, a, c in session.execute(query).tuples()]
 
 
 def delivered_members(

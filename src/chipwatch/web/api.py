@@ -47,7 +47,9 @@ def story_entry(story: Story) -> dict[str, Any]:
 def stories_json(request: Request) -> Response:
     site = site_of(request)
     filters = Filters.from_query(
-        dict(request.query_params), site.settings.classify.relevance_threshold
+        dict(request.query_params),
+        site.settings.classify.relevance_threshold,
+        site.settings.digest.lookback_days,
     )
     with site.sessions() as session:
         items = live_items(session, site, filters)

@@ -16,13 +16,14 @@ from chipwatch.digest.render import NOVEL, Section, build_sections
 from chipwatch.digest.select import DigestItem, select_items
 from chipwatch.digest.stories import Story, cluster
 from chipwatch.settings import Recipient
+from chipwatch.store.classifications import article_languages
 from chipwatch.store.review import Marks, marks_of, story_marks
 from chipwatch.store.search import search_article_ids
 from chipwatch.store.sources import list_sources
 from chipwatch.web.site import Site, float_param, int_param, now_utc, page, render, site_of, user_of
 
 SHOW = ("all", "unread", "starred", "followed", "muted")
-MAX_DAYS = 90
+MAX_DAYS = 3650  # the digest's lookback_days allows as much
 
 
 def group(items: Sequence[DigestItem]) -> list[Story]:
@@ -44,13 +45,16 @@ class Filters:
     show: str = "all"
 
     @classmethod
-    def from_query(cls, params: dict[str, str], default_relevance: float) -> Filters:
+    def from_query(
+        cls, params: dict[str, str], default_relevance: float, default_days: int = 7
+    ) -> Filters:
+        """The filters of a request; without `days`, the digest's own window."""
         show = params.get("show", "all")
         return cls(
             topic=params.get("topic", "")[:100],
             language=params.get("language", "")[:8],
             source=params.get("source", "")[:300],
-            days=int_param(params, "days", 7, 1, MAX_DAYS),
+            days=int_param(params, "days", min(default_days, MAX_DAYS), 1, MAX_DAYS),
             min_relevance=float_param(params, "min", default_relevance),
             q=params.get("q", "")[:200],
             show=show if show in SHOW else "all",
@@ -130,23 +134,17 @@ def sections_for(request: Request, filters: Filters) -> tuple[list[Section], dic
 def filter_choices(site: Site) -> dict[str, list[str]]:
     with site.sessions() as session:
         sources = sorted({row.name or row.url for row in list_sources(session)})
-        languages = sorted({lang for (lang,) in session.execute(_languages_query()) if lang})
+        languages = article_languages(session)
     return {"sources": sources, "languages": languages}
-
-
-def _languages_query():  # noqa: ANN202 - a SELECT
-    from sqlalchemy import distinct, select
-
-    from chipwatch.store.models import ArticleRow
-
-    return select(distinct(ArticleRow.language))
 
 
 @page
 def stories_page(request: Request) -> Response:
     site = site_of(request)
     filters = Filters.from_query(
-        dict(request.query_params), site.settings.classify.relevance_threshold
+        dict(request.query_params),
+        site.settings.classify.relevance_threshold,
+        site.settings.digest.lookback_days,
     )
     sections, views = sections_for(request, filters)
     return render(

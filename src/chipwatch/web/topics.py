@@ -108,22 +108,14 @@ class Proposal:
 
 def proposals(site: Site) -> list[Proposal]:
     """What `chipwatch topics suggest` proposes now, less what was decided before."""
-    from sqlalchemy import select
-
     from chipwatch.classify import suggest_topics
-    from chipwatch.store.classifications import as_input
-    from chipwatch.store.models import ArticleRow, ClassificationRow
+    from chipwatch.store.classifications import novel_since
 
     since = now_utc() - timedelta(days=SUGGEST_DAYS)
     with site.sessions() as session:
-        rows = session.scalars(
-            select(ArticleRow)
-            .join(ClassificationRow)
-            .where(ClassificationRow.novel.is_(True), ArticleRow.fetched_at >= since)
-        ).all()
+        novel = novel_since(session, since)
         decided = topic_decisions(session)
-        titles = {str(row.id): row.title for row in rows}
-        novel = [as_input(row) for row in rows]
+        titles = {item.id: item.title for item in novel}
     found = []
     for suggestion in suggest_topics(novel, SUGGEST_COUNT) if novel else []:
         key = hashlib.sha256(",".join(sorted(suggestion.member_ids)).encode()).hexdigest()[:32]
