@@ -33,8 +33,10 @@ lint: $(STAMP)
 
 bench: bench-poll bench-classify bench-stories
 
+## `make bench-poll DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres`: the same
+## cycles on PostgreSQL (in a scratch database made on that server and dropped after).
 bench-poll: $(STAMP)
-	$(BIN)/python scripts/bench_poll.py
+	$(BIN)/python scripts/bench_poll.py $(if $(DATABASE_URL),--database-url $(DATABASE_URL))
 
 bench-classify: $(STAMP)
 	$(BIN)/python scripts/bench_classify.py

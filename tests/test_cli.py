@@ -1,23 +1,26 @@
 """The `chipwatch` commands as a user runs them: feeds, corpus, label, classify, topics.
 
-Each test runs the real command in a subprocess against a real SQLite file and, where it
-fetches, the demo's feed server on 127.0.0.1.
+Each test runs the real command in a subprocess against a real SQLite file (and, where
+the command reads or writes the store, a PostgreSQL database too: the `database_url`
+fixture) and, where it fetches, the demo's feed server on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from backends import configured_url
 from chipwatch_cli import run_chipwatch as run
+from sqlalchemy import Row, text
 
 from chipwatch.classify import load_corpus
 from chipwatch.demo.server import serve_demo_feeds
 from chipwatch.errors import ExitCode
+from chipwatch.store.db import create_engine
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,6 +47,7 @@ def feeds() -> Iterator[tuple[str, list[str]]]:
         yield served
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 def test_feeds_add_list_status_export_import_remove(
     config: Path, feeds: tuple[str, list[str]], tmp_path: Path
 ) -> None:
@@ -85,6 +89,7 @@ def test_feeds_add_refuses_a_page_that_is_not_a_feed(
     assert "404" in result.stderr
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 def test_feeds_status_shows_a_failing_feed(config: Path, feeds: tuple[str, list[str]]) -> None:
     base_url, _ = feeds
     config.write_text(
@@ -100,17 +105,16 @@ def test_feeds_status_shows_a_failing_feed(config: Path, feeds: tuple[str, list[
     assert " http " in status  # the kind column
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 def test_label_then_reclassify(config: Path, feeds: tuple[str, list[str]]) -> None:
     _, urls = feeds
     config.write_text(
         config.read_text(encoding="utf-8") + f'[[sources]]\nurl = "{urls[1]}"\n', encoding="utf-8"
     )
     assert run(config, "poll").returncode == 0
-    database = config.parent / "data" / "chipwatch.sqlite3"
-    with sqlite3.connect(database) as db:
-        (phone_id,) = db.execute(
-            "SELECT id FROM articles WHERE title LIKE 'A new folding phone%'"
-        ).fetchone()
+    (phone_id,) = query_one(
+        config, "SELECT id FROM articles WHERE title LIKE 'A new folding phone%'"
+    )
     bad = run(config, "label", str(phone_id), "--topics", "no-such-topic")
     assert bad.returncode == 2 and "unknown topic" in bad.stderr
     assert run(config, "label", "9999", "--not-relevant").returncode == ExitCode.CONFIG
@@ -118,12 +122,22 @@ def test_label_then_reclassify(config: Path, feeds: tuple[str, list[str]]) -> No
     labelled = run(config, "label", str(phone_id), "--topics", "chipmaker-stakes")
     assert labelled.returncode == 0, labelled.stderr
     assert run(config, "classify", "--again").returncode == 0
-    with sqlite3.connect(database) as db:
-        relevant, topics = db.execute(
-            "SELECT relevant, topics FROM classifications WHERE article_id = ?", (phone_id,)
-        ).fetchone()
+    relevant, topics = query_one(
+        config, "SELECT relevant, topics FROM classifications WHERE article_id = :id", id=phone_id
+    )
     # The user's judgement wins at the next fit.
     assert relevant == 1 and "chipmaker-stakes" in topics
+
+
+def query_one(config: Path, sql: str, **params: object) -> Row[tuple[object, ...]]:
+    """One row from the database the commands used (SQLite file or PostgreSQL)."""
+    url = configured_url() or f"sqlite:///{config.parent / 'data' / 'chipwatch.sqlite3'}"
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(sql), params).one()
+    finally:
+        engine.dispose()
 
 
 def test_corpus_add_and_list(config: Path, tmp_path: Path) -> None:
@@ -178,6 +192,7 @@ def test_classify_jsonl_through_the_command(config: Path, tmp_path: Path) -> Non
     assert "in.jsonl:1" in broken.stderr
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 def test_topics_list_and_suggest(config: Path, feeds: tuple[str, list[str]]) -> None:
     _, urls = feeds
     topics = run(config, "topics", "list").stdout
@@ -193,6 +208,7 @@ def test_topics_list_and_suggest(config: Path, feeds: tuple[str, list[str]]) -> 
     assert "[[topic]]" in suggested.stdout and "ASML" in suggested.stdout
 
 
+@pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 def test_a_second_poll_while_one_runs_is_skipped(config: Path) -> None:
     from chipwatch.lock import job_lock
 

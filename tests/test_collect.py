@@ -1,4 +1,5 @@
-"""The poll pipeline end to end: loopback HTTP server -> SQLite file in tmp_path."""
+"""The poll pipeline end to end: loopback HTTP server -> a SQLite file in tmp_path, or a
+fresh PostgreSQL database (each store test runs on both; see conftest.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from chipwatch.errors import ParseError
 from chipwatch.settings import FetchSettings, PollSettings, Settings
 from chipwatch.store import lookup
 from chipwatch.store.articles import insert_articles
-from chipwatch.store.db import open_engine, session_factory
+from chipwatch.store.db import open_database
 from chipwatch.store.models import ArticleRow, SourceRow
 from chipwatch.store.sources import add_source, feed_health
 from chipwatch.types import Source
@@ -49,7 +50,7 @@ def server() -> Iterator[FeedServer]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         config_path=tmp_path / "chipwatch.toml",
         config_dir=tmp_path,
@@ -58,12 +59,30 @@ def settings(tmp_path: Path) -> Settings:
         corpus_dir=tmp_path / "corpus",
         fetch=FetchSettings(allow_private_networks=True, deadline_seconds=5),
         poll=PollSettings(max_consecutive_errors=3),
+        database_url=database_url,
     )
 
 
 @pytest.fixture
 def sessions(settings: Settings) -> sessionmaker[Session]:
-    return session_factory(open_engine(settings.database_path))
+    return open_database(settings.store_url).sessions
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """For what only exists on SQLite: the parse workers' read-only lookup of the file."""
+    return Settings(
+        config_path=tmp_path / "chipwatch.toml",
+        config_dir=tmp_path,
+        data_dir=tmp_path / "data",
+        topics_path=tmp_path / "topics.toml",
+        corpus_dir=tmp_path / "corpus",
+    )
+
+
+@pytest.fixture
+def sqlite_sessions(sqlite_settings: Settings) -> sessionmaker[Session]:
+    return open_database(sqlite_settings.store_url).sessions
 
 
 def run_poll(
@@ -147,7 +166,8 @@ def _document_job(body: bytes, store_path: str | None) -> DocumentJob:
                        store_path=store_path)  # fmt: skip
 
 
-def test_worker_extracts_only_what_is_not_stored(settings, sessions) -> None:
+def test_worker_extracts_only_what_is_not_stored(sqlite_settings, sqlite_sessions) -> None:
+    settings, sessions = sqlite_settings, sqlite_sessions
     # Stored: item a (by GUID); item b under another GUID and URL but the same text.
     first = process_document(_document_job(rss(ITEMS), None))
     assert first.entries == 2 and [a.language for a in first.articles] == ["en", "en"]
@@ -170,7 +190,10 @@ def test_worker_extracts_only_what_is_not_stored(settings, sessions) -> None:
     assert len(process_document(_document_job(body, str(broken))).articles) == 3
 
 
-def test_store_lookup_follows_the_file_and_never_creates_one(settings, sessions) -> None:
+def test_store_lookup_follows_the_file_and_never_creates_one(
+    sqlite_settings, sqlite_sessions
+) -> None:
+    settings, sessions = sqlite_settings, sqlite_sessions
     stored = process_document(_document_job(rss(ITEMS), None)).articles[0]
     with sessions.begin() as session:
         insert_articles(session, [stored], source_id=None)
@@ -179,7 +202,7 @@ def test_store_lookup_follows_the_file_and_never_creates_one(settings, sessions)
     assert check.present([stored.identity])[0] == {stored.identity}
     # Another database moved to the same path: answered from it, not from the old one.
     other = settings.data_dir / "other.db"
-    session_factory(open_engine(other))().close()
+    open_database(f"sqlite:///{other}").dispose()
     other.replace(path)
     assert check.present([stored.identity]) == (set(), set(), set())
     # No file at all: nothing is known to be stored, and no empty file appears.
@@ -188,10 +211,11 @@ def test_store_lookup_follows_the_file_and_never_creates_one(settings, sessions)
     assert not path.exists()
 
 
-def test_parse_workers_import_neither_http_nor_orm() -> None:
+def test_parse_workers_import_neither_http_nor_database_drivers() -> None:
     # The forkserver preloads chipwatch.worker; every import it carries is paid by each
     # worker of each poll, in CPU and in memory.
-    code = "import sys, chipwatch.worker; print(sorted({'httpx', 'sqlalchemy'} & set(sys.modules)))"
+    heavy = "{'httpx', 'sqlalchemy', 'psycopg'}"
+    code = f"import sys, chipwatch.worker; print(sorted({heavy} & set(sys.modules)))"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "[]"
 

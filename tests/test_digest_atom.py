@@ -5,9 +5,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from test_digest_data import NOW, TOPICS, make_settings, open_db, seed
 
 from chipwatch.digest import write_feeds
+
+pytestmark = pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 
 A = "{http://www.w3.org/2005/Atom}"
 

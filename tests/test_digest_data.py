@@ -1,4 +1,4 @@
-"""Shared test data for the digest tests: settings, topics and a seeded SQLite file.
+"""Shared test data for the digest tests: settings, topics and a seeded database.
 
 Not a test module itself (it holds no tests); the digest, outbox and story tests import it.
 The articles are written for these tests.
@@ -12,10 +12,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from backends import configured_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from chipwatch.settings import Recipient, Settings, SmtpSettings
-from chipwatch.store.db import open_engine, session_factory
+from chipwatch.store.db import open_database
 from chipwatch.store.models import ArticleRow, ClassificationRow, SourceRow
 from chipwatch.types import Topic
 
@@ -53,6 +54,7 @@ def make_settings(
         corpus_dir=tmp_path / "corpus",
         smtp=smtp,
         recipients=recipients,
+        database_url=configured_url(),  # set by the `database_url` fixture (conftest)
     )
 
 
@@ -61,7 +63,7 @@ def with_smtp(settings: Settings, host: str, port: int) -> Settings:
 
 
 def open_db(settings: Settings) -> sessionmaker[Session]:
-    return session_factory(open_engine(settings.database_path))
+    return open_database(settings.store_url).sessions
 
 
 _counter = 0

@@ -31,7 +31,7 @@ FORBIDDEN = (
 
 
 @pytest.fixture
-def rendered_message(tmp_path: Path):  # noqa: ANN201
+def rendered_message(tmp_path: Path, database_url: str):  # noqa: ANN201
     settings = make_settings(tmp_path)
     factory = open_db(settings)
     with factory() as session:
@@ -106,6 +106,7 @@ def test_sections_follow_topic_order_and_feed_health(rendered_message) -> None: 
     assert "<b>unavailable" not in html
 
 
+@pytest.mark.usefixtures("database_url")
 def test_stories_ranked_and_capped(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     settings = settings.__class__(

@@ -1,7 +1,8 @@
-"""The whole watch through the `chipwatch` command: loopback feeds -> SQLite -> SMTP.
+"""The whole watch through the `chipwatch` command: loopback feeds -> database -> SMTP.
 
 Real parts only: the demo's feed server on 127.0.0.1 (ETag and 304), a SQLite file in
-tmp_path, an aiosmtpd server receiving the digest, Python's email package reading it.
+tmp_path or a PostgreSQL database (each test runs on both), an aiosmtpd server receiving
+the digest, Python's email package reading it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from chipwatch.demo.server import serve_demo_feeds
 from chipwatch.errors import ExitCode
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 RECIPIENT = "analyst@example.org"
 
 

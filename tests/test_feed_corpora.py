@@ -15,11 +15,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from backends import configured_url
 from feedserver import FeedServer
 
 from chipwatch.collect import ParsePool, poll
 from chipwatch.settings import FetchSettings, Settings
-from chipwatch.store.db import open_engine, session_factory
+from chipwatch.store.db import open_database
 from chipwatch.store.sources import add_source
 from chipwatch.types import Source
 from chipwatch.worker import DocumentJob, DocumentResult, process_document
@@ -55,6 +56,7 @@ def pool() -> Iterator[ParsePool]:
 
 def settings_for(tmp_path: Path) -> Settings:
     return Settings(
+        database_url=configured_url(),  # the `database_url` fixture: SQLite or PostgreSQL
         config_path=tmp_path / "c.toml",
         config_dir=tmp_path,
         data_dir=tmp_path / "data",
@@ -66,7 +68,7 @@ def settings_for(tmp_path: Path) -> Settings:
 
 def poll_files(tmp_path: Path, root: Path, files: list[Path], pool: ParsePool):
     settings = settings_for(tmp_path)
-    sessions = session_factory(open_engine(settings.database_path))
+    sessions = open_database(settings.store_url).sessions
     with FeedServer() as server:
         server.mount("/c/", root)
         with sessions.begin() as session:
@@ -75,6 +77,7 @@ def poll_files(tmp_path: Path, root: Path, files: list[Path], pool: ParsePool):
         return asyncio.run(poll(settings, sessions, all_feeds=True, now=NOW, pool=pool))
 
 
+@pytest.mark.usefixtures("database_url")
 def test_realworld_feeds_polled_over_http(tmp_path: Path, pool: ParsePool) -> None:
     files = corpus_files(REALWORLD)
     report = poll_files(tmp_path, REALWORLD, files, pool)
@@ -125,6 +128,7 @@ def test_feedparser_corpus_through_the_parse_path(pool: ParsePool) -> None:
     assert not markup, markup[:5]
 
 
+@pytest.mark.usefixtures("database_url")
 def test_feedparser_corpus_sample_over_http(tmp_path: Path, pool: ParsePool) -> None:
     files = corpus_files(FEEDPARSER)[::10]
     report = poll_files(tmp_path, FEEDPARSER, files, pool)

@@ -355,17 +355,12 @@ def test_feeds_import_skips_a_bad_outline_and_imports_the_rest(
 
 
 def test_a_database_of_the_first_revision_is_upgraded_with_the_kind(tmp_path: Path) -> None:
-    from alembic import command
-    from sqlalchemy import create_engine, inspect
+    from sqlalchemy import inspect
 
-    from chipwatch.store.db import _alembic_config, open_engine
+    from chipwatch.store.db import create_engine, open_engine, upgrade
 
     path = tmp_path / "old.sqlite3"
-    url = f"sqlite:///{path}"
-    config = _alembic_config(url)
-    with create_engine(url).begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
+    upgrade(create_engine(f"sqlite:///{path}"), "0001")
     with sqlite3.connect(path) as db:
         db.execute(
             "INSERT INTO sources (url, name, language, full_text, enabled, consecutive_errors,"

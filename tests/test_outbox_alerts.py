@@ -6,11 +6,14 @@ import mailbox
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from test_digest_data import NOW, TOPICS, add_article, make_settings, open_db
 
 from chipwatch.digest import build_alerts, build_digests, list_outbox, send_pending
 from chipwatch.store.models import DeliveryRow, DigestRow
+
+pytestmark = pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 
 
 def test_alerts_are_rate_limited_and_do_not_consume_the_digest(tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ from chipwatch.digest import build_digests, list_outbox, load_feed_health, previ
 from chipwatch.settings import Recipient, Settings
 from chipwatch.store.models import DeliveryRow, DigestRow
 
+pytestmark = pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
+
 
 class Crash(Exception):
     """Stands for the process dying between the SMTP acceptance and the commit."""

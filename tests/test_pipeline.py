@@ -17,14 +17,17 @@ from chipwatch.store.models import ArticleRow, ClassificationRow
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_backlog_is_classified_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backlog_is_classified_in_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
     config = tmp_path / "chipwatch.toml"
     config.write_text(
         f'topics = "{REPO / "config" / "topics.toml"}"\n'
         f'corpus_dir = "{REPO / "config" / "corpus"}"\n',
         encoding="utf-8",
     )
-    settings = load_settings(config, data_dir=tmp_path / "data", environ={})
+    environ = {"CHIPWATCH_DATABASE_URL": database_url} if database_url else {}
+    settings = load_settings(config, data_dir=tmp_path / "data", environ=environ)
     with serve_demo_feeds(load_corpus(settings.corpus_dir)) as (_, urls):
         settings = with_overrides(
             replace(settings, sources=tuple(SourceConfig(url) for url in urls)),

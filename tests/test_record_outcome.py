@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from chipwatch.collect import Writer
 from chipwatch.errors import FeedError
 from chipwatch.settings import PollSettings, Settings
-from chipwatch.store.db import open_engine, session_factory
+from chipwatch.store.db import open_database
 from chipwatch.store.models import SourceRow
 from chipwatch.store.sources import (
     FetchOutcome,
@@ -32,8 +32,8 @@ NOT_MODIFIED = FetchOutcome(ok=True, status=304, not_modified=True)
 
 
 @pytest.fixture
-def sessions(tmp_path: Path) -> sessionmaker[Session]:
-    return session_factory(open_engine(tmp_path / "chipwatch.sqlite3"))
+def sessions(tmp_path: Path, database_url: str) -> sessionmaker[Session]:
+    return open_database(database_url or f"sqlite:///{tmp_path / 'chipwatch.sqlite3'}").sessions
 
 
 def add(sessions: sessionmaker[Session], *urls: str) -> list[int]:
@@ -161,16 +161,28 @@ def test_record_outcome_returns_the_stored_row_and_keeps_pending_changes(session
     assert stored.url == "http://new.test/feed" and stored.language == "fr"
 
 
+REFUSE_UPDATES = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_bad BEFORE UPDATE ON sources WHEN OLD.url = '{url}' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_bad() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused by test trigger'; END $$",
+        "CREATE TRIGGER refuse_bad BEFORE UPDATE ON sources FOR EACH ROW "
+        "WHEN (OLD.url = '{url}') EXECUTE FUNCTION refuse_bad()",
+    ],
+}
+
+
 def test_a_failing_feed_write_does_not_lose_the_batch(sessions, tmp_path: Path) -> None:
     """A batch whose statements fail is written again feed by feed: the others keep
     their articles and outcomes, only the failing feed gets the error."""
     urls = [f"http://a.test/{name}" for name in ("one", "bad", "two")]
     ids = add(sessions, *urls)
-    with sessions.begin() as session:  # SQLite itself refuses any update of "bad"
-        session.execute(text(
-            f"CREATE TRIGGER refuse_bad BEFORE UPDATE ON sources WHEN OLD.url = '{urls[1]}' "
-            "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
-        ))  # fmt: skip
+    with sessions.begin() as session:  # the database itself refuses any update of "bad"
+        for statement in REFUSE_UPDATES[session.get_bind().dialect.name]:
+            session.execute(text(statement.format(url=urls[1])))
     settings = Settings(
         config_path=tmp_path / "c.toml", config_dir=tmp_path, data_dir=tmp_path,
         topics_path=tmp_path / "t.toml", corpus_dir=tmp_path / "corpus", poll=POLL,
@@ -204,3 +216,21 @@ def test_a_failing_feed_write_does_not_lose_the_batch(sessions, tmp_path: Path) 
     with sessions() as session:
         stored = session.execute(text("SELECT source_id FROM articles ORDER BY id")).all()
     assert [r[0] for r in stored] == [ids[0], ids[2]]
+
+
+def test_strings_longer_than_their_columns_do_not_fail_the_write(sessions) -> None:
+    """PostgreSQL refuses what does not fit a column (SQLite keeps it): a cut name is
+    fine, a cut validator would never match again, so it is not kept."""
+    (feed,) = add(sessions, "http://a.test/feed")
+    huge = FetchOutcome(
+        ok=True, status=200, etag='"' + "e" * 2000 + '"', last_modified="x" * 300,
+        title="T" * 1000,
+    )  # fmt: skip
+    with sessions.begin() as session:
+        record_outcomes(session, [(feed, huge, NOW)], POLL)
+    stored = row(sessions, feed)
+    assert (stored.etag, stored.last_modified, stored.last_status) == (None, None, 200)
+    assert stored.name == "T" * 300
+    with sessions.begin() as session:
+        named, _ = add_source(session, "http://a.test/other", "N" * 1000, now=NOW)
+        assert named.name == "N" * 300

@@ -1,41 +1,305 @@
-"""The database: Alembic migrations build exactly the schema the models describe."""
+"""The database on both backends: the migrations build exactly the schema the models
+describe, from an empty database and from every earlier revision, and keep the data."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from alembic.script import ScriptDirectory
+from backends import create_database, drop_database, new_name
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    func,
+    insert,
+    select,
+)
 
-from chipwatch.store.db import open_engine
-from chipwatch.store.models import Base
+from chipwatch.errors import ConfigError
+from chipwatch.settings import load_settings
+from chipwatch.store.db import (
+    MIGRATIONS_DIR,
+    create_engine,
+    current_revision,
+    head_revision,
+    open_database,
+    upgrade,
+)
+from chipwatch.store.dialect import Backend
+from chipwatch.store.models import ArticleRow, Base
+from chipwatch.store.sources import add_source, get_source, remove_source
+from chipwatch.store.url import DatabaseUrlError, normalise_url
+from chipwatch.types import Article
+
+WHEN = datetime(2026, 1, 1, 12, 0, 0)
 
 
-def test_migrations_match_the_models(tmp_path: Path) -> None:
-    engine = open_engine(tmp_path / "chipwatch.sqlite3")
+@pytest.fixture
+def url(database_url: str, tmp_path: Path) -> str:
+    """The database of this test: a SQLite file in tmp_path or a fresh PostgreSQL one."""
+    return database_url or f"sqlite:///{tmp_path / 'data' / 'chipwatch.sqlite3'}"
+
+
+@pytest.fixture
+def empty_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A database with no schema at all (the template copies are migrated already)."""
+    if not database_url:
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    name = new_name("empty")
+    yield create_database(name)
+    drop_database(name)
+
+
+def _differences(engine: Engine) -> list[Any]:
     with engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-    assert differences == [], "models changed without a migration: " + repr(differences)
+        return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
 
 
-def test_opening_twice_keeps_the_data(tmp_path: Path) -> None:
-    path = tmp_path / "chipwatch.sqlite3"
-    open_engine(path).dispose()
-    with sqlite3.connect(path) as db:
-        db.execute(
-            "INSERT INTO sources (url, name, language, full_text, enabled, consecutive_errors,"
-            " created_at) VALUES ('https://example.org/feed', 'x', '', 0, 1, 0, '2026-01-01')"
+def test_migrations_match_the_models(empty_url: str) -> None:
+    database = open_database(empty_url)
+    assert current_revision(database.engine) == head_revision()
+    assert _differences(database.engine) == [], "models changed without a migration"
+    database.dispose()
+
+
+def _revisions() -> list[str]:
+    """Every revision, oldest first."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return [
+        script.revision
+        for script in reversed(list(ScriptDirectory.from_config(config).walk_revisions()))
+    ]
+
+
+@pytest.mark.parametrize("start", _revisions())
+def test_upgrade_from_every_earlier_revision_keeps_the_data(empty_url: str, start: str) -> None:
+    """A database left at `start` with a row in every table reaches head with all rows."""
+    engine = create_engine(empty_url)
+    upgrade(engine, start)
+    assert current_revision(engine) == start
+    counts = _seed_every_table(engine)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert _differences(engine) == []
+    with engine.connect() as connection:
+        tables = MetaData()
+        tables.reflect(connection)
+        after = {
+            name: connection.scalar(select(func.count()).select_from(tables.tables[name]))
+            for name in counts
+        }
+    assert after == counts
+    engine.dispose()
+
+
+def _seed_every_table(engine: Engine) -> dict[str, int]:
+    """One row per table of the schema as it is at this revision (parents first)."""
+    tables = MetaData()
+    with engine.begin() as connection:
+        tables.reflect(connection)
+        for table in tables.sorted_tables:
+            if table.name == "alembic_version":
+                continue
+            row: dict[str, object] = {}
+            for column in table.columns:
+                if column.foreign_keys:
+                    row[column.name] = 1  # the parent's first row, seeded before
+                elif column.primary_key and isinstance(column.type, Integer):
+                    continue  # generated
+                elif not column.nullable and column.server_default is None:
+                    row[column.name] = _sample(column.type)
+            connection.execute(insert(table), [row])
+    return {t.name: 1 for t in tables.sorted_tables if t.name != "alembic_version"}
+
+
+def _sample(kind: object) -> object:
+    samples: list[tuple[type, object]] = [
+        (Boolean, True),
+        (Integer, 1),
+        (Float, 0.5),
+        (DateTime, WHEN),
+        (LargeBinary, b"x"),
+        (JSON, []),
+        (String, "x"),
+        (Text, "x"),
+    ]
+    for cls, value in samples:
+        if isinstance(kind, cls):
+            return value
+    raise AssertionError(f"no sample value for column type {kind!r}: add one")
+
+
+def test_opening_twice_keeps_the_data(url: str) -> None:
+    first = open_database(url)
+    with first.write() as session:
+        add_source(session, "https://example.org/feed", "x", now=WHEN)
+    first.dispose()
+    again = open_database(url)  # already at head: nothing to do, nothing lost
+    with again.read() as session:
+        row = get_source(session, "https://example.org/feed")
+        assert row is not None and row.name == "x"
+    again.dispose()
+
+
+def test_foreign_keys_hold_on_both_backends(url: str) -> None:
+    """Removing a feed keeps its articles (source_id becomes NULL): the ON DELETE rule
+    only acts where foreign keys are enforced (a PRAGMA on SQLite)."""
+    database = open_database(url)
+    with database.write() as session:
+        source, _ = add_source(session, "https://example.org/feed", now=WHEN)
+        session.add(
+            ArticleRow(
+                identity="guid:1",
+                content_hash="0" * 64,
+                source_id=source.id,
+                title="t",
+                text="x",
+                published_at=WHEN,
+                fetched_at=WHEN,
+            )
         )
-    engine = open_engine(path)  # already at head: nothing to do, nothing lost
-    assert "sources" in inspect(engine).get_table_names()
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM sources").fetchone() == (1,)
+    with database.write() as session:
+        assert remove_source(session, "https://example.org/feed")
+    with database.read() as session:
+        assert session.scalars(select(ArticleRow.source_id)).all() == [None]
+    database.dispose()
 
 
-def test_database_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
-    engine = open_engine(tmp_path / "chipwatch.sqlite3")
-    with engine.connect() as connection:
+def test_backend_is_told_by_the_url(url: str, database_url: str) -> None:
+    database = open_database(url)
+    expected = Backend.POSTGRESQL if database_url else Backend.SQLITE
+    assert database.backend is expected
+    # The parse workers read only a SQLite file; on PostgreSQL they are given none.
+    assert (database.sqlite_file is None) == (expected is Backend.POSTGRESQL)
+    database.dispose()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    path = tmp_path / "chipwatch.sqlite3"
+    database = open_database(f"sqlite:///{path}")
+    with database.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    database.dispose()
+    with sqlite3.connect(path) as db:  # a plain file any sqlite3 tool can read
+        assert db.execute("SELECT count(*) FROM sources").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://postgres@127.0.0.1/chip", "postgresql+psycopg://postgres@127.0.0.1/chip"),
+        ("postgres://u:p@db.example:5433/chip", "postgresql+psycopg://u:p@db.example:5433/chip"),
+        ("postgresql+psycopg://h/chip", "postgresql+psycopg://h/chip"),
+        ("sqlite:////var/lib/chipwatch/c.sqlite3", "sqlite:////var/lib/chipwatch/c.sqlite3"),
+        ("  sqlite:///relative.sqlite3 ", "sqlite:///relative.sqlite3"),
+    ],
+)
+def test_database_urls_are_normalised(given: str, expected: str) -> None:
+    assert normalise_url(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "complaint"),
+    [
+        ("mysql://h/chip", "unsupported database 'mysql'"),
+        ("postgresql://h", "must name the database"),
+        ("postgresql+psycopg2://h/chip", "unsupported database"),
+        ("sqlite://", "needs a file"),
+        ("/var/lib/chip.sqlite3", "expected sqlite:///PATH"),
+    ],
+)
+def test_bad_database_urls_are_refused(given: str, complaint: str) -> None:
+    with pytest.raises(DatabaseUrlError, match=complaint):
+        normalise_url(given)
+
+
+def test_database_url_setting_from_file_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "chipwatch.toml"
+    config.write_text('database_url = "postgresql://postgres@127.0.0.1:5432/from_file"\n')
+    from_file = load_settings(config, environ={})
+    assert from_file.store_url == "postgresql+psycopg://postgres@127.0.0.1:5432/from_file"
+    from_env = load_settings(
+        config, environ={"CHIPWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}"}
+    )
+    assert from_env.store_url == f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    config.write_text("")
+    default = load_settings(config, environ={})
+    assert default.store_url == f"sqlite:///{default.data_dir / 'chipwatch.sqlite3'}"
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config, environ={"CHIPWATCH_DATABASE_URL": "mysql://h/chip"})
+    assert refused.value.source == "CHIPWATCH_DATABASE_URL"
+    assert refused.value.field == "database_url"
+
+
+def test_articles_round_trip_on_both_backends(url: str) -> None:
+    """Dedupe driver SQL (placeholders differ per driver) finds what was stored, and a
+    NUL character from a feed (refused by PostgreSQL's text columns) is dropped."""
+    from chipwatch.store.articles import filter_new, insert_new
+
+    article = Article(
+        identity="guid:round-trip",
+        source_url="https://example.org/feed",
+        url="https://example.org/a",
+        title="Licences for\x00 lithography tools",
+        text="The ministry narrowed\x00 the exemptions.",
+        published=WHEN,
+        fetched_at=WHEN,
+        language="en",
+        content_hash="f" * 64,
+    )
+    database = open_database(url)
+    with database.write() as session:
+        assert len(insert_new(session, [article, article], source_id=None)) == 1
+    with database.read() as session:
+        assert filter_new(session, [article]) == []
+        stored = session.execute(select(ArticleRow.title, ArticleRow.text)).one()
+    assert tuple(stored) == (
+        "Licences for lithography tools",
+        "The ministry narrowed the exemptions.",
+    )
+    database.dispose()
+
+
+def test_the_stages_build_no_sql() -> None:
+    """Outside store/, SQLAlchemy is only the Session type (a transaction handed to the
+    repositories), and the models only their enums: every query sits behind store/."""
+    import ast
+
+    source = Path(__file__).resolve().parents[1] / "src" / "chipwatch"
+    allowed = {"sqlalchemy.orm": {"Session", "sessionmaker"}}
+    offenders = []
+    for path in sorted(source.rglob("*.py")):
+        if "store" in path.relative_to(source).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [(alias.name, "*") for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [(node.module, alias.name) for alias in node.names]
+            else:
+                continue
+            for module, name in names:
+                if module.startswith("sqlalchemy") and name not in allowed.get(module, set()):
+                    offenders.append(f"{path.name}: {module}.{name}")
+                if module == "chipwatch.store.models" and not name.endswith(("Kind", "Status")):
+                    offenders.append(f"{path.name}: {module}.{name}")
+    assert offenders == []

@@ -7,8 +7,9 @@ Stages, and where each runs:
 - fetch: asyncio + httpx in the event loop (I/O bound), limited globally and per host;
 - parse + extract: a process pool (CPU bound; `chipwatch.worker`), one call per feed,
   with a time limit enforced inside the worker; fastfeedparser where proven equal, else
-  feedparser; the worker asks the SQLite file (read-only) which entries are stored
-  already, and converts, hashes and detects the language of the others only;
+  feedparser; on SQLite the worker asks the file (read-only) which entries are stored
+  already, and converts, hashes and detects the language of the others only (on
+  PostgreSQL it does all entries and the writer's check alone drops the stored ones);
 - store: one single-thread executor, so SQLite sees exactly one writer; feeds finishing
   within `WRITE_GATHER_SECONDS` share one transaction and one dedupe check, and a failed
   batch is retried feed by feed, so a failure on one feed never loses another's articles.
@@ -47,6 +48,7 @@ from chipwatch.fetch import Fetcher, utcnow
 from chipwatch.parse import NotAFeed, parse_feed
 from chipwatch.settings import FetchSettings, Settings
 from chipwatch.store.articles import filter_new_many, insert_articles
+from chipwatch.store.dialect import sqlite_file
 from chipwatch.store.sources import FetchOutcome, due_sources, record_outcomes
 from chipwatch.types import Article, FetchResult, Source
 from chipwatch.urls import check_url
@@ -272,12 +274,9 @@ class Writer:
 
 
 def _sqlite_file(session: Session) -> str | None:
-    bind = session.get_bind()
-    url = bind.engine.url
-    database = url.database or ""
-    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
-        return None
-    return database
+    # On PostgreSQL the workers skip the lookup: the writer's own check is the one that
+    # decides, and a worker connection per process to a server costs more than it saves.
+    return sqlite_file(session.get_bind().engine)
 
 
 # --- one feed ----------------------------------------------------------------------------

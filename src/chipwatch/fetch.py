@@ -31,6 +31,7 @@ import httpx
 from httpx._transports.default import map_httpcore_exceptions  # pinned httpx==0.28.1
 
 from chipwatch import USER_AGENT
+from chipwatch.clock import utcnow
 from chipwatch.errors import (
     BodyTooLarge,
     DeadlineExceeded,
@@ -51,11 +52,6 @@ ACCEPT_FEED = (
     "text/xml;q=0.9, application/feed+json;q=0.8, application/json;q=0.7, */*;q=0.5"
 )
 _DRAIN_BYTES = 64 * 1024  # the most of an unused body read to keep its connection
-
-
-def utcnow() -> datetime:
-    """Naive UTC: the database stores naive UTC datetimes everywhere."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 # --- network guard ---------------------------------------------------------------------

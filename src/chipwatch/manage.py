@@ -10,12 +10,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
-
 from chipwatch.errors import NotFound
-from chipwatch.pipeline import as_input, open_sessions, sync_config_sources
+from chipwatch.pipeline import open_sessions, sync_config_sources
 from chipwatch.settings import Settings
-from chipwatch.store.models import ArticleRow, ClassificationRow
 
 
 def outbox_table(settings: Settings) -> str:
@@ -207,17 +204,13 @@ def suggest_topics_text(settings: Settings, days: int, count: int) -> str:
     from datetime import timedelta
 
     from chipwatch.classify import suggest_topics
+    from chipwatch.store.classifications import novel_since
 
     sessions = open_sessions(settings)
     since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=days)
     with sessions() as session:
-        rows = session.scalars(
-            select(ArticleRow)
-            .join(ClassificationRow)
-            .where(ClassificationRow.novel.is_(True), ArticleRow.fetched_at >= since)
-        ).all()
-        titles = {str(row.id): row.title for row in rows}
-        novel = [as_input(row) for row in rows]
+        novel = novel_since(session, since)
+    titles = {item.id: item.title for item in novel}
     if not novel:
         return f"no novel articles in the last {days} days"
     blocks = []

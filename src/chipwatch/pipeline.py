@@ -2,6 +2,9 @@
 
 The CLI, the scheduler and the demo all go through these functions, so a one-shot
 `chipwatch poll` from cron and the in-process scheduler do exactly the same work.
+The stages reach the database only through the repositories in `chipwatch.store`;
+the transactions they run in are opened here (`sessions()` reads, `sessions.begin()`
+commits on success).
 """
 
 from __future__ import annotations
@@ -14,21 +17,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from chipwatch.errors import ConfigError, ExitCode, NotFound
 from chipwatch.settings import Settings
-from chipwatch.store.db import open_engine, session_factory
-from chipwatch.store.models import ArticleRow, ClassificationRow, LabelRow
-from chipwatch.types import Classification, ClassifyInput, Label
+from chipwatch.store import classifications, labels
+from chipwatch.store.db import open_database
 
 if TYPE_CHECKING:  # the classifier and the digest load numpy & co.: imported when used
     from chipwatch.classify import FittedClassifier
     from chipwatch.collect import PollReport
     from chipwatch.digest.stories import Embedder
     from chipwatch.settings import Recipient
-    from chipwatch.types import Topic
+    from chipwatch.types import ClassifyInput, Topic
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,8 @@ class ClassifyReport:
 
 
 def open_sessions(settings: Settings) -> sessionmaker[Session]:
-    return session_factory(open_engine(settings.database_path))
-
-
-def stored_labels(session: Session) -> list[Label]:
-    rows = session.execute(select(LabelRow, ArticleRow).join(ArticleRow)).all()
-    return [
-        Label(str(article.id), article.title, article.text, label.relevant, tuple(label.topics))
-        for label, article in rows
-    ]
+    """The configured database, its schema brought to the newest revision."""
+    return open_database(settings.store_url).sessions
 
 
 def load_classifier(
@@ -63,9 +57,9 @@ def load_classifier(
     from chipwatch.classify.cache import fit_key
 
     with sessions() as session:
-        labels = stored_labels(session)
-    model = load_or_fit(settings.corpus_dir, settings.topics_path, labels, settings.cache_dir)
-    key = fit_key(settings.corpus_dir, settings.topics_path, labels, ClassifierParams())
+        stored = labels.stored_labels(session)
+    model = load_or_fit(settings.corpus_dir, settings.topics_path, stored, settings.cache_dir)
+    key = fit_key(settings.corpus_dir, settings.topics_path, stored, ClassifierParams())
     return model, key
 
 
@@ -75,63 +69,27 @@ def classify_backlog(settings: Settings, sessions: sessionmaker[Session]) -> Cla
     classifier: FittedClassifier | None = None
     key = ""
     classified = relevant = novel = 0
-    while batch := _unclassified(sessions, CLASSIFY_BATCH):
+    while batch := _unclassified(sessions):
         if classifier is None:
             classifier, key = load_classifier(settings, sessions)
-        results = classifier.classify([as_input(row) for row in batch])
+        results = classifier.classify(batch)
         with sessions.begin() as session:
-            for row, result in zip(batch, results, strict=True):
-                session.add(_classification_row(row.id, result, key[:64]))
+            classifications.add_classifications(session, results, key)
         classified += len(batch)
         relevant += sum(r.relevant for r in results)
         novel += sum(r.novel for r in results)
     return ClassifyReport(classified, relevant, novel)
 
 
-def _unclassified(sessions: sessionmaker[Session], limit: int) -> list[ArticleRow]:
+def _unclassified(sessions: sessionmaker[Session]) -> list[ClassifyInput]:
     with sessions() as session:
-        return list(
-            session.scalars(
-                select(ArticleRow)
-                .outerjoin(ClassificationRow)
-                .where(ClassificationRow.article_id.is_(None))
-                .order_by(ArticleRow.id)
-                .limit(limit)
-            )
-        )
-
-
-def as_input(row: ArticleRow) -> ClassifyInput:
-    return ClassifyInput(
-        id=str(row.id),
-        title=row.title,
-        text=row.text,
-        url=row.url,
-        published=row.published_at.date().isoformat(),
-        language=row.language or None,
-    )
-
-
-def _classification_row(article_id: int, result: Classification, key: str) -> ClassificationRow:
-    payload = result.to_json()
-    return ClassificationRow(
-        article_id=article_id,
-        relevant=result.relevant,
-        relevance=result.relevance,
-        topics=list(result.topics),
-        topic_scores=dict(payload["topic_scores"]),  # type: ignore[call-overload]
-        novel=result.novel,
-        language=result.language,
-        evidence=dict(payload["evidence"]),  # type: ignore[call-overload]
-        model_key=key,
-        classified_at=datetime.now(UTC).replace(tzinfo=None),
-    )
+        return classifications.unclassified(session, CLASSIFY_BATCH)
 
 
 def reclassify_all(settings: Settings, sessions: sessionmaker[Session]) -> ClassifyReport:
     """Drop every stored classification and classify again (after a corpus or label change)."""
     with sessions.begin() as session:
-        session.query(ClassificationRow).delete()
+        classifications.delete_all(session)
     return classify_backlog(settings, sessions)
 
 
@@ -139,20 +97,8 @@ def label_article(
     sessions: sessionmaker[Session], article_id: int, relevant: bool, topics: Sequence[str]
 ) -> None:
     with sessions.begin() as session:
-        if session.get(ArticleRow, article_id) is None:
+        if not labels.set_label(session, article_id, relevant, topics):
             raise NotFound(f"no stored article with id {article_id}")
-        existing = session.get(LabelRow, article_id)
-        if existing is not None:
-            session.delete(existing)
-            session.flush()
-        session.add(
-            LabelRow(
-                article_id=article_id,
-                relevant=relevant,
-                topics=list(topics),
-                created_at=datetime.now(UTC).replace(tzinfo=None),
-            )
-        )
 
 
 # --- poll --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chipwatch.errors import ConfigError
+from chipwatch.store.url import SQLITE_FILENAME, DatabaseUrlError, normalise_url, sqlite_url
 
 ENV_PREFIX = "CHIPWATCH_"
 DEFAULT_CONFIG_DIR = Path("config")
@@ -129,14 +130,21 @@ class Settings:
     digest: DigestSettings = field(default_factory=DigestSettings)
     recipients: tuple[Recipient, ...] = ()
     sources: tuple[SourceConfig, ...] = ()
+    database_url: str = ""  # sqlite:///PATH or postgresql://...; "" = database_path
 
     @property
     def database_path(self) -> Path:
-        return self.data_dir / "chipwatch.sqlite3"
+        """The default database: a SQLite file in the data folder."""
+        return self.data_dir / SQLITE_FILENAME
 
     @property
-    def database_url(self) -> str:
-        return f"sqlite:///{self.database_path}"
+    def store_url(self) -> str:
+        """The database every command opens (`database_url`, else `database_path`)."""
+        return (
+            normalise_url(self.database_url)
+            if self.database_url
+            else sqlite_url(self.database_path)
+        )
 
     @property
     def maildir_path(self) -> Path:
@@ -158,7 +166,15 @@ _SECTIONS: dict[str, type] = {
     "smtp": SmtpSettings,
     "digest": DigestSettings,
 }
-_TOP_LEVEL_KEYS = {"data_dir", "topics", "corpus_dir", "recipients", "sources", *_SECTIONS}
+_TOP_LEVEL_KEYS = {
+    "data_dir",
+    "database_url",
+    "topics",
+    "corpus_dir",
+    "recipients",
+    "sources",
+    *_SECTIONS,
+}
 
 
 def load_settings(
@@ -195,10 +211,24 @@ def load_settings(
         ),
         recipients=_build_recipients(raw.get("recipients", []), source),
         sources=_build_sources(raw.get("sources", []), source),
+        database_url=_database_url(env, raw, source),
         **sections,
     )
     _validate(settings, source)
     return settings
+
+
+def _database_url(env: Mapping[str, str], raw: Mapping[str, Any], source: str) -> str:
+    """The `database_url` setting (CHIPWATCH_DATABASE_URL first), normalised; "" if unset."""
+    key = ENV_PREFIX + "DATABASE_URL"
+    where, value = (key, env[key]) if key in env else (source, raw.get("database_url", ""))
+    value = _str(value, where, "database_url")
+    if not value.strip():
+        return ""
+    try:
+        return normalise_url(value)
+    except DatabaseUrlError as exc:
+        raise ConfigError(where, "database_url", str(exc)) from None
 
 
 def with_overrides(settings: Settings, **sections: Mapping[str, Any]) -> Settings:

@@ -131,6 +131,8 @@ class MaildirTransport:
 
     def send(self, message: bytes, recipient: str, msg_id: str) -> None:
         try:
+            # Its parent too: on PostgreSQL nothing else may have made the data folder yet.
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             box = mailbox.Maildir(self.path, create=True)
             if maildir_has(box, msg_id):
                 return  # delivered before a crash lost the commit: do not add it twice

@@ -1,31 +1,28 @@
 """The outbox: never lose a digest, never send an article twice to the same reader.
 
-1. `build_digests` selects, groups, renders and stores each digest as a DigestRow
-   (status "pending", the full message bytes, a stable Message-ID) with one DigestItemRow
-   per article, and commits, all before any send is tried.
+1. `build_digests` selects, groups, renders and stores each digest in the outbox
+   (status pending, the full message bytes, a stable Message-ID) with the articles it
+   carries, and commits, all before any send is tried.
 2. `send_pending` sends each due pending row. Only when the transport accepted the message
-   does it mark the row "sent" and write the DeliveryRows, in one transaction. A failure
+   does it mark the row sent and record the deliveries, in one transaction. A failure
    keeps the row pending with an exponential backoff: nothing is lost.
 3. A crash after the send but before that commit leaves the row pending; the retry sends
    the very same bytes with the same Message-ID. Maildir delivery skips a Message-ID it
    already holds; over SMTP, receivers that dedupe on Message-ID drop the copy.
 
-Rows with status "skipped" record a scheduled run that found nothing new (policy "skip"),
+Rows with status skipped record a scheduled run that found nothing new (policy "skip"),
 so the schedule does not fire again until its next time.
-All datetimes in the database are naive UTC.
+All datetimes in the database are naive UTC. The queries are in `store.outbox`.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from chipwatch.digest.deliver import (
@@ -41,7 +38,9 @@ from chipwatch.digest.stories import Embedder, Story, cluster
 from chipwatch.errors import DeliveryError
 from chipwatch.schedule import cron_trigger
 from chipwatch.settings import Recipient, Settings
-from chipwatch.store.models import DeliveryRow, DigestItemRow, DigestRow
+from chipwatch.store import outbox as store
+from chipwatch.store.models import DigestKind
+from chipwatch.store.outbox import OutboxEntry, OutboxMessage
 from chipwatch.store.sources import feed_health
 from chipwatch.types import Topic
 
@@ -52,7 +51,8 @@ ALERT_THRESHOLD = 0.85  # story score from which an alert topic sends an immedia
 ALERTS_PER_HOUR = 3  # per recipient
 ALERT_WINDOW = timedelta(hours=24)  # only articles stored this recently can alert
 
-AfterSend = Callable[[DigestRow], None]
+AfterSend = Callable[[OutboxMessage], None]
+__all__ = ["OutboxEntry"]  # re-exported: the listing's record is the store's
 
 
 @dataclass
@@ -60,21 +60,6 @@ class SendReport:
     sent: list[int] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)  # (digest id, error)
     waiting: int = 0  # pending rows whose next attempt is not due yet
-
-
-@dataclass(frozen=True)
-class OutboxEntry:
-    id: int
-    recipient: str
-    kind: str
-    status: str
-    attempts: int
-    subject: str
-    last_error: str | None
-    created_at: datetime
-    sent_at: datetime | None
-    next_attempt_at: datetime | None
-    message_id: str
 
 
 def recipients_of(settings: Settings) -> tuple[Recipient, ...]:
@@ -124,49 +109,28 @@ def build_digests(
     for recipient in recipients if recipients is not None else recipients_of(settings):
         rendered = render_for(session, settings, topics, health, recipient, now, embed)
         if rendered.story_count == 0 and not _wants_empty_note(session, recipient):
-            _record_skip(session, recipient, now)
+            store.add_skip(session, recipient.address, db_time(now))
             continue
-        row = _store(
+        digest_id = _store(
             session,
             settings,
             recipient,
-            "digest",
+            DigestKind.DIGEST,
             rendered.subject,
             rendered.text,
             rendered.html,
             rendered.article_ids,
             now,
         )
-        built.append(row.id)
+        built.append(digest_id)
     session.commit()
     return built
 
 
 def _wants_empty_note(session: Session, recipient: Recipient) -> bool:
     # "send" policy, unless a pending digest is already waiting: that one says enough.
-    return recipient.when_empty == "send" and not session.scalar(
-        select(func.count())
-        .select_from(DigestRow)
-        .where(
-            DigestRow.recipient == recipient.address,
-            DigestRow.kind == "digest",
-            DigestRow.status == "pending",
-        )
-    )
-
-
-def _record_skip(session: Session, recipient: Recipient, now: datetime) -> None:
-    session.add(
-        DigestRow(
-            recipient=recipient.address,
-            kind="digest",
-            subject="(nothing new: skipped)",
-            message_id=f"<skipped.{uuid.uuid4().hex}@chipwatch.localhost>",
-            message=b"",
-            status="skipped",
-            attempts=0,
-            created_at=db_time(now),
-        )
+    return recipient.when_empty == "send" and not store.has_pending_digest(
+        session, recipient.address
     )
 
 
@@ -174,42 +138,29 @@ def _store(
     session: Session,
     settings: Settings,
     recipient: Recipient,
-    kind: str,
+    kind: DigestKind,
     subject: str,
     text: str,
     html: str,
     article_ids: Iterable[int],
     now: datetime,
-) -> DigestRow:
+) -> int:
     """Insert the row first (its id goes into the Message-ID), then the message bytes."""
-    row = DigestRow(
-        recipient=recipient.address,
-        kind=kind,
-        subject=subject,
-        message_id=f"<building.{uuid.uuid4().hex}@chipwatch.localhost>",
-        message=b"",
-        status="pending",
-        attempts=0,
-        next_attempt_at=db_time(now),
-        created_at=db_time(now),
+    digest_id = store.add_pending(session, recipient.address, kind, subject, db_time(now))
+    msg_id = message_id(
+        digest_id, recipient.address, content_hash(subject, text, html), settings.smtp.sender
     )
-    session.add(row)
-    session.flush()
-    row.message_id = message_id(
-        row.id, recipient.address, content_hash(subject, text, html), settings.smtp.sender
-    )
-    row.message = build_message(
+    message = build_message(
         subject=subject,
         text=text,
         html=html,
         sender=settings.smtp.sender,
         recipient=recipient.address,
-        msg_id=row.message_id,
+        msg_id=msg_id,
         date=_aware(now),
     ).as_bytes()
-    for article_id in dict.fromkeys(article_ids):
-        session.add(DigestItemRow(digest_id=row.id, article_id=article_id))
-    return row
+    store.set_message(session, digest_id, msg_id, message, article_ids)
+    return digest_id
 
 
 # --- sending ----------------------------------------------------------------------------
@@ -228,22 +179,24 @@ def send_pending(
     transport = transport or transport_for(settings)
     report = SendReport()
     moment = db_time(now)
-    rows = session.scalars(
-        select(DigestRow).where(DigestRow.status == "pending").order_by(DigestRow.id)
-    ).all()
-    for row in rows:
+    for digest_id in store.pending_ids(session):
+        row = store.claim_pending(session, digest_id)
+        if row is None:  # sent meanwhile, or another sender holds it
+            session.rollback()
+            continue
         if row.next_attempt_at is not None and row.next_attempt_at > moment:
             report.waiting += 1
+            session.rollback()
             continue
         try:
             transport.send(row.message, row.recipient, row.message_id)
         except DeliveryError as exc:
-            _mark_failed(row, str(exc), moment)
+            store.mark_failed(session, row, str(exc), moment + retry_delay(row.attempts + 1))
             session.commit()
             report.failed.append((row.id, str(exc)))
             continue
         try:
-            _mark_sent(session, row, transport.name, moment)
+            store.mark_sent(session, row, transport.name, moment)
             if after_send is not None:
                 after_send(row)
             session.commit()
@@ -257,40 +210,6 @@ def send_pending(
 def retry_delay(attempts: int) -> timedelta:
     """5 min, 10, 20, 40 … capped at 6 h."""
     return min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_CAP)
-
-
-def _mark_failed(row: DigestRow, error: str, moment: datetime) -> None:
-    row.attempts += 1
-    row.last_error = error[:2000]
-    row.next_attempt_at = moment + retry_delay(row.attempts)
-
-
-def _mark_sent(session: Session, row: DigestRow, transport: str, moment: datetime) -> None:
-    row.attempts += 1
-    row.status = "sent"
-    row.sent_at = moment
-    row.transport = transport
-    row.last_error = None
-    row.next_attempt_at = None
-    if row.kind != "digest":
-        return  # an alert does not take its story out of the next digest
-    ids = session.scalars(
-        select(DigestItemRow.article_id).where(DigestItemRow.digest_id == row.id)
-    ).all()
-    if ids:
-        # OR IGNORE: a row from an earlier digest already guards that article.
-        session.execute(
-            sqlite_insert(DeliveryRow).on_conflict_do_nothing(),
-            [
-                {
-                    "recipient": row.recipient,
-                    "article_id": a,
-                    "digest_id": row.id,
-                    "delivered_at": moment,
-                }
-                for a in ids
-            ],
-        )
 
 
 # --- preview ----------------------------------------------------------------------------
@@ -322,12 +241,7 @@ def preview(
 
 def last_run_by_recipient(session: Session) -> dict[str, datetime]:
     """When each recipient's digest was last built (sent, pending or skipped)."""
-    rows = session.execute(
-        select(DigestRow.recipient, func.max(DigestRow.created_at))
-        .where(DigestRow.kind == "digest")
-        .group_by(DigestRow.recipient)
-    ).all()
-    return {recipient: created for recipient, created in rows}
+    return store.last_run_by_recipient(session)
 
 
 def due_recipients(
@@ -389,34 +303,28 @@ def build_alerts(
         if not alert_topics:
             continue
         hour_ago = db_time(now) - timedelta(hours=1)
-        budget = per_hour - _alerts_since(session, recipient.address, hour_ago)
+        budget = per_hour - store.alerts_since(session, recipient.address, hour_ago)
         for story, topic in _alert_candidates(
             session, settings, recipient, alert_topics, threshold, now
         )[: max(budget, 0)]:
             subject, html, text = render_alert(
                 story, topic, settings.digest.subject_prefix, db_time(now)
             )
-            row = _store(
-                session, settings, recipient, "alert", subject, text, html, story.article_ids, now
+            built.append(
+                _store(
+                    session,
+                    settings,
+                    recipient,
+                    DigestKind.ALERT,
+                    subject,
+                    text,
+                    html,
+                    story.article_ids,
+                    now,
+                )
             )
-            built.append(row.id)
     session.commit()
     return built
-
-
-def _alerts_since(session: Session, address: str, since: datetime) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(DigestRow)
-            .where(
-                DigestRow.recipient == address,
-                DigestRow.kind == "alert",
-                DigestRow.created_at >= since,
-            )
-        )
-        or 0
-    )
 
 
 def _alert_candidates(
@@ -428,13 +336,7 @@ def _alert_candidates(
     now: datetime,
 ) -> list[tuple[Story, Topic]]:
     window = replace(settings.digest, lookback_days=max(ALERT_WINDOW.days, 1))
-    alerted = set(
-        session.scalars(
-            select(DigestItemRow.article_id)
-            .join(DigestRow, DigestRow.id == DigestItemRow.digest_id)
-            .where(DigestRow.recipient == recipient.address, DigestRow.kind == "alert")
-        )
-    )
+    alerted = store.alerted_article_ids(session, recipient.address)
     items = [
         item
         for item in select_items(session, recipient, window, db_time(now))
@@ -458,25 +360,7 @@ def list_outbox(
     session: Session, *, limit: int = 50, include_skipped: bool = False
 ) -> list[OutboxEntry]:
     """Newest first, for `chipwatch outbox`."""
-    query = select(DigestRow).order_by(DigestRow.id.desc()).limit(limit)
-    if not include_skipped:
-        query = query.where(DigestRow.status != "skipped")
-    return [
-        OutboxEntry(
-            id=row.id,
-            recipient=row.recipient,
-            kind=row.kind,
-            status=row.status,
-            attempts=row.attempts,
-            subject=row.subject,
-            last_error=row.last_error,
-            created_at=row.created_at,
-            sent_at=row.sent_at,
-            next_attempt_at=row.next_attempt_at,
-            message_id=row.message_id,
-        )
-        for row in session.scalars(query)
-    ]
+    return store.list_entries(session, limit=limit, include_skipped=include_skipped)
 
 
 def load_feed_health(session: Session) -> list[FeedHealth]:

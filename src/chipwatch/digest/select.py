@@ -2,7 +2,7 @@
 
 An article is a candidate for a recipient when its relevance reaches the recipient's
 `min_relevance`, it was stored within `[digest].lookback_days`, its language and topics
-match the recipient's filters, no DeliveryRow says it was delivered to them, and no
+match the recipient's filters, it was not delivered to them, and no
 *pending* digest of theirs already carries it (so building twice before a send does not
 put it in two digests). Alerts do not count: an alerted article still goes in the digest.
 """
@@ -15,17 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import nh3
-from sqlalchemy import Select, and_, exists, select
 from sqlalchemy.orm import Session
 
 from chipwatch.settings import DigestSettings, Recipient
-from chipwatch.store.models import (
-    ArticleRow,
-    ClassificationRow,
-    DeliveryRow,
-    DigestItemRow,
-    DigestRow,
-)
+from chipwatch.store.classifications import ClassifiedArticle, classified_articles
 
 # Characters of an article's text kept on the item for story grouping (not shown).
 MATCH_TEXT_CHARS = 1500
@@ -61,45 +54,15 @@ def select_items(
     include_delivered: bool = False,
 ) -> list[DigestItem]:
     """The recipient's candidate items, newest first. `include_delivered` is for previews."""
-    query = _candidates_query(recipient, now - timedelta(days=digest.lookback_days))
-    if not include_delivered:
-        query = query.where(~_delivered(recipient.address), ~_pending(recipient.address))
-    rows = session.execute(query).all()
-    items = [_to_item(article, row, digest.excerpt_chars) for article, row in rows]
+    rows = classified_articles(
+        session,
+        min_relevance=recipient.min_relevance,
+        since=now - timedelta(days=digest.lookback_days),
+        languages=recipient.languages,
+        not_delivered_to=None if include_delivered else recipient.address,
+    )
+    items = [_to_item(row, digest.excerpt_chars) for row in rows]
     return [item for item in items if wants(recipient, item)]
-
-
-def _candidates_query(
-    recipient: Recipient, since: datetime
-) -> Select[tuple[ArticleRow, ClassificationRow]]:
-    query = (
-        select(ArticleRow, ClassificationRow)
-        .join(ClassificationRow, ClassificationRow.article_id == ArticleRow.id)
-        .where(ClassificationRow.relevance >= recipient.min_relevance)
-        .where(ArticleRow.fetched_at >= since)
-        .order_by(ArticleRow.published_at.desc(), ArticleRow.id)
-    )
-    if recipient.languages:
-        query = query.where(ArticleRow.language.in_(recipient.languages))
-    return query
-
-
-def _delivered(address: str):  # noqa: ANN202 - an SQL EXISTS clause
-    return exists().where(
-        and_(DeliveryRow.recipient == address, DeliveryRow.article_id == ArticleRow.id)
-    )
-
-
-def _pending(address: str):  # noqa: ANN202 - an SQL EXISTS clause
-    return exists().where(
-        and_(
-            DigestItemRow.article_id == ArticleRow.id,
-            DigestItemRow.digest_id == DigestRow.id,
-            DigestRow.recipient == address,
-            DigestRow.kind == "digest",
-            DigestRow.status == "pending",
-        )
-    )
 
 
 def wants(recipient: Recipient, item: DigestItem) -> bool:
@@ -111,26 +74,26 @@ def wants(recipient: Recipient, item: DigestItem) -> bool:
     return any(topic in recipient.topics for topic in item.topics)
 
 
-def _to_item(article: ArticleRow, row: ClassificationRow, excerpt_chars: int) -> DigestItem:
-    evidence = row.evidence or {}
-    text = plain_text(article.text or "")
+def _to_item(row: ClassifiedArticle, excerpt_chars: int) -> DigestItem:
+    evidence = row.evidence
+    text = plain_text(row.text)
     matched = evidence.get("matched_terms") or {}
     return DigestItem(
-        article_id=article.id,
-        title=plain_text(article.title or "") or "(untitled)",
-        source_name=plain_text(article.source_name or "") or "unknown source",
-        url=safe_url(article.url),
-        published=article.published_at,
-        language=article.language or row.language or "",
+        article_id=row.id,
+        title=plain_text(row.title) or "(untitled)",
+        source_name=plain_text(row.source_name) or "unknown source",
+        url=safe_url(row.url),
+        published=row.published_at,
+        language=row.language or row.classified_language,
         excerpt=excerpt(text, excerpt_chars),
-        relevance=float(row.relevance),
-        topics=tuple(row.topics or ()),
-        topic_scores={str(k): float(v) for k, v in (row.topic_scores or {}).items()},
-        novel=bool(row.novel),
+        relevance=row.relevance,
+        topics=row.topics,
+        topic_scores=row.topic_scores,
+        novel=row.novel,
         evidence_summary=plain_text(str(evidence.get("summary") or "")),
         matched_terms={str(k): tuple(plain_text(str(t)) for t in v) for k, v in matched.items()},
         text=text[:MATCH_TEXT_CHARS],
-        fetched_at=article.fetched_at,
+        fetched_at=row.fetched_at,
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from chipwatch.dedupe import lookup_keys
+from chipwatch.store.dialect import placeholder, text_value
 from chipwatch.store.lookup import present_keys
 from chipwatch.store.models import ArticleRow
 from chipwatch.types import Article
@@ -34,7 +35,11 @@ def _present(
             result.close()
 
     return present_keys(
-        fetch_rows, (k[0] for k in keys), (k[1] for k in keys), (k[2] for k in keys)
+        fetch_rows,
+        (k[0] for k in keys),
+        (k[1] for k in keys),
+        (k[2] for k in keys),
+        placeholder=placeholder(connection),
     )
 
 
@@ -124,10 +129,10 @@ def _row(article: Article, source_id: int | None, source_name: str) -> dict[str,
         "identity": article.identity,
         "content_hash": article.content_hash,
         "source_id": source_id,
-        "source_name": source_name[:300],
-        "url": article.url[:2048] if article.url else None,
-        "title": article.title,
-        "text": article.text,
+        "source_name": text_value(source_name)[:300],
+        "url": text_value(article.url)[:2048] if article.url else None,
+        "title": text_value(article.title),
+        "text": text_value(article.text),
         "language": article.language[:8],
         "published_at": article.published,
         "fetched_at": article.fetched_at,

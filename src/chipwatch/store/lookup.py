@@ -25,6 +25,8 @@ def present_keys(
     identities: Iterable[str] = (),
     urls: Iterable[str | None] = (),
     hashes: Iterable[str | None] = (),
+    *,
+    placeholder: str = "?",
 ) -> tuple[set[str], set[str], set[str]]:
     """The identities, URLs and content hashes among those given that are stored already.
 
@@ -34,7 +36,8 @@ def present_keys(
     (..) OR content_hash IN (..)`, each term on its index), written as driver SQL: these
     checks run for every feed of a poll, and building three ORM `IN` queries per check
     cost more CPU than SQLite answering them. Every value a matching row holds is
-    stored, so the rows' three columns can be taken whole."""
+    stored, so the rows' three columns can be taken whole. `placeholder` is the driver's
+    positional mark (`store.dialect.placeholder`: `?` for sqlite3, `%s` for psycopg)."""
     wanted = [
         sorted(set(identities)),
         sorted({u for u in urls if u}),
@@ -45,7 +48,7 @@ def present_keys(
     for start in range(0, max(map(len, wanted)), per_kind):
         chunks = [values[start : start + per_kind] for values in wanted]
         terms = [
-            f"{column} IN ({','.join('?' * len(chunk))})"
+            f"{column} IN ({','.join([placeholder] * len(chunk))})"
             for column, chunk in zip(KEY_COLUMNS, chunks, strict=True)
             if chunk
         ]

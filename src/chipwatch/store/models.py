@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +24,22 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 class Base(DeclarativeBase):
     pass
+
+
+class DigestKind(StrEnum):
+    """What an outbox row carries (stored as its value)."""
+
+    DIGEST = "digest"
+    ALERT = "alert"
+
+
+class DigestStatus(StrEnum):
+    """Where an outbox row is: waiting to be sent, sent, or a scheduled run that found
+    nothing new ("skip" policy; kept so the schedule does not fire again at once)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    SKIPPED = "skipped"
 
 
 class SourceRow(Base):
@@ -102,11 +119,11 @@ class DigestRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     recipient: Mapped[str] = mapped_column(String(320), index=True)
-    kind: Mapped[str] = mapped_column(String(16), default="digest")  # digest | alert
+    kind: Mapped[str] = mapped_column(String(16), default=DigestKind.DIGEST.value)
     subject: Mapped[str] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     message: Mapped[bytes] = mapped_column(LargeBinary)  # the full RFC 5322 message
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=DigestStatus.PENDING.value, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -15,14 +15,18 @@ from typing import cast
 from sqlalchemy import Connection, Table, Update, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from chipwatch.clock import utcnow
 from chipwatch.errors import FeedError, FeedErrorKind
-from chipwatch.fetch import utcnow
 from chipwatch.settings import PollSettings, SourceConfig
+from chipwatch.store.dialect import placeholder, text_value
 from chipwatch.store.lookup import PARAMS_PER_QUERY
 from chipwatch.store.models import SourceRow
 from chipwatch.types import Source
 
 MAX_ERROR_CHARS = 500
+NAME_CHARS = 300  # the columns' lengths (models.SourceRow), which PostgreSQL enforces
+ETAG_CHARS = 1024
+LAST_MODIFIED_CHARS = 128
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ def add_source(
         return row, False
     row = SourceRow(
         url=url,
-        name=name,
+        name=name[:NAME_CHARS],
         language=language,
         full_text=full_text,
         enabled=True,
@@ -174,6 +178,8 @@ def _apply_config(row: SourceRow, config: SourceConfig) -> bool:
     changed = False
     for attr in ("name", "language", "full_text"):
         value = getattr(config, attr)
+        if attr == "name":
+            value = value[:NAME_CHARS]
         if (value or attr == "full_text") and getattr(row, attr) != value:
             setattr(row, attr, value)
             changed = True
@@ -297,7 +303,7 @@ def _load(connection: Connection, ids: Sequence[int]) -> list[_SourceState]:
     states: list[_SourceState] = []
     for start in range(0, len(ids), PARAMS_PER_QUERY):
         chunk = ids[start : start + PARAMS_PER_QUERY]
-        sql = f"{_LOAD_SQL}({','.join('?' * len(chunk))})"
+        sql = f"{_LOAD_SQL}({','.join([placeholder(connection)] * len(chunk))})"
         result = connection.exec_driver_sql(sql, tuple(chunk))
         states.extend(map(_SourceState, result.fetchall()))
     return states
@@ -383,13 +389,13 @@ def _success(
         "last_success_at": now,
     }
     if outcome.etag is not None or not outcome.not_modified:
-        changes["etag"] = outcome.etag
+        changes["etag"] = _validator(outcome.etag, ETAG_CHARS)
     if outcome.last_modified is not None or not outcome.not_modified:
-        changes["last_modified"] = outcome.last_modified
+        changes["last_modified"] = _validator(outcome.last_modified, LAST_MODIFIED_CHARS)
     if outcome.title and not state.name:
-        changes["name"] = outcome.title[:300]
+        changes["name"] = text_value(outcome.title)[:NAME_CHARS]
     if outcome.site_url:
-        changes["site_url"] = outcome.site_url[:2048]
+        changes["site_url"] = text_value(outcome.site_url)[:2048]
     interval_minutes = state.interval_minutes
     if outcome.entries_per_week is not None:
         interval_minutes = changes["interval_minutes"] = adaptive_interval(
@@ -398,6 +404,12 @@ def _success(
     interval = interval_minutes or poll.interval_minutes
     changes["next_check_at"] = now + timedelta(minutes=_at_least(interval, outcome, poll))
     return changes
+
+
+def _validator(value: str | None, limit: int) -> str | None:
+    # PostgreSQL refuses a string longer than its column (SQLite stores it), and a cut
+    # validator would never match: one too long for the column is not kept at all.
+    return value if value is None or len(value) <= limit else None
 
 
 def _at_least(interval: int, outcome: FetchOutcome, poll: PollSettings) -> float:
@@ -416,7 +428,7 @@ def _failure(
 ) -> dict[str, object]:
     error = outcome.error or FeedError(FeedErrorKind.INTERNAL, "unknown error")
     errors = state.consecutive_errors + 1
-    message = (error.message or "unknown error")[:MAX_ERROR_CHARS]
+    message = text_value(error.message or "unknown error")[:MAX_ERROR_CHARS]
     changes: dict[str, object] = {
         "consecutive_errors": errors,
         "last_error": message,

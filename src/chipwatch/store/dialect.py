@@ -1,0 +1,96 @@
+"""Every difference between SQLite and PostgreSQL the store has to know, in one place.
+
+- connection set-up: SQLite's PRAGMAs (WAL, foreign keys, busy timeout); nothing on
+  PostgreSQL, whose defaults already are what the PRAGMAs ask SQLite for;
+- placeholders of driver SQL (`?` for sqlite3, `%s` for psycopg);
+- "insert unless present" (`INSERT OR IGNORE` / `ON CONFLICT DO NOTHING`);
+- text: PostgreSQL refuses NUL characters in text columns (SQLite stores them), so the
+  repositories pass feed-supplied strings through `text_value` on both backends;
+- locking: PostgreSQL serialises schema upgrades with an advisory lock and lets
+  senders claim an outbox row with `FOR UPDATE SKIP LOCKED`; SQLite has one writer
+  at a time anyway (the file lock), so both are no-ops there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+# Any constant: the key of the advisory lock schema upgrades take on PostgreSQL.
+MIGRATION_LOCK_KEY = 0x63686970  # "chip"
+
+
+class Backend(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+
+
+def backend_of(bind: Engine | Connection | Session) -> Backend:
+    dialect_name = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
+    return Backend(dialect_name)
+
+
+def sqlite_file(engine: Engine) -> str | None:
+    database = engine.url.database or ""
+    if backend_of(engine) is not Backend.SQLITE or database in ("", ":memory:"):
+        return None
+    return database
+
+
+def engine_options(backend_name: str) -> dict[str, Any]:
+    if backend_name == Backend.POSTGRESQL:
+        # A connection that died with the server (restart, failover) is replaced, not
+        # handed to a stage; cheap next to a poll's work.
+        return {"pool_pre_ping": True}
+    return {}
+
+
+def configure(engine: Engine) -> None:
+    if backend_of(engine) is Backend.SQLITE:
+        event.listen(engine, "connect", _sqlite_pragmas)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the digest read while a poll writes; busy_timeout waits out short locks.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def text_value(value: str) -> str:
+    """A string as a text column takes it on both backends: without NUL characters."""
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
+def placeholder(connection: Connection) -> str:
+    """The positional parameter mark of driver SQL (`exec_driver_sql`) on this backend."""
+    return "?" if connection.dialect.paramstyle == "qmark" else "%s"
+
+
+def insert_ignoring_duplicates(
+    session: Session, table: Table, rows: Sequence[Mapping[str, object]]
+) -> None:
+    """Insert the rows; a row that would break a unique constraint is skipped."""
+    if not rows:
+        return
+    module = postgresql if backend_of(session) is Backend.POSTGRESQL else sqlite
+    session.execute(module.insert(table).on_conflict_do_nothing(), list(rows))
+
+
+def lock_for_migration(connection: Connection) -> None:
+    """Held until the upgrade's transaction ends (PostgreSQL); SQLite needs none."""
+    if backend_of(connection) is Backend.POSTGRESQL:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
+def claim(query: Select[Any]) -> Select[Any]:
+    """Rows one sender works on: others skip them until its transaction ends
+    (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLAlchemy renders nothing on SQLite)."""
+    return query.with_for_update(skip_locked=True)
