@@ -20,6 +20,7 @@ from chipwatch.errors import (
     LockBusy,
     NotFound,
     ParseError,
+    StorageError,
     UnsafeURLError,
 )
 from chipwatch.lock import job_lock
@@ -38,6 +39,8 @@ topics_app = typer.Typer(help="The topics of the corpus.", no_args_is_help=True)
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(topics_app, name="topics")
+db_app = typer.Typer(help="Check or back up the database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 T = TypeVar("T")
 
@@ -83,6 +86,10 @@ def guarded(action: Callable[[], T]) -> T:
     except ConfigError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(ExitCode.CONFIG) from None
+    except StorageError as exc:
+        typer.echo(f"storage error: {exc}", err=True)  # names the file, and a hint
+        _log_traceback()
+        raise typer.Exit(ExitCode.STORAGE) from None
     except LockBusy as exc:
         typer.echo(f"skipped: {exc}", err=True)
         raise typer.Exit(ExitCode.LOCKED) from None  # EX_TEMPFAIL: cron may try again later
@@ -407,6 +414,50 @@ def topics_suggest(
     from chipwatch import manage
 
     guarded(lambda: typer.echo(manage.suggest_topics_text(settings(), days, count)))
+
+
+# --- db ----------------------------------------------------------------------------------
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Report the database's integrity and schema revision; changes nothing (exit 5 if
+    damaged)."""
+    from chipwatch.store import maintenance
+
+    def body() -> None:
+        report = maintenance.check(settings().store_url)
+        typer.echo(report)
+        if not report.ok:
+            raise typer.Exit(ExitCode.STORAGE)
+
+    guarded(body)
+
+
+@db_app.command("backup")
+def db_backup(
+    path: Annotated[Path, typer.Argument(help="The copy to write (must not exist yet).")],
+) -> None:
+    """Write a consistent copy of the SQLite database (safe while a poll runs)."""
+    from chipwatch.store import maintenance
+
+    def body() -> None:
+        if path.exists():
+            raise typer.BadParameter(f"{path} exists; chipwatch never overwrites a file")
+        if not path.parent.is_dir():
+            raise typer.BadParameter(f"no such folder: {path.parent}")
+        try:
+            written = maintenance.backup(settings().store_url, path)
+        except ValueError:
+            typer.echo(
+                "error: db backup copies SQLite files; on PostgreSQL use pg_dump "
+                "(pg_dump -Fc DBNAME > chipwatch.dump), see the README",
+                err=True,
+            )
+            raise typer.Exit(ExitCode.CONFIG) from None
+        typer.echo(f"backed up to {written}")
+
+    guarded(body)
 
 
 # --- demo --------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from chipwatch.errors import (
     FeedErrorRaised,
     FetchError,
     ParseError,
+    StorageError,
     feed_error,
 )
 from chipwatch.fetch import Fetcher, utcnow
@@ -231,6 +232,8 @@ class Writer:
     def _flush_writes(self, loop: asyncio.AbstractEventLoop, batch: list[_Write]) -> None:
         try:
             results = self._write_batch(batch)
+        except StorageError as exc:  # the same for every feed of the batch: no retries
+            results = [exc] * len(batch)
         except Exception:
             # One bad write must not sink the batch: retry each feed on its own.
             results = [self._write_one_safely(item) for item in batch]
@@ -311,10 +314,14 @@ async def collect_one(source: Source, ctx: _Context) -> FeedReport:
             articles, page_error = await _new_articles(source, result.articles, ctx)
             if page_error is not None:  # the articles are kept, with their summaries
                 outcome = _failed_outcome(fetched, page_error)
+    except StorageError:
+        raise  # the database, not this feed: the whole poll stops (exit 5)
     except Exception as exc:  # noqa: BLE001 - see the docstring
         outcome = _failed_outcome(fetched, feed_error(exc, source.url))
     try:
         ids = await ctx.writer.store(source, outcome, articles, ctx.now)
+    except StorageError:
+        raise  # a full disk or a damaged file is no feed's error
     except Exception as exc:  # noqa: BLE001 - the other feeds' writes go on
         outcome = _failed_outcome(fetched, feed_error(exc, source.url))
         ids = []
