@@ -37,7 +37,10 @@ FULL = (
     "the disk (or this process's file-size limit) is full: free space and run again; "
     "the failed transaction was rolled back"
 )
-IO = "the operating system failed a read or write: check the disk (dmesg) and free space"
+IO = (
+    "a read or write failed: the disk may be full (or a file-size limit reached) or "
+    "failing; free space, check `dmesg`, and run again (the failed transaction was rolled back)"
+)
 SERVER = "the database server does not answer or refused: check database_url and the server"
 NEWER = "upgrade chipwatch; an older version never downgrades a database"
 
