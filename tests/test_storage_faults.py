@@ -247,9 +247,10 @@ def _can_setpriv() -> str | None:
     return None
 
 
+_SETPRIV_PROBLEM = "not root" if os.geteuid() != 0 else _can_setpriv()
 needs_setpriv = pytest.mark.skipif(
-    os.geteuid() != 0 or _can_setpriv() is not None,
-    reason=f"read-only cases need root and setpriv ({_can_setpriv() if os.geteuid() == 0 else 'not root'})",
+    _SETPRIV_PROBLEM is not None,
+    reason=f"read-only cases need root and setpriv ({_SETPRIV_PROBLEM})",
 )
 NOBODY = "65534"
 
@@ -283,7 +284,7 @@ def test_read_only_database_file_as_nobody(folder: Path) -> None:
 @needs_setpriv
 def test_read_only_data_folder_as_nobody(folder: Path) -> None:
     data = folder / "data"
-    database = make_database(data, rows=3)  # root's folder and file: read-only for nobody
+    make_database(data, rows=3)  # root's folder and file: read-only for nobody
     config = write_config(folder)
     for args in QUICK:
         result = chipwatch(config, *args, user=NOBODY)

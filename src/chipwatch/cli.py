@@ -254,12 +254,25 @@ def digest(
     recipient: Annotated[
         str | None, typer.Option("--recipient", help="Only this recipient.")
     ] = None,
+    retry_now: Annotated[
+        bool,
+        typer.Option(
+            "--retry-now", help="Send the pending digests now, backoff or not; build none."
+        ),
+    ] = False,
 ) -> None:
     """Build the digest of new relevant articles and deliver it (SMTP or Maildir)."""
     from chipwatch import pipeline
 
     def body() -> None:
         s = settings()
+        if retry_now:
+            with job_lock(s.data_dir, "digest"):
+                result = pipeline.retry_pending(s)
+            typer.echo(result)
+            if result.failures:
+                raise typer.Exit(ExitCode.PARTIAL if result.sent else ExitCode.ALL_FAILED)
+            return
         if preview is not None:
             written = pipeline.preview_digest(s, preview, recipient)
             typer.echo(f"preview written to {written}")

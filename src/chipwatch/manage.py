@@ -16,11 +16,12 @@ from chipwatch.settings import Settings
 
 
 def outbox_table(settings: Settings) -> str:
-    from chipwatch.digest import list_outbox
+    from chipwatch.digest import list_outbox, pending
 
     sessions = open_sessions(settings)
     with sessions() as session:
         entries = list_outbox(session)
+        waiting = pending(session).describe(datetime.now(UTC))
     if not entries:
         return "the outbox is empty"
     rows: list[tuple[str, ...]] = [
@@ -39,7 +40,7 @@ def outbox_table(settings: Settings) -> str:
                 note[:90],
             )
         )
-    return format_table(rows)
+    return format_table(rows) + (f"\n{waiting}" if waiting else "")
 
 
 def format_table(rows: Sequence[Sequence[str]]) -> str:
