@@ -595,3 +595,24 @@ def test_unreachable_postgresql_server(folder: Path) -> None:
     for args in (("outbox",), ("db", "check")):
         line = assert_storage_line(chipwatch(config, *args), Path("127.0.0.1:9"))
         assert "server" in line
+
+
+def test_full_disk_during_a_poll(folder: Path) -> None:
+    """A poll of real feeds on loopback hits the file-size limit while storing articles:
+    exit 5, one line; the next poll with room stores them."""
+    from chipwatch.classify import load_corpus
+    from chipwatch.demo.server import serve_demo_feeds
+
+    database = make_database(folder / "data", rows=0)
+    with serve_demo_feeds(load_corpus(REPO / "config" / "corpus")) as (_, urls):
+        sources = "".join(
+            f'[[sources]]\nurl = "{url}"\nname = "f{i}"\n' for i, url in enumerate(urls)
+        )
+        config = write_config(folder, extra=sources)
+        limit = database.stat().st_size + 8 * 1024
+        full = chipwatch(config, "poll", "--no-classify", preexec=file_size_limit(limit))
+        line = assert_storage_line(full, database)
+        assert "full" in line
+        again = chipwatch(config, "poll", "--no-classify", "--all")
+        assert again.returncode == 0, again.stderr
+        assert "new articles" in again.stdout and " 0 new articles" not in again.stdout

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from chipwatch.errors import ConfigError, ExitCode, NotFound
+from chipwatch.errors import ConfigError, ExitCode, NotFound, StorageError
 from chipwatch.settings import Settings
 from chipwatch.store import classifications, labels
 from chipwatch.store.db import open_database
@@ -313,5 +313,7 @@ def scheduled(settings: Settings, job: str) -> None:
             log.info("%s", run_due_digests(settings))
     except LockBusy as exc:
         log.warning("skipped: %s", exc)
+    except StorageError as exc:  # one line naming the file; the next tick tries again
+        log.error("scheduled %s run failed: storage error: %s", job, exc)
     except Exception:  # noqa: BLE001 - one failed run must not stop the watch
         log.exception("scheduled %s run failed", job)
