@@ -616,3 +616,26 @@ def test_full_disk_during_a_poll(folder: Path) -> None:
         again = chipwatch(config, "poll", "--no-classify", "--all")
         assert again.returncode == 0, again.stderr
         assert "new articles" in again.stdout and " 0 new articles" not in again.stdout
+
+
+@pytest.mark.usefixtures("database_url")
+def test_newer_revision_refused_on_each_backend(folder: Path) -> None:
+    url = configured_url()
+    config = write_config(folder)
+    if url:
+        config.write_text(f'database_url = "{url}"\n' + config.read_text())
+    assert chipwatch(config, "outbox").returncode == 0  # created at head
+    engine = create_engine(url or f"sqlite:///{folder / 'data' / DB_NAME}")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    for args in (("outbox",), ("db", "check")):
+        result = chipwatch(config, *args)
+        assert result.returncode == ExitCode.STORAGE, result.stderr
+        assert "0099" in result.stderr and "upgrade chipwatch" in result.stderr
+    engine = create_engine(url or f"sqlite:///{folder / 'data' / DB_NAME}")
+    with engine.connect() as connection:  # untouched: never downgraded
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
+            "0099"
+        )
+    engine.dispose()
