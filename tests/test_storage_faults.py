@@ -639,3 +639,16 @@ def test_newer_revision_refused_on_each_backend(folder: Path) -> None:
             "0099"
         )
     engine.dispose()
+
+
+def test_garbage_wal_and_shm_files_are_ignored(folder: Path) -> None:
+    """-wal/-shm files of random bytes (another tool's leftovers): SQLite checks the WAL's
+    header and checksums and ignores them; the database and its rows are intact."""
+    database = make_database(folder / "data", rows=2)
+    Path(f"{database}-wal").write_bytes(os.urandom(40_000))
+    Path(f"{database}-shm").write_bytes(os.urandom(100))
+    config = write_config(folder)
+    listing = chipwatch(config, "feeds", "list")
+    assert listing.returncode == 0 and "example.org/1/feed.xml" in listing.stdout
+    check = chipwatch(config, "db", "check")
+    assert check.returncode == 0 and "integrity ok" in check.stdout
