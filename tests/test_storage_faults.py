@@ -325,7 +325,7 @@ def test_immutable_database_file(folder: Path) -> None:
 # --- locked ---------------------------------------------------------------------------------
 
 
-def test_locked_database_waits_then_says_so(folder: Path) -> None:
+def test_locked_database_says_so_then_works_when_free(folder: Path) -> None:
     """Another process holds BEGIN EXCLUSIVE (in exclusive locking mode, as a tool that
     keeps the file to itself does): exit 5 naming the file (not 75: that code is for
     chipwatch's own job lock), and the command works once the lock is gone."""
