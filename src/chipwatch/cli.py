@@ -21,6 +21,7 @@ from chipwatch.errors import (
     LockBusy,
     NotFound,
     ParseError,
+    StorageError,
     UnsafeURLError,
     UsageError,
 )
@@ -45,6 +46,8 @@ app.add_typer(feeds_app, name="feeds")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(topics_app, name="topics")
 app.add_typer(users_app, name="users")
+db_app = typer.Typer(help="Check or back up the database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 T = TypeVar("T")
 
@@ -135,6 +138,10 @@ def guarded(action: Callable[[], T]) -> T:
     except ConfigError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(ExitCode.CONFIG) from None
+    except StorageError as exc:
+        typer.echo(f"storage error: {exc}", err=True)  # names the file, and a hint
+        _log_traceback()
+        raise typer.Exit(ExitCode.STORAGE) from None
     except LockBusy as exc:
         typer.echo(f"skipped: {exc}", err=True)
         raise typer.Exit(ExitCode.LOCKED) from None  # EX_TEMPFAIL: cron may try again later
@@ -405,12 +412,25 @@ def digest(
     recipient: Annotated[
         str | None, typer.Option("--recipient", metavar="ADDRESS", help="Only this recipient.")
     ] = None,
+    retry_now: Annotated[
+        bool,
+        typer.Option(
+            "--retry-now", help="Send the pending digests now, backoff or not; build none."
+        ),
+    ] = False,
 ) -> None:
     """Build the digest of new relevant articles and deliver it (SMTP or Maildir)."""
     from chipwatch import pipeline
 
     def body() -> None:
         s = settings()
+        if retry_now:
+            with job_lock(s.data_dir, "digest"):
+                result = pipeline.retry_pending(s)
+            typer.echo(result)
+            if result.failures:
+                raise typer.Exit(ExitCode.PARTIAL if result.sent else ExitCode.ALL_FAILED)
+            return
         if preview is not None:
             written = pipeline.preview_digest(s, preview, recipient)
             typer.echo(f"preview written to {written}")
@@ -776,6 +796,50 @@ def users_add(
     from chipwatch.web.users import add_account, read_password
 
     guarded(lambda: typer.echo(add_account(settings(), name, read_password(), email)))
+
+
+# --- db ----------------------------------------------------------------------------------
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Report the database's integrity and schema revision; changes nothing (exit 5 if
+    damaged)."""
+    from chipwatch.store import maintenance
+
+    def body() -> None:
+        report = maintenance.check(settings().store_url)
+        typer.echo(report)
+        if not report.ok:
+            raise typer.Exit(ExitCode.STORAGE)
+
+    guarded(body)
+
+
+@db_app.command("backup")
+def db_backup(
+    path: Annotated[Path, typer.Argument(help="The copy to write (must not exist yet).")],
+) -> None:
+    """Write a consistent copy of the SQLite database (safe while a poll runs)."""
+    from chipwatch.store import maintenance
+
+    def body() -> None:
+        if path.exists():
+            raise typer.BadParameter(f"{path} exists; chipwatch never overwrites a file")
+        if not path.parent.is_dir():
+            raise typer.BadParameter(f"no such folder: {path.parent}")
+        try:
+            written = maintenance.backup(settings().store_url, path)
+        except ValueError:
+            typer.echo(
+                "error: db backup copies SQLite files; on PostgreSQL use pg_dump "
+                "(pg_dump -Fc DBNAME > chipwatch.dump), see the README",
+                err=True,
+            )
+            raise typer.Exit(ExitCode.CONFIG) from None
+        typer.echo(f"backed up to {written}")
+
+    guarded(body)
 
 
 # --- demo --------------------------------------------------------------------------------

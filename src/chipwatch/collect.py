@@ -41,6 +41,7 @@ from chipwatch.errors import (
     FeedError,
     FetchError,
     ParseError,
+    StorageError,
     feed_error,
 )
 from chipwatch.fetch import Fetcher, utcnow
@@ -237,6 +238,8 @@ class Writer:
     def _flush_writes(self, loop: asyncio.AbstractEventLoop, batch: list[_Write]) -> None:
         try:
             results = self._write_batch(batch)
+        except StorageError as exc:  # the same for every feed of the batch: no retries
+            results = [exc] * len(batch)
         except Exception:
             # One bad write must not sink the batch: retry each feed on its own.
             results = [self._write_one_safely(item) for item in batch]
@@ -315,10 +318,14 @@ async def collect_one(source: Source, ctx: _Context) -> FeedReport:
         if result is not None and outcome.ok and result.articles:
             articles = await _new_articles(source, result.articles, ctx)
             outcome = _after_pages(source, fetched, outcome, ctx)
+    except StorageError:
+        raise  # the database, not this feed: the whole poll stops (exit 5)
     except Exception as exc:  # noqa: BLE001 - see the docstring
         outcome = _failed_outcome(fetched, feed_error(exc, source.url))
     try:
         ids = await ctx.writer.store(source, outcome, articles, ctx.now)
+    except StorageError:
+        raise  # a full disk or a damaged file is no feed's error
     except Exception as exc:  # noqa: BLE001 - the other feeds' writes go on
         outcome = _failed_outcome(fetched, feed_error(exc, source.url))
         ids = []

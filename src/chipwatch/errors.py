@@ -13,6 +13,7 @@ ChipwatchError
  +-- DeliveryError        the digest could not be delivered (nothing is marked sent)
  +-- LockBusy             another run of the same job holds the lock
  +-- NotFound             a feed, article or recipient named on the command line does not exist
+ +-- StorageError         the database or data folder is damaged, locked, read-only or full (5)
 
 Library errors become one of these where they enter chipwatch; anything else propagates,
 except inside one feed's handling: there `feed_error` turns any exception into a FeedError
@@ -100,6 +101,18 @@ class LockBusy(ChipwatchError):
 
 class NotFound(ChipwatchError):
     pass
+
+
+class StorageError(ChipwatchError):
+    """The database (or the data folder) cannot be used: one line naming it, and a hint.
+
+    Made in one place, `chipwatch.store.faults`, from the driver's errors and OSErrors."""
+
+    def __init__(self, target: str, problem: str, hint: str) -> None:
+        self.target = target
+        self.problem = problem
+        self.hint = hint
+        super().__init__(f"{target}: {problem}; {hint}")
 
 
 # --- per-feed errors as values -----------------------------------------------------------

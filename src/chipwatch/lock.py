@@ -19,9 +19,14 @@ def job_lock(data_dir: Path, job: str) -> Iterator[None]:
     a stale lock behind.
     """
     lock_dir = data_dir / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
     path = lock_dir / f"{job}.lock"
-    handle = path.open("a+")
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+")
+    except OSError as exc:  # a read-only or full data folder: a storage fault (exit 5)
+        from chipwatch.store.faults import from_os_error
+
+        raise from_os_error(exc.filename or path, exc) from exc
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -20,11 +20,12 @@ if TYPE_CHECKING:
 
 
 def outbox_table(settings: Settings) -> str:
-    from chipwatch.digest import list_outbox
+    from chipwatch.digest import list_outbox, pending
 
     sessions = open_sessions(settings)
     with sessions() as session:
         entries = list_outbox(session)
+        waiting = pending(session).describe(datetime.now(UTC))
     if not entries:
         return "the outbox is empty"
     rows: list[tuple[str, ...]] = [
@@ -43,7 +44,7 @@ def outbox_table(settings: Settings) -> str:
                 note[:90],
             )
         )
-    return format_table(rows)
+    return format_table(rows) + (f"\n{waiting}" if waiting else "")
 
 
 TABLE_WIDTH = 100  # a terminal's usual width and an e-mail's: no line wraps

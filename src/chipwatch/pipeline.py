@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from chipwatch.errors import ConfigError, ExitCode
+from chipwatch.errors import ConfigError, ExitCode, StorageError
 from chipwatch.settings import Settings
 from chipwatch.store import classifications, labels
 from chipwatch.store.db import open_database
@@ -314,12 +314,22 @@ class DigestRun:
     sent: int
     failures: tuple[str, ...]
     sent_now: bool
+    pending: str = ""  # what still waits in the outbox, and when it is retried
+    retried_only: bool = False  # --retry-now: nothing built, pending rows sent at once
 
     def __str__(self) -> str:
         if not self.sent_now:
-            return f"built {self.built} digests into the outbox (not sent)"
-        lines = [f"built {self.built} digests; sent {self.sent}, failed {len(self.failures)}"]
-        lines += [f"  {failure}" for failure in self.failures]
+            lines = [f"built {self.built} digests into the outbox (not sent)"]
+        else:
+            done = f"sent {self.sent}, failed {len(self.failures)}"
+            lines = [
+                f"retried pending digests: {done}"
+                if self.retried_only
+                else f"built {self.built} digests; {done}"
+            ]
+            lines += [f"  {f}" for f in self.failures]
+        if self.pending:
+            lines.append(self.pending)
         return "\n".join(lines)
 
 
@@ -344,13 +354,33 @@ def build_and_send_digests(settings: Settings, *, send: bool, only: str | None) 
         )
         write_feeds(session, settings, topics, now)
         if not send:
-            return DigestRun(len(built), 0, (), sent_now=False)
+            return DigestRun(len(built), 0, (), sent_now=False, pending=_pending(session, now))
         report = send_pending(session, settings, now)
         failures = tuple(
             f"digest {digest_id}: {error}{_next_try(session, digest_id)}"
             for digest_id, error in report.failed
         )
-    return DigestRun(len(built), len(report.sent), failures, sent_now=True)
+        waiting = _pending(session, now)
+    return DigestRun(len(built), len(report.sent), failures, sent_now=True, pending=waiting)
+
+
+def retry_pending(settings: Settings) -> DigestRun:
+    """`digest --retry-now`: send every pending digest at once, backoff or not; build none."""
+    from chipwatch.digest import send_pending
+
+    sessions = open_sessions(settings)
+    now = datetime.now(UTC)
+    with sessions() as session:
+        report = send_pending(session, settings, now, retry_now=True)
+        failures = tuple(f"digest {digest_id}: {error}" for digest_id, error in report.failed)
+        waiting = _pending(session, now)
+    return DigestRun(0, len(report.sent), failures, True, waiting, retried_only=True)
+
+
+def _pending(session: Session, now: datetime) -> str:
+    from chipwatch.digest import pending
+
+    return pending(session).describe(now)
 
 
 def _next_try(session: Session, digest_id: int) -> str:
@@ -403,5 +433,7 @@ def scheduled(settings: Settings, job: str) -> None:
         metrics.write_textfile(settings)
     except LockBusy as exc:
         log.warning("skipped: %s", exc)
+    except StorageError as exc:  # one line naming the file; the next tick tries again
+        log.error("scheduled %s run failed: storage error: %s", job, exc)
     except Exception:  # noqa: BLE001 - one failed run must not stop the watch
         log.exception("scheduled %s run failed", job)

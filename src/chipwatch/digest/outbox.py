@@ -187,9 +187,13 @@ def send_pending(
     *,
     transport: Transport | None = None,
     after_send: AfterSend | None = None,
+    retry_now: bool = False,
 ) -> SendReport:
-    """Send every due pending row. `after_send` runs after acceptance, before the commit
-    (tests use it to simulate a crash there)."""
+    """Send every due pending row (with `retry_now`, every pending row, its backoff
+    ignored). Each row is one recipient's message and is committed as sent right after
+    its server accepted it, before the next is tried: a crash loses at most that one
+    commit, and the retry sends the same bytes with the same Message-ID (docs/digest.md).
+    `after_send` runs after acceptance, before the commit (tests simulate a crash there)."""
     transport = transport or transport_for(settings)
     report = SendReport()
     moment = db_time(now)
@@ -198,7 +202,7 @@ def send_pending(
         if row is None:  # sent meanwhile, or another sender holds it
             session.rollback()
             continue
-        if row.next_attempt_at is not None and row.next_attempt_at > moment:
+        if not retry_now and row.next_attempt_at is not None and row.next_attempt_at > moment:
             report.waiting += 1
             session.rollback()
             continue
@@ -224,6 +228,44 @@ def send_pending(
 def retry_delay(attempts: int) -> timedelta:
     """5 min, 10, 20, 40 … capped at 6 h."""
     return min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_CAP)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What waits in the outbox, as `digest` and `outbox` say it."""
+
+    count: int
+    failed: int  # of which after a failed send (waiting out a backoff)
+    next_attempt: datetime | None  # the earliest retry among those (aware UTC)
+
+    def describe(self, now: datetime) -> str:
+        """ "" when nothing waits; else one line with when and how to send now."""
+        if not self.count:
+            return ""
+        noun = "digest" if self.count == 1 else "digests"
+        if not self.failed or self.next_attempt is None:
+            return f"{self.count} {noun} pending (not sent yet); `chipwatch digest` sends them"
+        after = "" if self.failed == self.count else f" ({self.failed} of them)"
+        wait = self.next_attempt - _aware(now)
+        when = f"{self.next_attempt:%H:%M} UTC ({_in(wait)})"
+        return (
+            f"{self.count} {noun} pending after a failed send{after}; next attempt at {when}; "
+            "`chipwatch digest --retry-now` to send now"
+        )
+
+
+def _in(wait: timedelta) -> str:
+    if wait <= timedelta(0):
+        return "due now"
+    minutes = -(-int(wait.total_seconds()) // 60)  # rounded up: "in 1 min", never "in 0"
+    if minutes < 90:
+        return f"in {minutes} min"
+    return f"in {minutes // 60} h {minutes % 60} min"
+
+
+def pending(session: Session) -> Pending:
+    count, failed, next_attempt = store.pending_counts(session)
+    return Pending(count, failed, None if next_attempt is None else _aware(next_attempt))
 
 
 # --- preview ----------------------------------------------------------------------------

@@ -20,13 +20,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Connection, Engine, MetaData, inspect, make_url
 from sqlalchemy import create_engine as sqlalchemy_engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from chipwatch.errors import ChipwatchError
-from chipwatch.store import dialect
+from chipwatch.errors import StorageError
+from chipwatch.store import dialect, faults
 from chipwatch.store.dialect import Backend
 from chipwatch.store.url import normalise_url, sqlite_url
 
@@ -61,20 +60,14 @@ class Database:
         self.engine.dispose()
 
 
-class DatabaseUnavailable(ChipwatchError):
-    """The database cannot be reached or opened (no server, refused login, no file)."""
-
-
 def open_database(url: str) -> Database:
     """Connect, create or upgrade the schema, and return the database."""
     engine = create_engine(url)
     try:
-        upgrade(engine)
-    except OperationalError as exc:
+        upgrade(engine)  # an unreachable server or a damaged file: StorageError (faults)
+    except StorageError:
         engine.dispose()
-        where = engine.url.render_as_string(hide_password=True)
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        raise DatabaseUnavailable(f"cannot open the database {where}: {reason}") from None
+        raise
     return Database(engine, sessionmaker(engine, expire_on_commit=False))
 
 
@@ -83,10 +76,18 @@ def create_engine(url: str) -> Engine:
     normalised = normalise_url(url)
     parsed = make_url(normalised)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(Path(parsed.database).parent)
     engine = sqlalchemy_engine(normalised, **dialect.engine_options(parsed.get_backend_name()))
     dialect.configure(engine)
+    faults.install(engine)  # storage failures of any statement become StorageError
     return engine
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise faults.from_os_error(folder, exc) from exc
 
 
 def _alembic_config(engine: Engine) -> Config:
@@ -111,20 +112,127 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Run the missing migrations up to `revision`, in one transaction.
+    """Run the missing migrations up to `revision`, in one transaction (all or nothing).
 
-    Several processes may start at once (cron and the scheduler): on PostgreSQL the
-    first takes an advisory lock and the others wait for it, then find nothing to do."""
+    A database already there is only read (no write lock, so a read-only file can still
+    be read by the commands that only read). Several processes may start at once (cron
+    and the scheduler): the first takes the write lock (SQLite: BEGIN IMMEDIATE;
+    PostgreSQL: an advisory lock) and the others wait for it, then find nothing to do."""
     config = _alembic_config(engine)
     target = (
         ScriptDirectory.from_config(config).get_current_head() if revision == "head" else revision
     )
+    current = current_revision(engine)
+    refuse_unknown_revision(engine, current)
+    if current == target:
+        return
     with engine.begin() as connection:
+        begin_schema_change(connection)
         dialect.lock_for_migration(connection)
-        if MigrationContext.configure(connection).get_current_revision() == target:
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current == target:
             return
         config.attributes["connection"] = connection
+        if current is None:
+            repair_half_made(connection, config, faults.target_of(engine))
         command.upgrade(config, revision)
+
+
+# --- storage safety: atomic creation, half-made folders, newer revisions (issue 9) -------
+
+
+def begin_schema_change(connection: Connection) -> None:
+    """SQLite: open the transaction ourselves. Python's sqlite3 begins one only before
+    INSERT/UPDATE/DELETE, so without this each CREATE TABLE commits on its own and a
+    crash or a full disk halfway leaves tables without a schema revision. IMMEDIATE
+    takes the write lock at once: a second first run waits, then finds the schema."""
+    if dialect.backend_of(connection) is Backend.SQLITE:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def refuse_unknown_revision(engine: Engine, current: str | None) -> None:
+    """A revision this code does not know was written by a newer chipwatch: refuse, never
+    downgrade or touch it."""
+    if current is None:
+        return
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    if current not in known:
+        raise StorageError(
+            faults.target_of(engine),
+            f"schema revision {current} is newer than this chipwatch knows "
+            f"(up to {head_revision()})",
+            faults.NEWER,
+        )
+
+
+def repair_half_made(connection: Connection, config: Config, target: str) -> None:
+    """Tables without a schema revision, left by an older chipwatch whose first run
+    failed halfway ("table digests already exists" ever after). Empty tables that are
+    chipwatch's own are dropped, so the upgrade then creates the schema whole; a full set
+    of chipwatch tables of a known revision is stamped with it. Anything else is refused."""
+    tables = set(inspect(connection).get_table_names()) - {"alembic_version"}
+    if not tables:
+        return
+    match = _matching_revision(connection, tables)
+    if match is None:
+        raise StorageError(
+            target,
+            "tables without a schema revision that are not chipwatch's: "
+            + ", ".join(sorted(tables)),
+            "point data_dir or database_url at chipwatch's own database",
+        )
+    revision, complete = match
+    if complete:
+        command.stamp(config, revision)
+        return
+    if any(connection.exec_driver_sql(f'SELECT 1 FROM "{t}" LIMIT 1').first() for t in tables):
+        raise StorageError(
+            target,
+            "some of chipwatch's tables are missing and others hold rows, without a schema "
+            "revision",
+            "restore a backup, or move the file aside to start a new one",
+        )
+    metadata = MetaData()
+    metadata.reflect(connection, only=sorted(tables))
+    for table in reversed(metadata.sorted_tables):  # dependants first (foreign keys)
+        table.drop(connection)
+
+
+def _matching_revision(connection: Connection, tables: set[str]) -> tuple[str, bool] | None:
+    """The revision whose tables have exactly these columns, and whether all are there."""
+    found = inspect(connection)
+    columns = {t: {c["name"] for c in found.get_columns(t)} for t in tables}
+    for revision in _revisions_oldest_first():
+        reference = _reference_schema(revision)
+        if tables <= reference.keys() and all(columns[t] == reference[t] for t in tables):
+            return revision, tables == reference.keys()
+    return None
+
+
+def _revisions_oldest_first() -> list[str]:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return [
+        s.revision for s in reversed(list(ScriptDirectory.from_config(config).walk_revisions()))
+    ]
+
+
+def _reference_schema(revision: str) -> dict[str, set[str]]:
+    """Tables and columns of `revision`, built by the migrations in a scratch in-memory
+    database (the migrations are the one statement of the schema)."""
+    scratch = sqlalchemy_engine("sqlite://")
+    try:
+        upgrade(scratch, revision)
+        found = inspect(scratch)
+        return {
+            t: {c["name"] for c in found.get_columns(t)}
+            for t in found.get_table_names()
+            if t != "alembic_version"
+        }
+    finally:
+        scratch.dispose()
 
 
 # --- the former entry points, kept for callers that hold a path --------------------------

@@ -222,6 +222,19 @@ def mark_sent(session: Session, message: OutboxMessage, transport: str, moment: 
     )
 
 
+def pending_counts(session: Session) -> tuple[int, int, datetime | None]:
+    """Pending rows: how many, how many of them after a failed send, and the earliest
+    next attempt among those (naive UTC)."""
+    row = session.execute(
+        select(
+            func.count(),
+            func.count().filter(DigestRow.attempts > 0),
+            func.min(DigestRow.next_attempt_at).filter(DigestRow.attempts > 0),
+        ).where(DigestRow.status == DigestStatus.PENDING)
+    ).one()
+    return int(row[0] or 0), int(row[1] or 0), row[2]
+
+
 # --- schedules and alerts ---------------------------------------------------------------
 
 

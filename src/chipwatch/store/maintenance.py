@@ -1,0 +1,100 @@
+"""`chipwatch db check` and `chipwatch db backup`: the database looked at, never changed.
+
+Both open an engine without upgrading the schema (`create_engine`), so a check of an old
+or damaged database reports what it finds instead of migrating or refusing first.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import text
+
+from chipwatch.errors import StorageError
+from chipwatch.store import faults
+from chipwatch.store.db import (
+    create_engine,
+    current_revision,
+    head_revision,
+    refuse_unknown_revision,
+)
+from chipwatch.store.dialect import Backend, backend_of
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    target: str
+    backend: Backend
+    integrity: str  # "ok", or what PRAGMA integrity_check found (SQLite); "connected" (PostgreSQL)
+    revision: str | None
+    head: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.integrity in ("ok", "connected")
+
+    def __str__(self) -> str:
+        if self.revision == self.head:
+            schema = f"schema revision {self.revision} (current)"
+        elif self.revision is None:
+            schema = f"no schema yet (the next command creates revision {self.head})"
+        else:
+            schema = (
+                f"schema revision {self.revision} (the next command upgrades it to {self.head})"
+            )
+        return f"{self.target}: {self.backend} database, integrity {self.integrity}; {schema}"
+
+
+def check(url: str) -> CheckReport:
+    """Integrity (SQLite: PRAGMA integrity_check, whole file) and schema revision; raises
+    StorageError where the database cannot be read at all or is of a newer revision."""
+    engine = create_engine(url)
+    try:
+        backend = backend_of(engine)
+        with engine.connect() as connection:
+            if backend is Backend.SQLITE:
+                rows = [r[0] for r in connection.exec_driver_sql("PRAGMA integrity_check")]
+                integrity = "ok" if rows == ["ok"] else "; ".join(rows[:5])
+            else:
+                connection.execute(text("SELECT 1"))
+                integrity = "connected"
+        revision = current_revision(engine)
+        refuse_unknown_revision(engine, revision)
+        return CheckReport(faults.target_of(engine), backend, integrity, revision, head_revision())
+    finally:
+        engine.dispose()
+
+
+def backup(url: str, destination: Path) -> Path:
+    """A consistent copy of the SQLite database (the backup API: pages copied under a read
+    lock, so a poll writing meanwhile is safe), written beside `destination` and renamed
+    into place; an existing file is never overwritten."""
+    engine = create_engine(url)
+    try:
+        source = faults.target_of(engine)
+        if backend_of(engine) is not Backend.SQLITE:
+            raise ValueError("postgresql")
+    finally:
+        engine.dispose()
+    if destination.exists():
+        raise FileExistsError(str(destination))
+    if not Path(source).is_file():
+        raise StorageError(source, "no such database file", "check data_dir or database_path")
+    partial = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
+    try:
+        with sqlite3.connect(f"{Path(source).resolve().as_uri()}?mode=ro", uri=True) as src:
+            with sqlite3.connect(partial) as dst:
+                src.backup(dst)
+            dst.close()
+        src.close()
+        os.replace(partial, destination)
+    except sqlite3.Error as exc:
+        raise faults.from_db_error(source, exc) from exc
+    except OSError as exc:
+        raise faults.from_os_error(destination, exc) from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return destination
