@@ -52,6 +52,13 @@ COMMANDS = [
     ["feeds", "import"],
     ["corpus", "add"],
     ["topics", "suggest"],
+    ["topics", "add"],
+    ["topics", "accept"],
+    ["stories"],
+    ["serve"],
+    ["users", "add"],
+    ["db", "check"],
+    ["db", "backup"],
 ]
 
 

@@ -304,6 +304,7 @@ def evaluate(
         str,
         typer.Option(
             "--protocol",
+            metavar="standard|new-topic",
             help="standard, or new-topic (each topic in turn without its terms and labels, "
             "from its description and two corpus examples).",
         ),
@@ -311,14 +312,17 @@ def evaluate(
     text: Annotated[
         str,
         typer.Option(
-            "--text", help="Inputs as given (full), the title alone (headline), or N characters."
+            "--text",
+            metavar="full|headline|N",
+            help="Inputs as given (full), the title alone (headline), or N characters.",
         ),
     ] = "full",
     by_lang: Annotated[
         bool, typer.Option("--by-lang/--no-by-lang", help="One column per language.")
     ] = True,
     seeds: Annotated[
-        int, typer.Option("--seeds", help="CV shuffles pooled (with --cross-validate).")
+        int,
+        typer.Option("--seeds", metavar="N", help="CV shuffles pooled (with --cross-validate)."),
     ] = 1,
 ) -> None:
     """Score the classifier on a labelled file: relevance, topics, novel, per language."""
@@ -450,7 +454,8 @@ def digest(
 @app.command()
 def stories(
     since: Annotated[
-        str | None, typer.Option("--since", help="Only stories with an article since DATE.")
+        str | None,
+        typer.Option("--since", metavar="DATE", help="Only stories with an article since DATE."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array of stories.")] = False,
 ) -> None:
@@ -718,9 +723,12 @@ def topics_list() -> None:
 @topics_app.command("add")
 def topics_add(
     topic_id: Annotated[str, typer.Argument(help="New lowercase-dashed id, e.g. entity-list.")],
-    name: Annotated[str, typer.Option("--name", help="Short name shown in the digest.")],
+    name: Annotated[
+        str, typer.Option("--name", metavar="TEXT", help="Short name shown in the digest.")
+    ],
     description: Annotated[
-        str, typer.Option("--description", help="One or two sentences: what belongs.")
+        str,
+        typer.Option("--description", metavar="TEXT", help="One or two sentences: what belongs."),
     ],
 ) -> None:
     """Add a topic to your topics file; then give it examples with `corpus add --topics`."""
@@ -758,7 +766,8 @@ def topics_suggest(
 def topics_accept(
     number: Annotated[int, typer.Argument(help="The suggestion's number (topics suggest).")],
     topic_id: Annotated[
-        str | None, typer.Option("--id", help="Id for the topic (default: the suggested one).")
+        str | None,
+        typer.Option("--id", metavar="ID", help="Id for the topic (default: the suggested one)."),
     ] = None,
 ) -> None:
     """Add a suggested topic with its example articles as corpus documents."""
@@ -773,10 +782,12 @@ def topics_accept(
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option("--host", help="Listen address (default [web].host).")
+        str | None,
+        typer.Option("--host", metavar="HOST", help="Listen address (default [web].host)."),
     ] = None,
     port: Annotated[
-        int | None, typer.Option("--port", help="TCP port (default [web].port; 0: any free).")
+        int | None,
+        typer.Option("--port", metavar="PORT", help="TCP port (default [web].port; 0: any free)."),
     ] = None,
 ) -> None:
     """Serve the review site: stories, articles, relabelling, topics, sources, outbox."""
@@ -789,7 +800,10 @@ def serve(
 def users_add(
     name: Annotated[str, typer.Argument(help="Login name.")],
     email: Annotated[
-        str, typer.Option("--email", help="Address: the same as a digest recipient's.")
+        str,
+        typer.Option(
+            "--email", metavar="ADDRESS", help="Address: the same as a digest recipient's."
+        ),
     ] = "",
 ) -> None:
     """Add a user; asks for the password (or reads one line from standard input)."""
