@@ -125,8 +125,8 @@ def make_database(data: Path, rows: int = 0) -> Path:
         for i in range(rows):
             connection.execute(
                 text(
-                    "INSERT INTO sources (url, name, language, full_text, enabled, "
-                    "consecutive_errors, created_at) VALUES (:u, :n, 'en', 0, 1, 0, "
+                    "INSERT INTO sources (url, name, language, article_text, enabled, "
+                    "consecutive_errors, created_at) VALUES (:u, :n, 'en', NULL, 1, 0, "
                     "'2026-12-01 00:00:00')"
                 ),
                 {"u": f"https://example.org/{i}/feed.xml", "n": f"feed {i} " + "x" * 200},
@@ -225,10 +225,15 @@ def test_database_path_that_is_a_folder(folder: Path) -> None:
 
 
 def test_data_dir_that_is_a_file(folder: Path) -> None:
+    # The user's setting points at a file: a configuration error (exit 2), one line naming
+    # where the path came from, checked before any database is opened.
     (folder / "data").write_text("not a folder\n")
     config = write_config(folder)
     for args in (("outbox",), ("poll",)):
-        assert_storage_line(chipwatch(config, *args), folder / "data")
+        result = chipwatch(config, *args)
+        assert result.returncode == ExitCode.CONFIG, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert str(folder / "data") in line and "is a file, not a folder" in line
 
 
 # --- read-only file and folder (as an unprivileged user) ----------------------------------
@@ -517,9 +522,9 @@ def test_wal_left_by_a_crash_is_recovered(folder: Path) -> None:
         import os, sqlite3
         c = sqlite3.connect({str(database)!r})
         c.execute("PRAGMA journal_mode=WAL")
-        c.execute("INSERT INTO sources (url, name, language, full_text, enabled, "
+        c.execute("INSERT INTO sources (url, name, language, article_text, enabled, "
                   "consecutive_errors, created_at) VALUES ('https://example.org/wal.xml', "
-                  "'in the wal', 'en', 0, 1, 0, '2026-12-01 00:00:00')")
+                  "'in the wal', 'en', NULL, 1, 0, '2026-12-01 00:00:00')")
         c.commit()
         os._exit(0)  # no close: no checkpoint, the row lives only in the -wal file
     """)
@@ -651,6 +656,6 @@ def test_garbage_wal_and_shm_files_are_ignored(folder: Path) -> None:
     Path(f"{database}-shm").write_bytes(os.urandom(100))
     config = write_config(folder)
     listing = chipwatch(config, "feeds", "list")
-    assert listing.returncode == 0 and "example.org/1/feed.xml" in listing.stdout
+    assert listing.returncode == 0 and "feed 1 x" in listing.stdout  # the rows, intact
     check = chipwatch(config, "db", "check")
     assert check.returncode == 0 and "integrity ok" in check.stdout
