@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 ## The review site on the demo's data (after `make demo`): http://127.0.0.1:8080/, demo / demo-password.
 serve-demo: $(STAMP)
-	$(BIN)/chipwatch --data-dir $(DEMO_DIR) serve
+	CHIPWATCH_DIGEST_LOOKBACK_DAYS=3650 $(BIN)/chipwatch --data-dir $(DEMO_DIR) serve
 
 ## Install what the tests need (browser included, where the machine allows) and run them.
 test: $(STAMP) browser

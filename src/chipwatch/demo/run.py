@@ -108,8 +108,10 @@ def print_review_page(settings: Settings, config_path: Path | None, data_dir: Pa
 
     add_account(settings, DEMO_USER, DEMO_PASSWORD, DEFAULT_RECIPIENT.address)
     config = f" --config {config_path}" if config_path else ""
+    # The samples are dated: the site's window (the digest's lookback) must reach them.
+    window = f"CHIPWATCH_DIGEST_LOOKBACK_DAYS={settings.digest.lookback_days}"
     print(
-        f"review site: chipwatch{config} --data-dir {data_dir} serve "
+        f"review site: {window} chipwatch{config} --data-dir {data_dir} serve "
         f"(or `make serve-demo`), then open {settings.web.public_url} and log in as "
         f"{DEMO_USER} / {DEMO_PASSWORD}"
     )
