@@ -17,7 +17,7 @@ from chipwatch.store.labels import list_labels
 from chipwatch.store.review import article_detail
 from chipwatch.store.users import user_by_feed_token
 from chipwatch.web.site import now_utc, page, site_of
-from chipwatch.web.stories import Filters, group, live_items
+from chipwatch.web.stories import Filters, group, live_items, request_filters
 
 
 def article_entry(item: DigestItem) -> dict[str, Any]:
@@ -46,11 +46,7 @@ def story_entry(story: Story) -> dict[str, Any]:
 @page
 def stories_json(request: Request) -> Response:
     site = site_of(request)
-    filters = Filters.from_query(
-        dict(request.query_params),
-        site.settings.classify.relevance_threshold,
-        site.settings.digest.lookback_days,
-    )
+    filters = request_filters(request)
     with site.sessions() as session:
         items = live_items(session, site, filters)
     stories = sorted(group(items), key=lambda s: (s.latest, s.key), reverse=True)

@@ -138,14 +138,20 @@ def filter_choices(site: Site) -> dict[str, list[str]]:
     return {"sources": sources, "languages": languages}
 
 
+def request_filters(request: Request) -> Filters:
+    """The filters of a stories request, with the site's defaults (threshold, window)."""
+    settings = site_of(request).settings
+    return Filters.from_query(
+        dict(request.query_params),
+        settings.classify.relevance_threshold,
+        settings.digest.lookback_days,
+    )
+
+
 @page
 def stories_page(request: Request) -> Response:
     site = site_of(request)
-    filters = Filters.from_query(
-        dict(request.query_params),
-        site.settings.classify.relevance_threshold,
-        site.settings.digest.lookback_days,
-    )
+    filters = request_filters(request)
     sections, views = sections_for(request, filters)
     return render(
         request,
