@@ -1,6 +1,7 @@
 """Calibrate and score story grouping on the labelled dev events (B-cubed).
 
     .venv/bin/python scripts/calibrate_stories.py [--folds 2] [--repeats 10] [--cache DIR]
+        [--fit]
 
 Reads ../shared/eval/dev.jsonl and dev_events.jsonl at run time (third-party text, never
 copied into the project). The 69 relevant articles are grouped as the digest groups
@@ -11,6 +12,10 @@ information, as in that test.
 
 Cross-validation leaves events out: the events are split into folds; the parameters
 are chosen on the other folds' articles and scored on the held-out fold's articles.
+With --fit, the pair model is fitted too, inside each training fold: a logistic
+regression on the training pairs (centred cosine, its product with "different
+languages", "different languages", the overlap of codes, of amounts and of names),
+its weights scaled to the cosine's, then the threshold chosen on the fold's B-cubed.
 Printed: the chosen parameters, held-out B-cubed, the full-set B-cubed of the
 defaults, and the cross-language pair figures per language pair.
 """
@@ -24,7 +29,7 @@ import random
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +37,14 @@ import numpy as np
 from chipwatch.digest.boilerplate import clean_lead
 from chipwatch.digest.grouping import (
     Features,
+    Grouper,
     GroupingParams,
     anchor_text,
     anchors,
     centre,
     group,
     match_text,
+    split_kinds,
     unit_vectors,
 )
 from chipwatch.digest.select import MATCH_TEXT_CHARS
@@ -48,6 +55,7 @@ ANCHOR_WEIGHTS = [0.0, 0.25, 0.5, 0.75, 1.0]
 LEAD_CHARS = [300, 600, 1000]
 DAYS = 6.0
 FULL_GRID = False
+FIT = False
 BONUSES = [0.0, 0.1, 0.2]
 
 
@@ -161,6 +169,74 @@ class Dev:
         return tuple(float(np.mean([r[k] for r in results])) for k in range(3))  # type: ignore[return-value]
 
 
+PAIR_FEATURES = ("cosine", "cross*cosine", "cross", "codes", "amounts", "names")
+
+
+def pair_features(dev: Dev, subset: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """One row per pair of the subset's articles (features as PAIR_FEATURES), and whether
+    the pair shares an event. Centred and counted over the subset, as grouping does."""
+    feats = dev.features(GroupingParams().lead_chars, 0, subset)
+    df: dict[str, int] = defaultdict(int)
+    for f in feats:
+        for anchor in f.anchors:
+            df[anchor] += 1
+    grouper = Grouper(GroupingParams(), df, len(feats))
+    kinds = [split_kinds(f.anchors) for f in feats]
+    rows, same = [], []
+    for a, b in itertools.combinations(range(len(feats)), 2):
+        cosine = float(feats[a].vector @ feats[b].vector)
+        cross = float(feats[a].language != feats[b].language)
+        overlaps = [
+            grouper.overlap(x, y) if x and y else 0.0
+            for x, y in zip(kinds[a], kinds[b], strict=True)
+        ]
+        rows.append([cosine, cross * cosine, cross, *overlaps])
+        same.append(dev.gold[subset[a]] == dev.gold[subset[b]])
+    return np.asarray(rows), np.asarray(same)
+
+
+@dataclass(frozen=True)
+class PairModel:
+    """The fitted weights, scaled so that the centred cosine weighs 1."""
+
+    cross_cosine: float
+    cross_bonus: float
+    codes: float
+    amounts: float
+    names: float
+    threshold: float  # where the pair probability is 1/2, in the same units
+
+    def params(self, base: GroupingParams) -> GroupingParams:
+        return replace(
+            base,
+            anchor_weight=1.0,
+            code_weight=round(self.codes, 3),
+            number_weight=round(self.amounts, 3),
+            name_weight=round(self.names, 3),
+            cross_language_cosine=round(self.cross_cosine, 3),
+            cross_language_bonus=round(self.cross_bonus, 3),
+        )
+
+
+def fit_pairs(dev: Dev, subset: Sequence[int]) -> PairModel:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = pair_features(dev, subset)
+    # Weights may not go negative where the feature can only mean "same event" (overlaps).
+    model = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(x, y)
+    w = model.coef_[0]
+    scale = max(float(w[0]), 1e-6)
+    clip = [max(float(v), 0.0) / scale for v in w[3:]]
+    return PairModel(
+        cross_cosine=float(w[1]) / scale,
+        cross_bonus=float(w[2]) / scale,
+        codes=clip[0],
+        amounts=clip[1],
+        names=clip[2],
+        threshold=-float(model.intercept_[0]) / scale,
+    )
+
+
 def grid(base: GroupingParams) -> list[GroupingParams]:
     """Only the threshold is tuned by default (fewest choices fitted to 43 events);
     --full-grid also searches the anchor weight and the lead length."""
@@ -177,7 +253,10 @@ def grid(base: GroupingParams) -> list[GroupingParams]:
 
 
 def best(dev: Dev, candidates: Sequence[GroupingParams], subset: Sequence[int]) -> GroupingParams:
-    return max(candidates, key=lambda p: (dev.score(p, subset)[2], -p.anchor_weight))
+    if FIT:  # the pair model from the training pairs, then only the threshold
+        fitted = fit_pairs(dev, subset).params(GroupingParams())
+        candidates = [replace(fitted, threshold=t) for t in THRESHOLDS]
+    return max(candidates, key=lambda p: (dev.score(p, subset)[2], -p.threshold))
 
 
 def cross_validate(
@@ -194,12 +273,18 @@ def cross_validate(
             test = [i for i, e in enumerate(dev.gold) if e in test_events]
             train = [i for i, e in enumerate(dev.gold) if e not in test_events]
             params = best(dev, candidates, train)
-            chosen[
-                f"t={params.threshold} bonus={params.cross_language_bonus} "
-                f"w={params.anchor_weight} lead={params.lead_chars}"
-            ] += 1
+            chosen[describe(params)] += 1
             held_out.append(dev.score(params, test))
     return held_out, chosen
+
+
+def describe(params: GroupingParams) -> str:
+    return (
+        f"t={params.threshold} bonus={params.cross_language_bonus} "
+        f"xcos={params.cross_language_cosine} w={params.anchor_weight} "
+        f"codes={params.code_weight} amounts={params.number_weight} "
+        f"names={params.name_weight} lead={params.lead_chars}"
+    )
 
 
 def report_params(dev: Dev, params: GroupingParams, label: str) -> None:
@@ -240,9 +325,10 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=None, help="keep dev embeddings here")
     parser.add_argument("--full-grid", action="store_true")
+    parser.add_argument("--fit", action="store_true", help="fit the pair model in each fold")
     args = parser.parse_args()
-    global FULL_GRID  # noqa: PLW0603 - a script-level switch
-    FULL_GRID = args.full_grid
+    global FULL_GRID, FIT  # noqa: PLW0603 - script-level switches
+    FULL_GRID, FIT = args.full_grid, args.fit
     if not (args.eval_dir / "dev_events.jsonl").exists():
         print(f"no labelled events at {args.eval_dir}: nothing to calibrate", file=sys.stderr)
         return 2
@@ -257,13 +343,12 @@ def main() -> int:
     print(
         f"  F1 range over folds {min(h[2] for h in held_out):.3f}-{max(h[2] for h in held_out):.3f}"
     )
-    print("  parameters chosen on the training folds:", dict(chosen.most_common(6)))
+    print("  parameters chosen on the training folds:")
+    for text, count in chosen.most_common(8):
+        print(f"    {count}x {text}")
     everyone = list(range(len(dev.gold)))
     fitted = best(dev, grid(GroupingParams()), everyone)
-    print(
-        f"best on all dev (in-sample): t={fitted.threshold} "
-        f"bonus={fitted.cross_language_bonus} w={fitted.anchor_weight} lead={fitted.lead_chars}"
-    )
+    print(f"best on all dev (in-sample): {describe(fitted)}")
     report_params(dev, fitted, "  in-sample best")
     report_params(dev, GroupingParams(), "defaults of GroupingParams")
     return 0

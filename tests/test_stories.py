@@ -200,7 +200,9 @@ def test_empty_and_single() -> None:
 def test_cross_language_bonus_lifts_a_translation_over_the_threshold() -> None:
     a, b = _vectors([1, 0])[0], _vectors([0.4, np.sqrt(1 - 0.16)])[0]  # cosine 0.4
     for bonus, together in ((0.0, False), (0.1, True)):
-        params = GroupingParams(threshold=0.44, anchor_weight=0.0, cross_language_bonus=bonus)
+        params = GroupingParams(
+            threshold=0.44, anchor_weight=0.0, cross_language_bonus=bonus, cross_language_cosine=0
+        )
         grouper = Grouper(params, {}, 2)
         first = grouper.add(Features(a, frozenset(), 0.0, "en"))
         assert (grouper.add(Features(b, frozenset(), 0.1, "fr")) == first) is together
@@ -208,3 +210,46 @@ def test_cross_language_bonus_lifts_a_translation_over_the_threshold() -> None:
     grouper = Grouper(GroupingParams(threshold=0.44, cross_language_bonus=0.1), {}, 2)
     first = grouper.add(Features(a, frozenset(), 0.0, "en"))
     assert grouper.add(Features(b, frozenset(), 0.1, "en")) != first
+
+
+def test_cross_language_cosine_weighs_a_translation_cosine_more() -> None:
+    a, b = _vectors([1, 0])[0], _vectors([0.4, np.sqrt(1 - 0.16)])[0]  # cosine 0.4
+    for weight, together in ((0.0, False), (0.25, True)):  # 0.4 * 1.25 = 0.5 >= 0.44
+        params = GroupingParams(
+            threshold=0.44, anchor_weight=0.0, cross_language_bonus=0, cross_language_cosine=weight
+        )
+        grouper = Grouper(params, {}, 2)
+        first = grouper.add(Features(a, frozenset(), 0.0, "en"))
+        assert (grouper.add(Features(b, frozenset(), 0.1, "de")) == first) is together
+        grouper = Grouper(params, {}, 2)
+        first = grouper.add(Features(a, frozenset(), 0.0, "en"))
+        assert grouper.add(Features(b, frozenset(), 0.1, "en")) != first
+
+
+def test_each_kind_of_anchor_has_its_weight() -> None:
+    a, b = _vectors([1, 0])[0], _vectors([0.6, 0.8])[0]  # cosine 0.6
+    shared = {
+        "code": frozenset({"#H20"}),
+        "number": frozenset({"%15"}),
+        "name": frozenset({"@lutnick"}),
+    }
+    for kind in shared:
+        for weight, together in ((0.0, False), (0.5, True)):
+            weights = {"code_weight": 0.0, "number_weight": 0.0, "name_weight": 0.0}
+            weights[f"{kind}_weight"] = weight
+            params = GroupingParams(threshold=0.7, cross_language_cosine=0, **weights)
+            grouper = Grouper(params, {}, 2)
+            first = grouper.add(Features(a, shared[kind], 0.0))
+            assert (grouper.add(Features(b, shared[kind], 0.1)) == first) is together, kind
+
+
+def test_an_anchor_on_one_article_only_weighs_nothing() -> None:
+    grouper = Grouper(GroupingParams(), {"#H20": 2, "@schumer": 1, "@lutnick": 1}, 50)
+    assert grouper.idf("#H20") > 0 and grouper.idf("@schumer") == 0
+    # The one-off names of one article do not dilute what it shares with another.
+    assert grouper.overlap(frozenset({"#H20", "@schumer"}), frozenset({"#H20", "@lutnick"})) == 1.0
+
+
+def test_names_are_the_same_name_across_languages() -> None:
+    found = anchors("Nvidia-Chef Huang. Nvidia’s H200. L'Administration Trump")
+    assert {"@nvidia", "@huang", "@administration", "@trump", "#H200"} <= found

@@ -39,17 +39,29 @@ import numpy as np
 
 @dataclass(frozen=True)
 class GroupingParams:
+    """The pair score is a small linear pair model: its weights were fitted by logistic
+    regression on the labelled dev pairs (scripts/calibrate_stories.py --fit), scaled so
+    that the centred cosine has weight 1; the threshold by event-held-out CV."""
+
     # Average pair score at which an article joins a story (chosen by cross-validation).
-    threshold: float = 0.44
-    # Weight of the idf-weighted anchor overlap (0..1) next to the cosine (chosen by CV).
-    anchor_weight: float = 0.5
+    threshold: float = 0.83
+    # Scale of the three anchor overlaps (0 switches anchors off; the bound of pruning).
+    anchor_weight: float = 1.0
+    # Weight of the idf-weighted overlap of each kind of anchor: product codes (H20),
+    # amounts and percentages, names (fitted on dev pairs).
+    code_weight: float = 0.42
+    number_weight: float = 0.264
+    name_weight: float = 0.484
     # Score lost per day between two articles beyond `grace_days` (a design choice: dev
     # articles are mostly undated, so time could not be tuned there; see docs/digest.md).
     decay_per_day: float = 0.03
     grace_days: float = 2.0
-    # Added to the cosine of two articles in different languages: USE puts a translation
-    # of the same news less close than a same-language report (chosen by CV).
-    cross_language_bonus: float = 0.0
+    # Two articles in different languages: the cosine is multiplied by
+    # 1 + `cross_language_cosine` and `cross_language_bonus` is added. USE puts a
+    # translation of the same news less close than a same-language report, so the same
+    # cosine means more across languages (both fitted on dev pairs).
+    cross_language_bonus: float = -0.059
+    cross_language_cosine: float = 0.423
     # Names and numbers alone never make a story: the texts must be at least this close
     # (mean centred cosine). A design choice: 2 of the 44 same-event dev pairs are below.
     min_cosine: float = 0.1
@@ -61,6 +73,16 @@ class GroupingParams:
     # windows with at most `dense_limit` open stories compare with all of them.
     max_anchor_df: int = 200
     dense_limit: int = 4096
+
+    @property
+    def kind_weights(self) -> tuple[float, float, float]:
+        """Effective weight of each anchor kind, in the order of `KINDS`."""
+        scale = self.anchor_weight
+        return (scale * self.code_weight, scale * self.number_weight, scale * self.name_weight)
+
+    @property
+    def max_anchor_score(self) -> float:
+        return sum(self.kind_weights)
 
 
 # --- anchors: names and numbers ----------------------------------------------------------
@@ -106,10 +128,32 @@ def anchors(text: str) -> frozenset[str]:
         if len(value) >= 2 and value not in percents and not _is_year(value):
             found.add("n" + value)
     for match in _NAME.finditer(text):
-        word = fold(match.group(0)).strip("'’-")
-        if len(word) >= 3 and word not in _STOP_NAMES and not _DIGIT.search(word):
-            found.add("@" + word)
+        for word in name_forms(match.group(0)):
+            if len(word) >= 3 and word not in _STOP_NAMES and not _DIGIT.search(word):
+                found.add("@" + word)
     return frozenset(found)
+
+
+_ELISION = re.compile(r"^(?:l|d|qu|dell|all|nell|sull)['’]")
+_POSSESSIVE = re.compile(r"['’]s?$")
+
+
+def name_forms(word: str) -> list[str]:
+    """A capitalised word as the same name in any language: without elision (l'Europe),
+    possessive (Nvidia's, Trumps is left alone) and split at hyphens, so "Nvidia-Chef"
+    and "Nvidia's" both give "nvidia"."""
+    folded = _POSSESSIVE.sub("", _ELISION.sub("", fold(word))).strip("'’-")
+    parts = [part for part in folded.split("-") if part]
+    return [folded, *parts] if len(parts) > 1 else [folded]
+
+
+# Anchor kinds by their first character: codes, amounts and percentages, names.
+KINDS = ("#", "%n", "@")
+
+
+def split_kinds(found: frozenset[str]) -> tuple[frozenset[str], ...]:
+    """The anchors of each kind of `KINDS`."""
+    return tuple(frozenset(a for a in found if a[0] in kind) for kind in KINDS)
 
 
 def _is_year(value: str) -> bool:
@@ -166,7 +210,8 @@ class Grouper:
         self._df: dict[str, int] = defaultdict(int, df or {})
         self._total = total or 0
         self.story_of: list[int] = []
-        self._members: list[list[tuple[frozenset[str], float]]] = []  # per story
+        # per story, per member: anchors by kind and day
+        self._members: list[list[tuple[tuple[frozenset[str], ...], float]]] = []
         self._union: list[set[str]] = []  # per story: every member's anchors
         self._languages: list[dict[str, int]] = []  # per story: members per language
         self._sums = np.zeros((0, 0), dtype=np.float32)  # per story: sum of member vectors
@@ -187,12 +232,16 @@ class Grouper:
         self._idf.clear()
         self._weights.clear()
 
-    # Rarity weight of an anchor: log(1 + N / df).
+    # Rarity weight of an anchor: log(1 + N / df). An anchor the counts show on one
+    # article only says nothing about which story it is in, yet would weigh most: 0.
+    # (German capitalises every noun: without this, its many one-off nouns swamp the
+    # overlap of a German article with any other.)
     def idf(self, anchor: str) -> float:
         cached = self._idf.get(anchor)
         if cached is None:
-            n = max(self._df.get(anchor, 0), 1)
-            cached = math.log(1 + max(self._total, n) / n)
+            df = self._df.get(anchor, 0)
+            n = max(df, 1)
+            cached = 0.0 if df == 1 else math.log(1 + max(self._total, n) / n)
             if self._fixed_df:  # growing counts change the weights: no caching then
                 self._idf[anchor] = cached
         return cached
@@ -226,28 +275,49 @@ class Grouper:
         shared = a & self._union[story]
         return self._idf_sum(shared) / max(self.weight(a), 1e-9) if shared else 0.0
 
+    def anchor_score(self, a: Sequence[frozenset[str]], b: Sequence[frozenset[str]]) -> float:
+        """Weighted sum of the overlaps of each kind of anchor (`split_kinds`)."""
+        total = 0.0
+        for weight, mine, theirs in zip(self.params.kind_weights, a, b, strict=True):
+            if weight and mine and theirs:
+                total += weight * self.overlap(mine, theirs)
+        return total
+
+    def anchor_bound(self, kinds: Sequence[frozenset[str]], story: int) -> float:
+        return sum(
+            weight * self.overlap_bound(found, story)
+            for weight, found in zip(self.params.kind_weights, kinds, strict=True)
+            if weight and found
+        )
+
+    def cosine_term(self, cosine: float, cross: float) -> float:
+        """The cosine as the pair model weighs it; `cross`: share of pairs in different
+        languages (1 or 0 for a pair, a fraction for an article against a story)."""
+        params = self.params
+        return cosine * (1 + params.cross_language_cosine * cross) + (
+            params.cross_language_bonus * cross
+        )
+
     def time_penalty(self, a: float, b: float) -> float:
         gap = abs(a - b) - self.params.grace_days
         return self.params.decay_per_day * gap if gap > 0 else 0.0
 
     def pair_score(self, a: Features, b: Features) -> float:
-        cosine = float(a.vector @ b.vector)
-        if a.language != b.language:
-            cosine += self.params.cross_language_bonus
+        cross = float(a.language != b.language)
         return (
-            cosine
-            + self.params.anchor_weight * self.overlap(a.anchors, b.anchors)
+            self.cosine_term(float(a.vector @ b.vector), cross)
+            + self.anchor_score(split_kinds(a.anchors), split_kinds(b.anchors))
             - self.time_penalty(a.day, b.day)
         )
 
-    def _rest_score(self, feats: Features, story: int) -> float:
+    def _rest_score(self, kinds: Sequence[frozenset[str]], day: float, story: int) -> float:
         """Mean over the members of the anchor and time terms of the pair score (over the
         latest `MAX_LINKED` members of a very large story: its cost stays bounded)."""
         members = self._members[story][-MAX_LINKED:]
         total = 0.0
-        for found, day in members:
-            total += self.params.anchor_weight * self.overlap(feats.anchors, found)
-            total -= self.time_penalty(feats.day, day)
+        for found, when in members:
+            total += self.anchor_score(kinds, found)
+            total -= self.time_penalty(day, when)
         return total / len(members)
 
     def add(self, feats: Features, story: int | None = None) -> int:
@@ -256,13 +326,14 @@ class Grouper:
             self._total += 1
             for anchor in feats.anchors:
                 self._df[anchor] += 1
+        kinds = split_kinds(feats.anchors)
         if story is None:
-            story = self._best_story(feats)
+            story = self._best_story(feats, kinds)
         if story is None:
             story = len(self._members)
         while len(self._members) <= story:
             self._new_story(feats)
-        self._members[story].append((feats.anchors, feats.day))
+        self._members[story].append((kinds, feats.day))
         self._union[story] |= feats.anchors
         languages = self._languages[story]
         languages[feats.language] = languages.get(feats.language, 0) + 1
@@ -317,29 +388,32 @@ class Grouper:
         keep = means >= self.params.min_cosine
         return rows[keep], means[keep]
 
-    def _best_story(self, feats: Features) -> int | None:
+    def _best_story(self, feats: Features, kinds: Sequence[frozenset[str]]) -> int | None:
         rows, mean_cosine = self._candidates(feats)
         if not len(rows):
             return None
         params = self.params
         best, best_score = None, params.threshold
-        # Highest mean cosine first. Anchor overlap is at most 1 and time only subtracts,
-        # so once mean cosine + anchor_weight is below the best score, nothing can win;
-        # the story's anchors give a tighter bound before the members are looked at.
-        bonus = params.cross_language_bonus
+        # Highest mean cosine first. Each anchor overlap is at most 1 and time only
+        # subtracts, so once the best cosine term + the anchor weights is below the best
+        # score, nothing can win; the story's anchors give a tighter bound before the
+        # members are looked at. (The cosine is at least min_cosine > 0: the language
+        # terms are largest for a story all in other languages.)
+        cross_terms = params.cross_language_bonus or params.cross_language_cosine
         for k in np.argsort(-mean_cosine):
             cosine = float(mean_cosine[k])
-            if cosine + bonus + params.anchor_weight < best_score:
+            most = max(self.cosine_term(cosine, 0.0), self.cosine_term(cosine, 1.0))
+            if most + params.max_anchor_score < best_score:
                 break
             story = int(rows[k])
-            if bonus:
+            cross = 0.0
+            if cross_terms:
                 size = len(self._members[story])
-                same = self._languages[story].get(feats.language, 0)
-                cosine += bonus * (size - same) / size
-            bound = params.anchor_weight * self.overlap_bound(feats.anchors, story)
-            if cosine + bound < best_score:
+                cross = (size - self._languages[story].get(feats.language, 0)) / size
+            term = self.cosine_term(cosine, cross)
+            if term + self.anchor_bound(kinds, story) < best_score:
                 continue
-            score = cosine + self._rest_score(feats, story)
+            score = term + self._rest_score(kinds, feats.day, story)
             if score >= best_score:
                 best, best_score = story, score
         return best

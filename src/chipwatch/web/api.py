@@ -49,7 +49,8 @@ def stories_json(request: Request) -> Response:
     filters = request_filters(request)
     with site.sessions() as session:
         items = live_items(session, site, filters)
-    stories = sorted(group(items), key=lambda s: (s.latest, s.key), reverse=True)
+        grouped = group(session, items)
+    stories = sorted(grouped, key=lambda s: (s.latest, s.key), reverse=True)
     return JSONResponse({"stories": [story_entry(s) for s in stories]})
 
 
@@ -115,11 +116,12 @@ def atom_feed(request: Request) -> Response:
         if user is None:
             raise HTTPException(404)
         items = live_items(session, site, Filters(days=site.settings.digest.lookback_days))
+        grouped = group(session, items)
     topic_id = request.path_params["topic"]
     names = {t.id: t.name for t in site.topics()} | {NOVEL: "Novel: no topic yet"}
     if topic_id not in names:
         raise HTTPException(404)
-    chosen = [s for s in group(items) if (NOVEL if s.novel else primary_topic(s, ())) == topic_id]
+    chosen = [s for s in grouped if (NOVEL if s.novel else primary_topic(s, ())) == topic_id]
     return Response(
         build_feed(topic_id, names[topic_id], chosen, now_utc()),
         media_type="application/atom+xml; charset=utf-8",

@@ -94,7 +94,8 @@ def story_of(request: Request, article_id: int) -> Story | None:
     filters = Filters(days=site.settings.digest.lookback_days, min_relevance=0.0)
     with site.sessions() as session:
         items = live_items(session, site, filters)
-    return next((s for s in group(items) if article_id in s.article_ids), None)
+        grouped = group(session, items)
+    return next((s for s in grouped if article_id in s.article_ids), None)
 
 
 def current_topics(detail: ArticleDetail) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """The stories page: the live digest (every classified article of the window, delivered
-or not), grouped into stories by the digest's own grouping, by topic then "novel",
-newest first, with filters and full-text search."""
+or not), in the stories stored for the digest (the same stories as the digest, the Atom
+feeds and `chipwatch stories`), by topic then "novel", newest first, with filters and
+full-text search."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
+from chipwatch.digest.assign import stored_stories
 from chipwatch.digest.render import NOVEL, Section, build_sections
 from chipwatch.digest.select import DigestItem, select_items
-from chipwatch.digest.stories import Story, cluster
+from chipwatch.digest.stories import Story
 from chipwatch.settings import Recipient
 from chipwatch.store.classifications import article_languages
 from chipwatch.store.review import Marks, marks_of, story_marks
@@ -26,12 +28,12 @@ SHOW = ("all", "unread", "starred", "followed", "muted")
 MAX_DAYS = 3650  # the digest's lookback_days allows as much
 
 
-def group(items: Sequence[DigestItem]) -> list[Story]:
-    """The digest's story grouping (digest.stories.cluster), the one place the site calls it.
+def group(session: Session, items: Sequence[DigestItem]) -> list[Story]:
+    """The items in their stored stories, the one place the site asks for stories.
 
-    Without sentence embeddings: the site answers at once rather than loading a model per
-    process; names, numbers and near-copies still join articles across outlets."""
-    return cluster(items)
+    An article not grouped yet is grouped (and stored) as the digest would group it, so
+    the page never shows a grouping of its own: a story here is the digest's story."""
+    return stored_stories(session, items)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ def sections_for(request: Request, filters: Filters) -> tuple[list[Section], dic
         items = live_items(session, site, filters)
         marks = marks_of(session, user.id, [item.article_id for item in items])
         states = story_marks(session, user.id)
-    stories = [s for s in group(items) if keep(s, filters.show, marks, states)]
+        grouped = group(session, items)
+    stories = [s for s in grouped if keep(s, filters.show, marks, states)]
     stories.sort(key=lambda s: (s.latest, s.key), reverse=True)  # newest first
     recipient = Recipient(
         address=user.name,
