@@ -253,3 +253,25 @@ def test_an_anchor_on_one_article_only_weighs_nothing() -> None:
 def test_names_are_the_same_name_across_languages() -> None:
     found = anchors("Nvidia-Chef Huang. Nvidia’s H200. L'Administration Trump")
     assert {"@nvidia", "@huang", "@administration", "@trump", "#H200"} <= found
+
+
+def test_a_batch_groups_as_one_by_one() -> None:
+    # Several reports around each of 30 directions, with a shared code per direction.
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((30, 16))
+    feats = []
+    for k in range(200):
+        event = int(rng.integers(30))
+        vector = centres[event] + 0.6 * rng.standard_normal(16)
+        vector /= np.linalg.norm(vector)
+        feats.append(Features(vector.astype(np.float32), frozenset({f"#E{event}"}), k / 50))
+    params = GroupingParams(threshold=0.5)
+    one_by_one = Grouper(params, {}, 200)
+    expected = [one_by_one.add(f) for f in feats]
+    batched = Grouper(params, {}, 200)
+    got = (
+        batched.add_many(feats[:10])
+        + batched.add_many(feats[10:120])
+        + batched.add_many(feats[120:])
+    )
+    assert got == expected and len(set(expected)) > 20

@@ -119,9 +119,11 @@ class StoryAssigner:
         self.grouper.count(found)
         centred = self.centre.apply(vectors, languages)
         assigned, saved = {}, []
-        for k, item in enumerate(items):
-            feats = Features(centred[k], found[k], day_of(item.published), item.language)
-            index = self.grouper.add(feats)
+        batch = [
+            Features(centred[k], found[k], day_of(item.published), item.language)
+            for k, item in enumerate(items)
+        ]
+        for k, (item, index) in enumerate(zip(items, self.grouper.add_many(batch), strict=True)):
             story_id = self.story_of_index.setdefault(index, item.article_id)
             assigned[item.article_id] = story_id
             saved.append(repo.NewMember(item.article_id, story_id, vectors[k], found[k]))

@@ -222,6 +222,11 @@ class Grouper:
         self._pruned_at = 0
         self._idf: dict[str, float] = {}
         self._weights: dict[frozenset[str], float] = {}
+        # During `add_many`: the batch's products with the story sums as they were at its
+        # start, and the stories changed since (their products are computed afresh).
+        self._batch_products: np.ndarray | None = None
+        self._batch_stories = self._batch_row = 0
+        self._touched: set[int] = set()
 
     def count(self, anchor_sets: Iterable[frozenset[str]]) -> None:
         """Add articles to the fixed counts before grouping them (incremental batches)."""
@@ -320,6 +325,39 @@ class Grouper:
             total -= self.time_penalty(day, when)
         return total / len(members)
 
+    def add_many(self, batch: Sequence[Features]) -> list[int]:
+        """Group these articles in order, as `add` one by one would. The products with
+        the story sums are one matrix product for the whole batch (not one per article),
+        and the stories the batch changes are recomputed for the articles after."""
+        count = len(self._members)
+        if not batch or not count or count > self.params.dense_limit:
+            return [self.add(feats) for feats in batch]
+        vectors = np.stack([feats.vector for feats in batch]).astype(np.float32)
+        self._batch_products = vectors @ self._sums[:count].T  # (batch, stories)
+        self._batch_stories, self._touched = count, set()
+        try:
+            stories = []
+            for k, feats in enumerate(batch):
+                self._batch_row = k
+                stories.append(self.add(feats))
+                self._touched.add(stories[-1])
+            return stories
+        finally:
+            self._batch_products = None
+
+    def _products(self, vector: np.ndarray, count: int) -> np.ndarray:
+        """Dot products of the vector with the first `count` story sums."""
+        if self._batch_products is None:
+            return self._sums[:count] @ vector
+        known = self._batch_stories
+        products = np.empty(count, dtype=np.float32)
+        products[:known] = self._batch_products[self._batch_row]
+        fresh = [s for s in self._touched if s < known] + list(range(known, count))
+        if fresh:
+            rows = np.asarray(fresh, dtype=np.int64)
+            products[rows] = self._sums[rows] @ vector
+        return products
+
     def add(self, feats: Features, story: int | None = None) -> int:
         """Group one article (or, with `story`, record a known assignment)."""
         if not self._fixed_df:
@@ -369,7 +407,7 @@ class Grouper:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if count <= self.params.dense_limit:
             # One product over the contiguous sums; closed stories are masked out.
-            products = self._sums[:count] @ feats.vector
+            products = self._products(feats.vector, count)
             means = products / np.maximum(self._sizes[:count], 1)
             keep = (self._last_day[:count] >= limit) & (means >= self.params.min_cosine)
             rows = np.flatnonzero(keep)
@@ -388,8 +426,41 @@ class Grouper:
         keep = means >= self.params.min_cosine
         return rows[keep], means[keep]
 
+    def _prefilter(
+        self, feats: Features, kinds: Sequence[frozenset[str]], rows: np.ndarray, means: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Drop, in one vectorised step, the candidates that cannot reach the threshold:
+        a story sharing none of the article's rare anchors (df <= max_anchor_df) can
+        share only its common ones, whose overlap is bounded by their weight alone."""
+        params = self.params
+        limit = params.max_anchor_df
+        rare: set[int] = set()
+        common_bound = 0.0
+        for weight, found in zip(params.kind_weights, kinds, strict=True):
+            if not weight or not found:
+                continue
+            common = [a for a in found if self._df.get(a, 0) > limit]
+            for anchor in found:
+                if self._df.get(anchor, 0) <= limit:
+                    rare |= self._index.get(anchor, set())
+            if common:
+                common_bound += weight * self._idf_sum(common) / max(self.weight(found), 1e-9)
+        terms = np.maximum(self.cosine_term_many(means, 0.0), self.cosine_term_many(means, 1.0))
+        keep = terms + common_bound >= params.threshold
+        if rare:
+            keep |= np.isin(rows, np.fromiter(rare, dtype=np.int64, count=len(rare)))
+        return rows[keep], means[keep]
+
+    def cosine_term_many(self, cosines: np.ndarray, cross: float) -> np.ndarray:
+        params = self.params
+        return cosines * (1 + params.cross_language_cosine * cross) + (
+            params.cross_language_bonus * cross
+        )
+
     def _best_story(self, feats: Features, kinds: Sequence[frozenset[str]]) -> int | None:
         rows, mean_cosine = self._candidates(feats)
+        if len(rows):
+            rows, mean_cosine = self._prefilter(feats, kinds, rows, mean_cosine)
         if not len(rows):
             return None
         params = self.params
@@ -428,8 +499,8 @@ def group(features: Sequence[Features], params: GroupingParams | None = None) ->
     grouper = Grouper(params, df, len(features))
     order = sorted(range(len(features)), key=lambda i: (features[i].day, i))
     assigned = [0] * len(features)
-    for i in order:
-        assigned[i] = grouper.add(features[i])
+    for i, story in zip(order, grouper.add_many([features[i] for i in order]), strict=True):
+        assigned[i] = story
     return assigned
 
 
