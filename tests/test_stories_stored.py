@@ -14,7 +14,16 @@ import numpy as np
 import pytest
 from chipwatch_cli import run_chipwatch
 from sqlalchemy import select
-from test_digest_data import NOW, TOPICS, add_article, make_settings, open_db, seed
+from test_digest_data import (
+    BUSY_WEEK,
+    NOW,
+    TOPICS,
+    add_article,
+    make_settings,
+    open_db,
+    seed,
+    seed_busy_week,
+)
 
 from chipwatch.digest import build_digests, preview, send_pending
 from chipwatch.digest.assign import assign, stored_stories
@@ -205,3 +214,48 @@ def test_export_refuses_a_bad_date(config_with_db: tuple[Path, dict[str, int]]) 
     result = run_chipwatch(config, "stories", "--since", "last tuesday")
     assert result.returncode == 2
     assert "--since" in result.stderr and "Traceback" not in result.stderr
+
+
+# The development each BUSY_WEEK article reports (our labels, in the fixture's order).
+BUSY_EVENTS = (
+    "resumed",
+    "resumed",
+    "resumed",
+    "summons",
+    "summons",
+    "revenue",
+    "revenue",
+    "write-off",
+    "bill",
+    "magnets",
+    "magnets",
+)
+
+
+@pytest.mark.parametrize("cap", [1, 10])
+def test_busy_week_every_headline_visible_and_a_story_counts_once(tmp_path: Path, cap: int) -> None:
+    settings = make_settings(tmp_path)
+    settings = settings.__class__(
+        **{**settings.__dict__, "digest": DigestSettings(max_items_per_topic=cap)}
+    )
+    with open_db(settings)() as session:
+        ids = seed_busy_week(session)
+        session.commit()
+        rendered = preview(session, settings, TOPICS, [], tmp_path / "busy.html", now=NOW)
+    shown = [story for section in rendered.sections for story in section.stories]
+    event_of = dict(zip(ids, BUSY_EVENTS, strict=True))
+    # Each development is one story, whole: what a reader sees is one item per development.
+    groups = {frozenset(event_of[i] for i in story.article_ids) for story in shown}
+    assert all(len(g) == 1 for g in groups)
+    for section in rendered.sections:
+        assert len(section.stories) <= cap  # stories are capped, however many articles
+    visible = [row[0] for row in BUSY_WEEK if row[0] in rendered.text]
+    if cap == 10:
+        assert len(visible) == len(BUSY_WEEK)  # every relevant headline, as a lead or under one
+        assert len(shown) == len(set(BUSY_EVENTS))  # every development, once
+    else:
+        # The licensing section holds one story of three articles: all three headlines.
+        licensing = next(s for s in rendered.sections if s.topic_id == "ai-chip-licensing")
+        (story,) = licensing.stories
+        assert len(story.article_ids) == 3
+        assert all(BUSY_WEEK[k][0] in rendered.text for k in range(3))
