@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import sys
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -131,7 +132,8 @@ def anchors(text: str) -> frozenset[str]:
         for word in name_forms(match.group(0)):
             if len(word) >= 3 and word not in _STOP_NAMES and not _DIGIT.search(word):
                 found.add("@" + word)
-    return frozenset(found)
+    # Interned: the same names recur across thousands of articles; one string each.
+    return frozenset(map(sys.intern, found))
 
 
 _ELISION = re.compile(r"^(?:l|d|qu|dell|all|nell|sull)['’]")
@@ -149,6 +151,9 @@ def name_forms(word: str) -> list[str]:
 
 # Anchor kinds by their first character: codes, amounts and percentages, names.
 KINDS = ("#", "%n", "@")
+
+
+_KIND_OF = {"#": 0, "%": 1, "n": 1, "@": 2}
 
 
 def split_kinds(found: frozenset[str]) -> tuple[frozenset[str], ...]:
@@ -210,9 +215,10 @@ class Grouper:
         self._df: dict[str, int] = defaultdict(int, df or {})
         self._total = total or 0
         self.story_of: list[int] = []
-        # per story, per member: anchors by kind and day
-        self._members: list[list[tuple[tuple[frozenset[str], ...], float]]] = []
-        self._union: list[set[str]] = []  # per story: every member's anchors
+        # per story, per member: anchors and day
+        self._members: list[list[tuple[frozenset[str], float]]] = []
+        # per story: every member's anchors (a one-article story shares its member's set)
+        self._union: list[frozenset[str]] = []
         self._languages: list[dict[str, int]] = []  # per story: members per language
         self._sums = np.zeros((0, 0), dtype=np.float32)  # per story: sum of member vectors
         self._sizes = np.zeros(0, dtype=np.float32)  # per story: members
@@ -222,6 +228,7 @@ class Grouper:
         self._pruned_at = 0
         self._idf: dict[str, float] = {}
         self._weights: dict[frozenset[str], float] = {}
+        self._kind_weights: dict[frozenset[str], tuple[float, float, float]] = {}
         # During `add_many`: the batch's products with the story sums as they were at its
         # start, and the stories changed since (their products are computed afresh).
         self._batch_products: np.ndarray | None = None
@@ -236,6 +243,7 @@ class Grouper:
                 self._df[anchor] += 1
         self._idf.clear()
         self._weights.clear()
+        self._kind_weights.clear()
 
     # Rarity weight of an anchor: log(1 + N / df). An anchor the counts show on one
     # article only says nothing about which story it is in, yet would weigh most: 0.
@@ -275,24 +283,47 @@ class Grouper:
         both = self._idf_sum(shared)
         return both / max(self.weight(a) + self.weight(b) - both, 1e-9)
 
-    def overlap_bound(self, a: frozenset[str], story: int) -> float:
-        """At least the overlap with any member: shared anchors are among the story's."""
-        shared = a & self._union[story]
-        return self._idf_sum(shared) / max(self.weight(a), 1e-9) if shared else 0.0
+    def kind_weights(self, found: frozenset[str]) -> tuple[float, float, float]:
+        """Summed rarity of the anchors of each kind (cached for fixed counts)."""
+        cached = self._kind_weights.get(found) if self._fixed_df else None
+        if cached is None:
+            cached = self._by_kind(found)
+            if self._fixed_df:
+                self._kind_weights[found] = cached
+        return cached
 
-    def anchor_score(self, a: Sequence[frozenset[str]], b: Sequence[frozenset[str]]) -> float:
-        """Weighted sum of the overlaps of each kind of anchor (`split_kinds`)."""
+    def _by_kind(self, anchors: Iterable[str]) -> tuple[float, float, float]:
+        sums = [0.0, 0.0, 0.0]
+        cache = self._idf
+        for anchor in anchors:
+            value = cache.get(anchor)
+            sums[_KIND_OF[anchor[0]]] += value if value is not None else self.idf(anchor)
+        return sums[0], sums[1], sums[2]
+
+    def anchor_score(self, a: frozenset[str], b: frozenset[str]) -> float:
+        """Weighted sum of the overlaps (weighted Jaccard) of each kind of anchor: codes,
+        amounts and percentages, names (`KINDS`)."""
+        shared = a & b
+        if not shared:
+            return 0.0
+        both = self._by_kind(shared)
+        mine, theirs = self.kind_weights(a), self.kind_weights(b)
         total = 0.0
-        for weight, mine, theirs in zip(self.params.kind_weights, a, b, strict=True):
-            if weight and mine and theirs:
-                total += weight * self.overlap(mine, theirs)
+        for k, weight in enumerate(self.params.kind_weights):
+            if weight and both[k]:
+                total += weight * both[k] / max(mine[k] + theirs[k] - both[k], 1e-9)
         return total
 
-    def anchor_bound(self, kinds: Sequence[frozenset[str]], story: int) -> float:
+    def anchor_bound(self, a: frozenset[str], story: int) -> float:
+        """At least the anchor score with any member: shared anchors are the story's."""
+        shared = a & self._union[story]
+        if not shared:
+            return 0.0
+        both, mine = self._by_kind(shared), self.kind_weights(a)
         return sum(
-            weight * self.overlap_bound(found, story)
-            for weight, found in zip(self.params.kind_weights, kinds, strict=True)
-            if weight and found
+            weight * both[k] / max(mine[k], 1e-9)
+            for k, weight in enumerate(self.params.kind_weights)
+            if weight and both[k]
         )
 
     def cosine_term(self, cosine: float, cross: float) -> float:
@@ -311,17 +342,17 @@ class Grouper:
         cross = float(a.language != b.language)
         return (
             self.cosine_term(float(a.vector @ b.vector), cross)
-            + self.anchor_score(split_kinds(a.anchors), split_kinds(b.anchors))
+            + self.anchor_score(a.anchors, b.anchors)
             - self.time_penalty(a.day, b.day)
         )
 
-    def _rest_score(self, kinds: Sequence[frozenset[str]], day: float, story: int) -> float:
+    def _rest_score(self, found: frozenset[str], day: float, story: int) -> float:
         """Mean over the members of the anchor and time terms of the pair score (over the
         latest `MAX_LINKED` members of a very large story: its cost stays bounded)."""
         members = self._members[story][-MAX_LINKED:]
         total = 0.0
-        for found, when in members:
-            total += self.anchor_score(kinds, found)
+        for theirs, when in members:
+            total += self.anchor_score(found, theirs)
             total -= self.time_penalty(day, when)
         return total / len(members)
 
@@ -364,23 +395,27 @@ class Grouper:
             self._total += 1
             for anchor in feats.anchors:
                 self._df[anchor] += 1
-        kinds = split_kinds(feats.anchors)
         if story is None:
-            story = self._best_story(feats, kinds)
+            story = self._best_story(feats)
         if story is None:
             story = len(self._members)
         while len(self._members) <= story:
             self._new_story(feats)
-        self._members[story].append((kinds, feats.day))
-        self._union[story] |= feats.anchors
+        self._members[story].append((feats.anchors, feats.day))
+        union = self._union[story]
+        self._union[story] = feats.anchors if not union else union | feats.anchors
         languages = self._languages[story]
         languages[feats.language] = languages.get(feats.language, 0) + 1
         self._sums[story] += feats.vector
         self._sizes[story] += 1
         self._last_day[story] = max(self._last_day[story], feats.day)
         self._open.add(story)
+        limit = self.params.max_anchor_df
         for anchor in feats.anchors:
-            self._index[anchor].add(story)
+            # Only rare anchors are looked up (blocking, prefilter): with fixed counts a
+            # common one is known, and indexing it would cost memory for nothing.
+            if not self._fixed_df or self._df.get(anchor, 0) <= limit:
+                self._index[anchor].add(story)
         self.story_of.append(story)
         return story
 
@@ -395,7 +430,7 @@ class Grouper:
             self._sizes = np.concatenate([self._sizes, np.zeros(capacity - count, np.float32)])
             self._last_day = np.concatenate([self._last_day, np.zeros(capacity - count)])
         self._members.append([])
-        self._union.append(set())
+        self._union.append(frozenset())
         self._languages.append({})
         self._last_day[count] = feats.day
 
@@ -427,7 +462,7 @@ class Grouper:
         return rows[keep], means[keep]
 
     def _prefilter(
-        self, feats: Features, kinds: Sequence[frozenset[str]], rows: np.ndarray, means: np.ndarray
+        self, feats: Features, rows: np.ndarray, means: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Drop, in one vectorised step, the candidates that cannot reach the threshold:
         a story sharing none of the article's rare anchors (df <= max_anchor_df) can
@@ -435,16 +470,18 @@ class Grouper:
         params = self.params
         limit = params.max_anchor_df
         rare: set[int] = set()
-        common_bound = 0.0
-        for weight, found in zip(params.kind_weights, kinds, strict=True):
-            if not weight or not found:
-                continue
-            common = [a for a in found if self._df.get(a, 0) > limit]
-            for anchor in found:
-                if self._df.get(anchor, 0) <= limit:
-                    rare |= self._index.get(anchor, set())
-            if common:
-                common_bound += weight * self._idf_sum(common) / max(self.weight(found), 1e-9)
+        common = []
+        for anchor in feats.anchors:
+            if self._df.get(anchor, 0) <= limit:
+                rare |= self._index.get(anchor, set())
+            else:
+                common.append(anchor)
+        both, mine = self._by_kind(common), self.kind_weights(feats.anchors)
+        common_bound = sum(
+            weight * both[k] / max(mine[k], 1e-9)
+            for k, weight in enumerate(params.kind_weights)
+            if weight and both[k]
+        )
         terms = np.maximum(self.cosine_term_many(means, 0.0), self.cosine_term_many(means, 1.0))
         keep = terms + common_bound >= params.threshold
         if rare:
@@ -457,10 +494,10 @@ class Grouper:
             params.cross_language_bonus * cross
         )
 
-    def _best_story(self, feats: Features, kinds: Sequence[frozenset[str]]) -> int | None:
+    def _best_story(self, feats: Features) -> int | None:
         rows, mean_cosine = self._candidates(feats)
         if len(rows):
-            rows, mean_cosine = self._prefilter(feats, kinds, rows, mean_cosine)
+            rows, mean_cosine = self._prefilter(feats, rows, mean_cosine)
         if not len(rows):
             return None
         params = self.params
@@ -482,9 +519,9 @@ class Grouper:
                 size = len(self._members[story])
                 cross = (size - self._languages[story].get(feats.language, 0)) / size
             term = self.cosine_term(cosine, cross)
-            if term + self.anchor_bound(kinds, story) < best_score:
+            if term + self.anchor_bound(feats.anchors, story) < best_score:
                 continue
-            score = term + self._rest_score(kinds, feats.day, story)
+            score = term + self._rest_score(feats.anchors, feats.day, story)
             if score >= best_score:
                 best, best_score = story, score
         return best
