@@ -1,7 +1,7 @@
 """Calibrate and score story grouping on the labelled dev events (B-cubed).
 
     .venv/bin/python scripts/calibrate_stories.py [--folds 2] [--repeats 10] [--cache DIR]
-        [--fit]
+        [--grid-only]
 
 Reads ../shared/eval/dev.jsonl and dev_events.jsonl at run time (third-party text, never
 copied into the project). The 69 relevant articles are grouped as the digest groups
@@ -12,7 +12,7 @@ information, as in that test.
 
 Cross-validation leaves events out: the events are split into folds; the parameters
 are chosen on the other folds' articles and scored on the held-out fold's articles.
-With --fit, the pair model is fitted too, inside each training fold: a logistic
+The pair model is fitted inside each training fold (unless --grid-only): a logistic
 regression on the training pairs (centred cosine, its product with "different
 languages", "different languages", the overlap of codes, of amounts and of names),
 its weights scaled to the cosine's, then the threshold chosen on the fold's B-cubed.
@@ -55,7 +55,7 @@ ANCHOR_WEIGHTS = [0.0, 0.25, 0.5, 0.75, 1.0]
 LEAD_CHARS = [300, 600, 1000]
 DAYS = 6.0
 FULL_GRID = False
-FIT = False
+FIT = True
 BONUSES = [0.0, 0.1, 0.2]
 
 
@@ -259,12 +259,16 @@ def best(dev: Dev, candidates: Sequence[GroupingParams], subset: Sequence[int]) 
     return max(candidates, key=lambda p: (dev.score(p, subset)[2], -p.threshold))
 
 
+Pairs = dict[str, list[int]]  # language pair -> [same-event pairs, joined, put together]
+
+
 def cross_validate(
     dev: Dev, folds: int, repeats: int
-) -> tuple[list[tuple[float, float, float]], Counter[str]]:
+) -> tuple[list[tuple[float, float, float]], Counter[str], Pairs]:
     events = sorted(set(dev.gold))
     candidates = grid(GroupingParams())
     held_out, chosen = [], Counter()
+    pairs: Pairs = defaultdict(lambda: [0, 0, 0])
     for repeat in range(repeats):
         shuffled = events[:]
         random.Random(repeat).shuffle(shuffled)
@@ -275,7 +279,13 @@ def cross_validate(
             params = best(dev, candidates, train)
             chosen[describe(params)] += 1
             held_out.append(dev.score(params, test))
-    return held_out, chosen
+            langs = [dev.langs[i] for i in test]
+            gold = [dev.gold[i] for i in test]
+            for seed in range(len(dev.days)):
+                assigned = group(dev.features(params.lead_chars, seed, test), params)
+                for key, counts in cross_language(assigned, gold, langs).items():
+                    pairs[key] = [a + b for a, b in zip(pairs[key], counts, strict=True)]
+    return held_out, chosen, pairs
 
 
 def describe(params: GroupingParams) -> str:
@@ -291,30 +301,36 @@ def report_params(dev: Dev, params: GroupingParams, label: str) -> None:
     everyone = list(range(len(dev.gold)))
     p, r, f = dev.score(params, everyone)
     print(f"{label}: B-cubed P {p:.3f} R {r:.3f} F1 {f:.3f}")
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    totals: Pairs = defaultdict(lambda: [0, 0, 0])
     for seed in range(len(dev.days)):
         assigned = group(dev.features(params.lead_chars, seed, everyone), params)
         for key, (same, joined, together) in cross_language(assigned, dev.gold, dev.langs).items():
             totals[key][0] += same
             totals[key][1] += joined
             totals[key][2] += together
+    report_pairs(totals)
+    singles = bcubed(everyone, dev.gold)
+    print(f"  (every article alone: P {singles[0]:.3f} R {singles[1]:.3f} F1 {singles[2]:.3f})")
+
+
+def report_pairs(totals: Pairs) -> None:
+    """Cross-language pairs: of the same-event ones, the share put together (recall), and
+    of those put together, the share that are one event (precision); per language pair."""
     same = sum(v[0] for v in totals.values())
     joined = sum(v[1] for v in totals.values())
     together = sum(v[2] for v in totals.values())
     print(
         f"  cross-language same-event pairs put together: {joined / max(same, 1):.3f} "
-        f"({joined / len(dev.days):.1f} of {same / len(dev.days):.0f}); "
+        f"({joined} of {same} pair-runs); "
         f"precision of cross-language pairs put together: {joined / max(together, 1):.3f}"
     )
     for key in sorted(totals):
         s, j, t = totals[key]
         if s or t:
             print(
-                f"  {key}: recall {j / max(s, 1):.2f} of {s / len(dev.days):.0f} pairs, "
-                f"precision {j / max(t, 1):.2f}"
+                f"  {key}: recall {j / max(s, 1):.2f} ({j} of {s}), "
+                f"precision {j / max(t, 1):.2f} ({j} of {t})"
             )
-    singles = bcubed(everyone, dev.gold)
-    print(f"  (every article alone: P {singles[0]:.3f} R {singles[1]:.3f} F1 {singles[2]:.3f})")
 
 
 def main() -> int:
@@ -325,16 +341,21 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=None, help="keep dev embeddings here")
     parser.add_argument("--full-grid", action="store_true")
-    parser.add_argument("--fit", action="store_true", help="fit the pair model in each fold")
+    parser.add_argument(
+        "--grid-only",
+        action="store_true",
+        help="do not fit the pair model: search threshold and bonus around the defaults "
+        "(whose weights were fitted on all dev: in-sample, for comparison only)",
+    )
     args = parser.parse_args()
     global FULL_GRID, FIT  # noqa: PLW0603 - script-level switches
-    FULL_GRID, FIT = args.full_grid, args.fit
+    FULL_GRID, FIT = args.full_grid, not args.grid_only
     if not (args.eval_dir / "dev_events.jsonl").exists():
         print(f"no labelled events at {args.eval_dir}: nothing to calibrate", file=sys.stderr)
         return 2
     rows, events = load(args.eval_dir)
     dev = Dev(rows, events, args.cache, args.seeds)
-    held_out, chosen = cross_validate(dev, args.folds, args.repeats)
+    held_out, chosen, pairs = cross_validate(dev, args.folds, args.repeats)
     p, r, f = (float(np.mean([h[k] for h in held_out])) for k in range(3))
     print(
         f"cross-validated ({args.folds} folds of events x {args.repeats}): "
@@ -343,6 +364,8 @@ def main() -> int:
     print(
         f"  F1 range over folds {min(h[2] for h in held_out):.3f}-{max(h[2] for h in held_out):.3f}"
     )
+    print("  held-out cross-language pairs (pairs within a test fold, over folds and seeds):")
+    report_pairs(pairs)
     print("  parameters chosen on the training folds:")
     for text, count in chosen.most_common(8):
         print(f"    {count}x {text}")

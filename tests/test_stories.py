@@ -275,3 +275,21 @@ def test_a_batch_groups_as_one_by_one() -> None:
         + batched.add_many(feats[120:])
     )
     assert got == expected and len(set(expected)) > 20
+
+
+def test_story_sums_in_blocks_group_as_one_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chipwatch.digest import grouping
+
+    rng = np.random.default_rng(5)
+    centres = rng.standard_normal((40, 16))
+    feats = []
+    for k in range(150):
+        vector = centres[int(rng.integers(40))] + 0.5 * rng.standard_normal(16)
+        vector /= np.linalg.norm(vector)
+        feats.append(Features(vector.astype(np.float32), frozenset(), k / 40))
+    for dense_limit in (4096, 10):  # the dense path, then blocking past 10 stories
+        params = GroupingParams(threshold=0.5, dense_limit=dense_limit)
+        whole = grouping.group(feats, params)
+        monkeypatch.setattr(grouping, "SUM_BLOCK", 7)  # many blocks of 7 stories
+        assert grouping.group(feats, params) == whole and len(set(whole)) > 14
+        monkeypatch.undo()

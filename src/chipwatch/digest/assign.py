@@ -78,28 +78,25 @@ class StoryAssigner:
         self.grouper = Grouper(params, {}, 0)
         self.centre = _Centre()
         self.story_of_index: dict[int, int] = {}
-        stored = repo.open_members(session, since)
-        if len(stored):
-            self._seed(stored)
+        self._seed(session, since)
 
-    def _seed(self, stored: repo.StoredWindow) -> None:
-        """Replay the stored members into the grouper, a chunk at a time (no float32
-        copy of the whole window)."""
-        self.grouper.count(stored.anchors)
-        for start in range(0, len(stored), SEED_CHUNK):
-            part = slice(start, start + SEED_CHUNK)
-            vectors = unit_vectors(stored.vectors[part].astype(np.float32))
-            self.centre.update(vectors, stored.languages[part])
+    def _seed(self, session: Session, since: datetime) -> None:
+        """Replay the stored members into the grouper. Two passes over the streamed
+        window: the anchor counts and language means first (every member is centred and
+        weighed as the whole window says), then each member into its story. The window
+        is never held whole: only what the grouper keeps of each member stays."""
+        for part in repo.open_members(session, since, chunk=SEED_CHUNK):
+            self.grouper.count(part.anchors)
+            self.centre.update(unit_vectors(part.vectors.astype(np.float32)), part.languages)
         index_of: dict[int, int] = {}
-        for start in range(0, len(stored), SEED_CHUNK):
-            part = slice(start, start + SEED_CHUNK)
-            vectors = unit_vectors(stored.vectors[part].astype(np.float32))
-            centred = self.centre.apply(vectors, stored.languages[part])
-            for k in range(len(centred)):
-                at = start + k
-                index = index_of.setdefault(stored.story_ids[at], len(index_of))
-                day = day_of(stored.published[at])
-                feats = Features(centred[k], stored.anchors[at], day, stored.languages[at])
+        for part in repo.open_members(session, since, chunk=SEED_CHUNK):
+            centred = self.centre.apply(
+                unit_vectors(part.vectors.astype(np.float32)), part.languages
+            )
+            for k in range(len(part)):
+                index = index_of.setdefault(part.story_ids[k], len(index_of))
+                day = day_of(part.published[k])
+                feats = Features(centred[k], part.anchors[k], day, part.languages[k])
                 self.grouper.add(feats, index)
         self.story_of_index = {index: story for story, index in index_of.items()}
 

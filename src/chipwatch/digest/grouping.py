@@ -191,6 +191,39 @@ def anchor_text(title: str, text: str) -> str:
 
 
 MAX_LINKED = 64
+SUM_BLOCK = 4096  # story sums are kept in blocks of this many rows
+
+
+class StorySums:
+    """Per story, the sum of its members' vectors: float32 rows in fixed blocks, so a
+    growing window never copies (nor holds twice) one large matrix."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+        self.count = 0
+
+    def append(self, dims: int) -> None:
+        if self.count == len(self.blocks) * SUM_BLOCK:
+            self.blocks.append(np.zeros((SUM_BLOCK, dims), dtype=np.float32))
+        self.count += 1
+
+    def add(self, story: int, vector: np.ndarray) -> None:
+        self.blocks[story // SUM_BLOCK][story % SUM_BLOCK] += vector
+
+    def head(self, count: int) -> np.ndarray:
+        """The first `count` rows (a view while they fit in one block)."""
+        if count <= SUM_BLOCK:
+            return self.blocks[0][:count]
+        whole = np.concatenate(self.blocks)
+        return whole[:count]
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), self.blocks[0].shape[1]), dtype=np.float32)
+        blocks, offsets = np.divmod(rows, SUM_BLOCK)
+        for block in np.unique(blocks):
+            where = blocks == block
+            out[where] = self.blocks[int(block)][offsets[where]]
+        return out
 
 
 class Grouper:
@@ -220,7 +253,7 @@ class Grouper:
         # per story: every member's anchors (a one-article story shares its member's set)
         self._union: list[frozenset[str]] = []
         self._languages: list[dict[str, int]] = []  # per story: members per language
-        self._sums = np.zeros((0, 0), dtype=np.float32)  # per story: sum of member vectors
+        self._sums = StorySums()  # per story: sum of member vectors
         self._sizes = np.zeros(0, dtype=np.float32)  # per story: members
         self._last_day = np.zeros(0, dtype=np.float64)  # per story: latest member's day
         self._index: dict[str, set[int]] = defaultdict(set)  # anchor -> story indices
@@ -364,7 +397,7 @@ class Grouper:
         if not batch or not count or count > self.params.dense_limit:
             return [self.add(feats) for feats in batch]
         vectors = np.stack([feats.vector for feats in batch]).astype(np.float32)
-        self._batch_products = vectors @ self._sums[:count].T  # (batch, stories)
+        self._batch_products = vectors @ self._sums.head(count).T  # (batch, stories)
         self._batch_stories, self._touched = count, set()
         try:
             stories = []
@@ -379,14 +412,14 @@ class Grouper:
     def _products(self, vector: np.ndarray, count: int) -> np.ndarray:
         """Dot products of the vector with the first `count` story sums."""
         if self._batch_products is None:
-            return self._sums[:count] @ vector
+            return self._sums.head(count) @ vector
         known = self._batch_stories
         products = np.empty(count, dtype=np.float32)
         products[:known] = self._batch_products[self._batch_row]
         fresh = [s for s in self._touched if s < known] + list(range(known, count))
         if fresh:
             rows = np.asarray(fresh, dtype=np.int64)
-            products[rows] = self._sums[rows] @ vector
+            products[rows] = self._sums.take(rows) @ vector
         return products
 
     def add(self, feats: Features, story: int | None = None) -> int:
@@ -406,7 +439,7 @@ class Grouper:
         self._union[story] = feats.anchors if not union else union | feats.anchors
         languages = self._languages[story]
         languages[feats.language] = languages.get(feats.language, 0) + 1
-        self._sums[story] += feats.vector
+        self._sums.add(story, feats.vector)
         self._sizes[story] += 1
         self._last_day[story] = max(self._last_day[story], feats.day)
         self._open.add(story)
@@ -421,12 +454,9 @@ class Grouper:
 
     def _new_story(self, feats: Features) -> None:
         count = len(self._members)
-        if count >= len(self._sums):  # grow the matrix of sums by doubling
-            capacity = max(count + count // 2, 64)  # grow by half: bounded slack
-            grown = np.zeros((capacity, len(feats.vector)), dtype=np.float32)
-            if count:
-                grown[:count] = self._sums[:count]
-            self._sums = grown
+        self._sums.append(len(feats.vector))
+        if count >= len(self._sizes):  # small per-story columns grow by half
+            capacity = max(count + count // 2, 64)
             self._sizes = np.concatenate([self._sizes, np.zeros(capacity - count, np.float32)])
             self._last_day = np.concatenate([self._last_day, np.zeros(capacity - count)])
         self._members.append([])
@@ -457,7 +487,7 @@ class Grouper:
                 pool |= self._index.get(anchor, set())
         rows = np.fromiter(pool, dtype=np.int64, count=len(pool))
         rows = rows[self._last_day[rows] >= limit]
-        means = (self._sums[rows] @ feats.vector) / self._sizes[rows]
+        means = (self._sums.take(rows) @ feats.vector) / self._sizes[rows]
         keep = means >= self.params.min_cosine
         return rows[keep], means[keep]
 

@@ -8,7 +8,7 @@ the stories still open, so nothing is embedded or re-clustered twice.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,8 +25,8 @@ VECTOR_DTYPE = np.float16  # 1 KB per article for 512 dimensions; cosines change
 
 @dataclass(frozen=True)
 class StoredWindow:
-    """The members of the open stories, column by column (one float16 matrix of vectors:
-    100,000 members take 100 MB, not a Python object each)."""
+    """Members of the open stories, column by column (one float16 matrix of vectors, not
+    a Python object each); `open_members` yields the window as a series of these."""
 
     article_ids: list[int]
     story_ids: list[int]
@@ -65,8 +65,11 @@ def story_ids(session: Session, article_ids: Sequence[int]) -> dict[int, int]:
     return found
 
 
-def open_members(session: Session, since: datetime, dims: int = 512) -> StoredWindow:
-    """Every member of the stories that have an article published since `since`."""
+def open_members(
+    session: Session, since: datetime, dims: int = 512, chunk: int = 8192
+) -> Iterator[StoredWindow]:
+    """Every member of the stories that have an article published since `since`, oldest
+    first, `chunk` members at a time (the window is streamed, never held whole)."""
     recent = (
         select(StoryMemberRow.story_id)
         .join(ArticleRow, ArticleRow.id == StoryMemberRow.article_id)
@@ -85,30 +88,20 @@ def open_members(session: Session, since: datetime, dims: int = 512) -> StoredWi
         .join(ArticleRow, ArticleRow.id == StoryMemberRow.article_id)
         .where(StoryMemberRow.story_id.in_(recent))
         .order_by(ArticleRow.published_at, StoryMemberRow.article_id)
+        .execution_options(yield_per=chunk)
     )
-    window = StoredWindow([], [], np.zeros((0, dims), dtype=VECTOR_DTYPE), [], [], [])
-    chunks: list[np.ndarray] = []
-    while rows := result.fetchmany(10_000):
-        chunk = np.empty((len(rows), dims), dtype=VECTOR_DTYPE)
+    while rows := result.fetchmany(chunk):
+        vectors = np.empty((len(rows), dims), dtype=VECTOR_DTYPE)
+        window = StoredWindow([], [], vectors, [], [], [])
         for k, (article_id, story_id, vector, anchors, published, language) in enumerate(rows):
             window.article_ids.append(int(article_id))
             window.story_ids.append(int(story_id))
-            chunk[k] = np.frombuffer(vector, dtype=VECTOR_DTYPE)
+            vectors[k] = np.frombuffer(vector, dtype=VECTOR_DTYPE)
             # Interned: the same names recur across members; one copy of each string.
             window.anchors.append(frozenset(map(sys.intern, anchors or ())))
             window.published.append(published)
             window.languages.append(language or "")
-        chunks.append(chunk)
-    if chunks:
-        window = StoredWindow(
-            window.article_ids,
-            window.story_ids,
-            np.vstack(chunks),
-            window.anchors,
-            window.published,
-            window.languages,
-        )
-    return window
+        yield window
 
 
 def save_members(session: Session, members: Sequence[NewMember], now: datetime) -> None:
