@@ -59,6 +59,7 @@ def items_of(session, now=NOW):  # noqa: ANN001, ANN201
     return select_items(session, READER, DigestSettings(lookback_days=7), now)
 
 
+@pytest.mark.usefixtures("database_url")  # SQLite and PostgreSQL: the window is streamed
 def test_a_new_article_joins_its_story_without_regrouping(tmp_path: Path) -> None:
     factory = open_db(make_settings(tmp_path))
     with factory() as session:
