@@ -29,7 +29,7 @@ from chipwatch.store import stories as repo
 from chipwatch.store.classifications import ClassifiedArticle
 
 EXCERPT_CHARS = 300  # the export carries no excerpt; the items need one for the lead choice
-GROUP_BATCH = 2000  # articles loaded at a time when grouping a backlog
+GROUP_BATCH = 5000  # articles loaded (and committed) at a time when grouping a backlog
 
 
 def group_all(
@@ -43,13 +43,14 @@ def group_all(
         return 0
     since = earliest - timedelta(days=params.window_days)
     assigner = StoryAssigner(session, since, embed or default_embedder(), params)
-    done = 0
-    while rows := repo.ungrouped_relevant(session, limit=GROUP_BATCH):
+    done, after = 0, None
+    while rows := repo.ungrouped_relevant(session, limit=GROUP_BATCH, after=after):
         items = [to_item(row, EXCERPT_CHARS) for row in rows]
         assigner.add(items)
         session.commit()
         session.expunge_all()  # the batch's rows are not needed any more
         done += len(items)
+        after = (rows[-1].published_at, rows[-1].id)
     return done
 
 

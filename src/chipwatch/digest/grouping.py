@@ -128,12 +128,19 @@ def anchors(text: str) -> frozenset[str]:
         # A percentage counts once; years are too common to identify anything.
         if len(value) >= 2 and value not in percents and not _is_year(value):
             found.add("n" + value)
-    for match in _NAME.finditer(text):
-        for word in name_forms(match.group(0)):
-            if len(word) >= 3 and word not in _STOP_NAMES and not _DIGIT.search(word):
-                found.add("@" + word)
+    for word in _NAME.findall(text):
+        found.update(_name_anchors(word))
     # Interned: the same names recur across thousands of articles; one string each.
     return frozenset(map(sys.intern, found))
+
+
+@functools.lru_cache(maxsize=65536)  # names repeat across articles: each word once
+def _name_anchors(word: str) -> tuple[str, ...]:
+    return tuple(
+        "@" + form
+        for form in name_forms(word)
+        if len(form) >= 3 and form not in _STOP_NAMES and not _DIGIT.search(form)
+    )
 
 
 _ELISION = re.compile(r"^(?:l|d|qu|dell|all|nell|sull)['’]")

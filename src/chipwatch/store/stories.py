@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import insert, select
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session
 
 from chipwatch.store.classifications import ClassifiedArticle, classified_of
@@ -123,9 +123,14 @@ def save_members(session: Session, members: Sequence[NewMember], now: datetime) 
 
 
 def ungrouped_relevant(
-    session: Session, since: datetime | None = None, limit: int | None = None
+    session: Session,
+    since: datetime | None = None,
+    limit: int | None = None,
+    after: tuple[datetime, int] | None = None,
 ) -> list[ClassifiedArticle]:
-    """Relevant stored articles not in a story yet (oldest first, at most `limit`)."""
+    """Relevant stored articles not in a story yet (oldest first, at most `limit`; with
+    `after`, only those after that (published, id): a backlog is read page by page along
+    the publication index instead of sorting what is left at every page)."""
     query = (
         select(ArticleRow, ClassificationRow)
         .join(ClassificationRow, ClassificationRow.article_id == ArticleRow.id)
@@ -135,6 +140,14 @@ def ungrouped_relevant(
     )
     if since is not None:
         query = query.where(ArticleRow.published_at >= since)
+    if after is not None:
+        published, article_id = after
+        query = query.where(
+            or_(
+                ArticleRow.published_at > published,
+                and_(ArticleRow.published_at == published, ArticleRow.id > article_id),
+            )
+        )
     if limit is not None:
         query = query.limit(limit)
     return [classified_of(a, c) for a, c in session.execute(query).tuples()]
