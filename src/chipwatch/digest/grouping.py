@@ -30,7 +30,7 @@ import re
 import sys
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -256,19 +256,21 @@ class Grouper:
         self._total = total or 0
         self.story_of: list[int] = []
         # per story, per member: anchors and day
-        self._members: list[list[tuple[frozenset[str], float]]] = []
+        # (a tuple, not a set: a fifth of the memory; intersections take any iterable)
+        self._members: list[list[tuple[tuple[str, ...], float]]] = []
         # per story: every member's anchors (a one-article story shares its member's set)
-        self._union: list[frozenset[str]] = []
+        self._union: list[frozenset[str] | tuple[str, ...]] = []
         self._languages: list[dict[str, int]] = []  # per story: members per language
         self._sums = StorySums()  # per story: sum of member vectors
         self._sizes = np.zeros(0, dtype=np.float32)  # per story: members
         self._last_day = np.zeros(0, dtype=np.float64)  # per story: latest member's day
-        self._index: dict[str, set[int]] = defaultdict(set)  # anchor -> story indices
+        # anchor -> the story carrying it, or a set once several do (most anchors: one)
+        self._index: dict[str, int | set[int]] = {}
         self._open: set[int] = set()
         self._pruned_at = 0
         self._idf: dict[str, float] = {}
         self._weights: dict[frozenset[str], float] = {}
-        self._kind_weights: dict[frozenset[str], tuple[float, float, float]] = {}
+        self._kind_weights: dict[Collection[str], tuple[float, float, float]] = {}
         # During `add_many`: the batch's products with the story sums as they were at its
         # start, and the stories changed since (their products are computed afresh).
         self._batch_products: np.ndarray | None = None
@@ -323,7 +325,7 @@ class Grouper:
         both = self._idf_sum(shared)
         return both / max(self.weight(a) + self.weight(b) - both, 1e-9)
 
-    def kind_weights(self, found: frozenset[str]) -> tuple[float, float, float]:
+    def kind_weights(self, found: Collection[str]) -> tuple[float, float, float]:
         """Summed rarity of the anchors of each kind (cached for fixed counts)."""
         cached = self._kind_weights.get(found) if self._fixed_df else None
         if cached is None:
@@ -340,10 +342,10 @@ class Grouper:
             sums[_KIND_OF[anchor[0]]] += value if value is not None else self.idf(anchor)
         return sums[0], sums[1], sums[2]
 
-    def anchor_score(self, a: frozenset[str], b: frozenset[str]) -> float:
+    def anchor_score(self, a: frozenset[str], b: Collection[str]) -> float:
         """Weighted sum of the overlaps (weighted Jaccard) of each kind of anchor: codes,
         amounts and percentages, names (`KINDS`)."""
-        shared = a & b
+        shared = a.intersection(b)
         if not shared:
             return 0.0
         both = self._by_kind(shared)
@@ -356,7 +358,7 @@ class Grouper:
 
     def anchor_bound(self, a: frozenset[str], story: int) -> float:
         """At least the anchor score with any member: shared anchors are the story's."""
-        shared = a & self._union[story]
+        shared = a.intersection(self._union[story])
         if not shared:
             return 0.0
         both, mine = self._by_kind(shared), self.kind_weights(a)
@@ -441,9 +443,10 @@ class Grouper:
             story = len(self._members)
         while len(self._members) <= story:
             self._new_story(feats)
-        self._members[story].append((feats.anchors, feats.day))
+        kept = tuple(feats.anchors)
+        self._members[story].append((kept, feats.day))
         union = self._union[story]
-        self._union[story] = feats.anchors if not union else union | feats.anchors
+        self._union[story] = kept if not union else feats.anchors.union(union)
         languages = self._languages[story]
         languages[feats.language] = languages.get(feats.language, 0) + 1
         self._sums.add(story, feats.vector)
@@ -455,9 +458,21 @@ class Grouper:
             # Only rare anchors are looked up (blocking, prefilter): with fixed counts a
             # common one is known, and indexing it would cost memory for nothing.
             if not self._fixed_df or self._df.get(anchor, 0) <= limit:
-                self._index[anchor].add(story)
+                known = self._index.get(anchor)
+                if known is None:
+                    self._index[anchor] = story
+                elif isinstance(known, set):
+                    known.add(story)
+                elif known != story:
+                    self._index[anchor] = {known, story}
         self.story_of.append(story)
         return story
+
+    def _stories_with(self, anchor: str) -> Iterable[int]:
+        known = self._index.get(anchor)
+        if known is None:
+            return ()
+        return known if isinstance(known, set) else (known,)
 
     def _new_story(self, feats: Features) -> None:
         count = len(self._members)
@@ -467,7 +482,7 @@ class Grouper:
             self._sizes = np.concatenate([self._sizes, np.zeros(capacity - count, np.float32)])
             self._last_day = np.concatenate([self._last_day, np.zeros(capacity - count)])
         self._members.append([])
-        self._union.append(frozenset())
+        self._union.append(())
         self._languages.append({})
         self._last_day[count] = feats.day
 
@@ -491,7 +506,7 @@ class Grouper:
         pool: set[int] = set()
         for anchor in feats.anchors:
             if self._df.get(anchor, 0) <= self.params.max_anchor_df:
-                pool |= self._index.get(anchor, set())
+                pool.update(self._stories_with(anchor))
         rows = np.fromiter(pool, dtype=np.int64, count=len(pool))
         rows = rows[self._last_day[rows] >= limit]
         means = (self._sums.take(rows) @ feats.vector) / self._sizes[rows]
@@ -510,7 +525,7 @@ class Grouper:
         common = []
         for anchor in feats.anchors:
             if self._df.get(anchor, 0) <= limit:
-                rare |= self._index.get(anchor, set())
+                rare.update(self._stories_with(anchor))
             else:
                 common.append(anchor)
         both, mine = self._by_kind(common), self.kind_weights(feats.anchors)
