@@ -240,6 +240,7 @@ def main() -> int:
             t2, c2 = time.perf_counter(), time.process_time()
             grouped = group_all(session, embed)
             t3, c3 = time.perf_counter(), time.process_time()
+            peak_backlog = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             with engine.begin() as connection:
                 connection.execute(
                     ClassificationRow.__table__.update()
@@ -270,7 +271,8 @@ def main() -> int:
     print(f"B-cubed vs generated events: P {p:.3f} R {r:.3f} F1 {f:.3f}")
     print(
         f"RSS: {rss_before / 2**20:.0f} MiB before grouping, "
-        f"{process.memory_info().rss / 2**20:.0f} MiB after, peak {peak:.0f} MiB (target < 500)"
+        f"{process.memory_info().rss / 2**20:.0f} MiB after, peak {peak:.0f} MiB (target < 500; "
+        f"{peak_backlog:.0f} MiB by the end of the backlog)"
     )
     print(
         f"USE (multilingual) on this machine: {per_article * 1000:.0f} ms per article "

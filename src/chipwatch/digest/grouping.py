@@ -225,11 +225,13 @@ class StorySums:
         return whole[:count]
 
     def take(self, rows: np.ndarray) -> np.ndarray:
+        if len(self.blocks) == 1:
+            return self.blocks[0][rows]
         out = np.empty((len(rows), self.blocks[0].shape[1]), dtype=np.float32)
         blocks, offsets = np.divmod(rows, SUM_BLOCK)
-        for block in np.unique(blocks):
+        for block in set(blocks.tolist()):
             where = blocks == block
-            out[where] = self.blocks[int(block)][offsets[where]]
+            out[where] = self.blocks[block][offsets[where]]
         return out
 
 
@@ -537,7 +539,9 @@ class Grouper:
         terms = np.maximum(self.cosine_term_many(means, 0.0), self.cosine_term_many(means, 1.0))
         keep = terms + common_bound >= params.threshold
         if rare:
-            keep |= np.isin(rows, np.fromiter(rare, dtype=np.int64, count=len(rare)))
+            marked = np.zeros(len(self._members), dtype=bool)
+            marked[np.fromiter(rare, dtype=np.int64, count=len(rare))] = True
+            keep |= marked[rows]
         return rows[keep], means[keep]
 
     def cosine_term_many(self, cosines: np.ndarray, cross: float) -> np.ndarray:
