@@ -30,7 +30,7 @@ from chipwatch.store import stories as repo
 
 EMBED_BATCH = 256  # articles embedded at a time: bounds memory on a large backlog
 CENTRE_PRIOR = 5.0  # as grouping.centre: pseudo-articles shrinking each mean
-SEED_CHUNK = 8192  # stored members centred at a time
+SEED_CHUNK = 4096  # stored members read and centred at a time
 
 
 class _Centre:

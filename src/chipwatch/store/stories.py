@@ -31,7 +31,7 @@ class StoredWindow:
     article_ids: list[int]
     story_ids: list[int]
     vectors: np.ndarray  # float16, one row per member
-    anchors: list[frozenset[str]]
+    anchors: list[tuple[str, ...]]
     published: list[datetime]
     languages: list[str]
 
@@ -98,7 +98,7 @@ def open_members(
             window.story_ids.append(int(story_id))
             vectors[k] = np.frombuffer(vector, dtype=VECTOR_DTYPE)
             # Interned: the same names recur across members; one copy of each string.
-            window.anchors.append(frozenset(map(sys.intern, anchors or ())))
+            window.anchors.append(tuple(map(sys.intern, anchors or ())))
             window.published.append(published)
             window.languages.append(language or "")
         yield window
