@@ -174,6 +174,47 @@ def classified_of(article: ArticleRow, row: ClassificationRow) -> ClassifiedArti
     return _classified(article, row)
 
 
+# The columns of a ClassifiedArticle, for bulk reads that need no ORM objects.
+CLASSIFIED_COLUMNS = (
+    ArticleRow.id,
+    ArticleRow.title,
+    ArticleRow.text,
+    ArticleRow.source_name,
+    ArticleRow.url,
+    ArticleRow.language,
+    ArticleRow.published_at,
+    ArticleRow.fetched_at,
+    ArticleRow.text_kind,
+    ClassificationRow.relevance,
+    ClassificationRow.topics,
+    ClassificationRow.topic_scores,
+    ClassificationRow.novel,
+    ClassificationRow.language.label("classified_language"),
+    ClassificationRow.evidence,
+)
+
+
+def classified_of_columns(row: Any) -> ClassifiedArticle:
+    """A ClassifiedArticle from a row of `CLASSIFIED_COLUMNS` (as `classified_of`)."""
+    return ClassifiedArticle(
+        id=row.id,
+        title=row.title or "",
+        text=row.text or "",
+        source_name=row.source_name or "",
+        url=row.url,
+        language=row.language or "",
+        published_at=row.published_at,
+        fetched_at=row.fetched_at,
+        relevance=float(row.relevance),
+        topics=tuple(row.topics or ()),
+        topic_scores={str(k): float(v) for k, v in (row.topic_scores or {}).items()},
+        novel=bool(row.novel),
+        classified_language=row.classified_language or "",
+        evidence=dict(row.evidence or {}),
+        text_kind=row.text_kind,
+    )
+
+
 def _classified(article: ArticleRow, row: ClassificationRow) -> ClassifiedArticle:
     return ClassifiedArticle(
         id=article.id,

@@ -16,7 +16,12 @@ import numpy as np
 from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session
 
-from chipwatch.store.classifications import ClassifiedArticle, classified_of
+from chipwatch.store.classifications import (
+    CLASSIFIED_COLUMNS,
+    ClassifiedArticle,
+    classified_of,
+    classified_of_columns,
+)
 from chipwatch.store.lookup import PARAMS_PER_QUERY
 from chipwatch.store.models import ArticleRow, ClassificationRow, DeliveryRow, StoryMemberRow
 
@@ -132,7 +137,7 @@ def ungrouped_relevant(
     `after`, only those after that (published, id): a backlog is read page by page along
     the publication index instead of sorting what is left at every page)."""
     query = (
-        select(ArticleRow, ClassificationRow)
+        select(*CLASSIFIED_COLUMNS)  # columns, not ORM objects: a backlog is large
         .join(ClassificationRow, ClassificationRow.article_id == ArticleRow.id)
         .outerjoin(StoryMemberRow, StoryMemberRow.article_id == ArticleRow.id)
         .where(ClassificationRow.relevant.is_(True), StoryMemberRow.article_id.is_(None))
@@ -150,7 +155,7 @@ def ungrouped_relevant(
         )
     if limit is not None:
         query = query.limit(limit)
-    return [classified_of(a, c) for a, c in session.execute(query).tuples()]
+    return [classified_of_columns(row) for row in session.execute(query)]
 
 
 def earliest_ungrouped(session: Session) -> datetime | None:
