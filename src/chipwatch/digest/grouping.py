@@ -10,16 +10,19 @@ Nvidia, China and the Commerce Department. What does separate them:
   people), weighted by rarity, since they survive translation;
 - time: a development is reported within days; the score decays with the gap.
 
-Pair score = cosine + `anchor_weight` * anchor overlap - time penalty. Articles are taken in
-time order; each joins the open story whose *average* pair score with its members is
-highest, when that reaches `threshold`, else it starts a story. Average linkage (against
+Pair score: a small linear pair model over the centred cosine (weighted more across
+languages), the overlap of each kind of anchor (codes, amounts, names), minus a time
+penalty (`GroupingParams`). Articles are taken in time order; each joins the open story
+whose *average* pair score with its members is highest, when that reaches `threshold`,
+else it starts a story. Average linkage (against
 every member, not the closest one) keeps chains from forming: an article close to one
 member but far from the rest stays out. The same procedure serves a whole window and one
 new article (`Grouper.add`), so grouping is incremental: a new article joins a story
 without re-clustering the window.
 
-The three parameters were chosen by cross-validation on the labelled dev events (leaving
-events out); see docs/digest.md and scripts/calibrate_stories.py.
+The pair model's weights were fitted by logistic regression on labelled dev pairs and the
+threshold chosen on B-cubed, both inside cross-validation that leaves events out; see
+docs/digest.md and scripts/calibrate_stories.py.
 """
 
 from __future__ import annotations
