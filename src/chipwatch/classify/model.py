@@ -170,7 +170,8 @@ class Signals:
     relevance_semantic: tuple[float, ...]
     topic_lexical: Mapping[str, tuple[float, ...]]
     topic_semantic: Mapping[str, tuple[float, ...]]
-    # the semantic signals as a topic without terms is judged (semantic.TERMLESS_NEIGHBOURS)
+    # the semantic signals as a topic without terms is judged (semantic.TERMLESS_NEIGHBOURS);
+    # empty when no topic is termless and the signals are not for tuning
     topic_termless: Mapping[str, tuple[float, ...]]
 
     def relevance_x(self) -> list[float]:
@@ -263,7 +264,9 @@ class FittedClassifier:
         drafts = [self._draft(item, gate) for item in items]
         if gate:
             self._semantic_gate(drafts)
-        self._embed_units(drafts)
+        # Termless signals cost a second pass over the prototypes: computed when a topic
+        # has no terms, or for tuning (gate=False), which fits the termless model.
+        self._embed_units(drafts, termless=not gate or any(map(self.termless, self.topics)))
         return drafts
 
     def _semantic_gate(self, drafts: list[_Draft]) -> None:
@@ -308,7 +311,7 @@ class FittedClassifier:
             unscreened=gate and not by_terms,
         )
 
-    def _embed_units(self, drafts: Sequence[_Draft]) -> None:
+    def _embed_units(self, drafts: Sequence[_Draft], termless: bool = True) -> None:
         wanted = [d for d in drafts if d.matches is not None]
         if not wanted:
             return
@@ -323,13 +326,17 @@ class FittedClassifier:
             assert draft.matches is not None
             unit_vectors = vectors[start:end] if vectors is not None else None
             draft.unit_vectors = unit_vectors
-            draft.signals = self._signals(draft, draft.matches, unit_vectors)
+            draft.signals = self._signals(draft, draft.matches, unit_vectors, termless)
 
-    def _signals(self, draft: _Draft, m: ArticleMatches, units: np.ndarray | None) -> Signals:
+    def _signals(
+        self, draft: _Draft, m: ArticleMatches, units: np.ndarray | None, termless: bool = True
+    ) -> Signals:
         if self.semantic is not None and units is not None and len(units):
             rel_sem = self.semantic.relevance_signals(units)
             top_sem = self.semantic.topic_signals(units)
-            top_termless = self.semantic.topic_signals(units, TERMLESS_NEIGHBOURS)
+            top_termless = (
+                self.semantic.topic_signals(units, TERMLESS_NEIGHBOURS) if termless else {}
+            )
         else:
             rel_sem = [0.0] * 4
             top_sem = top_termless = {t.id: [0.0] * 4 for t in self.topics}
