@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -32,7 +33,13 @@ from chipwatch.classify.features import (
     relevance_features,
     topic_features,
 )
-from chipwatch.classify.semantic import EMBED_CHARS, Reference, SemanticModel, fit_semantic
+from chipwatch.classify.semantic import (
+    EMBED_CHARS,
+    TERMLESS_NEIGHBOURS,
+    Reference,
+    SemanticModel,
+    fit_semantic,
+)
 from chipwatch.classify.text import (
     TERM_LANGUAGES,
     clean_text,
@@ -163,6 +170,9 @@ class Signals:
     relevance_semantic: tuple[float, ...]
     topic_lexical: Mapping[str, tuple[float, ...]]
     topic_semantic: Mapping[str, tuple[float, ...]]
+    # the semantic signals as a topic without terms is judged (semantic.TERMLESS_NEIGHBOURS);
+    # empty when no topic is termless and the signals are not for tuning
+    topic_termless: Mapping[str, tuple[float, ...]]
 
     def relevance_x(self) -> list[float]:
         if self.termed_language:
@@ -172,7 +182,7 @@ class Signals:
 
     def topic_x(self, topic_id: str, termless: bool) -> list[float]:
         if termless:
-            return list(self.topic_semantic[topic_id])
+            return list(self.topic_termless[topic_id])
         return [*self.topic_lexical[topic_id], *self.topic_semantic[topic_id]]
 
 
@@ -254,7 +264,9 @@ class FittedClassifier:
         drafts = [self._draft(item, gate) for item in items]
         if gate:
             self._semantic_gate(drafts)
-        self._embed_units(drafts)
+        # Termless signals cost a second pass over the prototypes: computed when a topic
+        # has no terms, or for tuning (gate=False), which fits the termless model.
+        self._embed_units(drafts, termless=not gate or any(map(self.termless, self.topics)))
         return drafts
 
     def _semantic_gate(self, drafts: list[_Draft]) -> None:
@@ -299,7 +311,7 @@ class FittedClassifier:
             unscreened=gate and not by_terms,
         )
 
-    def _embed_units(self, drafts: Sequence[_Draft]) -> None:
+    def _embed_units(self, drafts: Sequence[_Draft], termless: bool = True) -> None:
         wanted = [d for d in drafts if d.matches is not None]
         if not wanted:
             return
@@ -314,15 +326,20 @@ class FittedClassifier:
             assert draft.matches is not None
             unit_vectors = vectors[start:end] if vectors is not None else None
             draft.unit_vectors = unit_vectors
-            draft.signals = self._signals(draft, draft.matches, unit_vectors)
+            draft.signals = self._signals(draft, draft.matches, unit_vectors, termless)
 
-    def _signals(self, draft: _Draft, m: ArticleMatches, units: np.ndarray | None) -> Signals:
+    def _signals(
+        self, draft: _Draft, m: ArticleMatches, units: np.ndarray | None, termless: bool = True
+    ) -> Signals:
         if self.semantic is not None and units is not None and len(units):
             rel_sem = self.semantic.relevance_signals(units)
             top_sem = self.semantic.topic_signals(units)
+            top_termless = (
+                self.semantic.topic_signals(units, TERMLESS_NEIGHBOURS) if termless else {}
+            )
         else:
             rel_sem = [0.0] * 4
-            top_sem = {t.id: [0.0] * 4 for t in self.topics}
+            top_sem = top_termless = {t.id: [0.0] * 4 for t in self.topics}
         return Signals(
             kind=draft.kind,
             termed_language=draft.termed,
@@ -330,6 +347,7 @@ class FittedClassifier:
             relevance_semantic=tuple(rel_sem),
             topic_lexical={t.id: tuple(topic_features(m, t.id)) for t in self.topics},
             topic_semantic={t: tuple(v) for t, v in top_sem.items()},
+            topic_termless={t: tuple(v) for t, v in top_termless.items()},
         )
 
     def decide(self, draft: _Draft, params: ClassifierParams) -> None:
@@ -462,10 +480,11 @@ class _Draft:
         if self.matches is None:
             return "Off-subject: no chip, chipmaking or critical-mineral term."
         m = self.matches
-        text = f"{self.item.title}\n{self.item.text}"
+        words = _WORD.findall(f"{self.item.title}\n{self.item.text}")
+        folded = [_fold_word(word) for word in words]
         # Shown as the words the article uses ("licences", not the pattern "licen*").
-        goods = ", ".join(_readable(m.terms("goods"), text))
-        controls = ", ".join(_readable(m.terms("controls"), text))
+        goods = ", ".join(_readable(m.terms("goods"), words, folded))
+        controls = ", ".join(_readable(m.terms("controls"), words, folded))
         scoped = sum(1 for u in m.units if u.in_scope)
         prefix = ""
         if self.copy_of:
@@ -508,12 +527,17 @@ class _Draft:
         )
 
 
-def _readable(terms: set[str], text: str, limit: int = 3) -> list[str]:
-    """The most specific matched terms, each as the article spells it."""
+@lru_cache(maxsize=65536)
+def _fold_word(word: str) -> str:
+    # Words repeat across an article and across articles: folded once each.
+    return fold(word).casefold()
+
+
+def _readable(terms: set[str], words: list[str], folded: list[str], limit: int = 3) -> list[str]:
+    """The most specific matched terms, each as the article spells it (`words`, and the
+    same words folded)."""
     patterns = sorted(terms, key=lambda t: (-len(t.rstrip("*")), t))
     shown: list[str] = []
-    words = _WORD.findall(text)
-    folded = [fold(word).casefold() for word in words]
     for pattern in patterns:
         surface = _surface(pattern, words, folded)
         # "controls" adds nothing after "export controls"

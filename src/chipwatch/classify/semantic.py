@@ -23,6 +23,19 @@ from chipwatch.classify.embed import Embedder
 # Characters of each unit that are embedded: cost grows with length, and a unit's
 # opening says what it is about.
 EMBED_CHARS = 300
+# A topic without terms is judged by the mean of its K closest examples, not the closest
+# one: with two multi-topic example documents, the single closest passage is often a
+# passage about something else that happens to sit near the article (new-topic CV on
+# dev: pooled F1 0.52 with the max, 0.56 with K=3, 0.57 with 5, 0.52 with 10).
+TERMLESS_NEIGHBOURS = 5
+
+
+def closeness(sims: np.ndarray, k: int) -> np.ndarray:
+    """Per row: the mean of its k largest similarities (k=1: the maximum)."""
+    if k <= 1 or sims.shape[1] <= 1:
+        return sims.max(axis=1)
+    k = min(k, sims.shape[1])
+    return np.partition(sims, -k, axis=1)[:, -k:].mean(axis=1)
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,9 @@ class TopicPrototype:
     desc_std: float
     example_mean: float
     example_std: float
+    # the same for the mean of the TERMLESS_NEIGHBOURS closest examples
+    neighbours_mean: float
+    neighbours_std: float
 
 
 @dataclass(frozen=True)
@@ -60,17 +76,12 @@ class SemanticModel:
         margin = pos - neg
         return [float(pos.max()), float(pos[0]), float(margin.max()), float(margin[0])]
 
-    def topic_signals(self, units: np.ndarray) -> dict[str, list[float]]:
-        """Per topic: [best unit's z-score to the examples, to the description; the
-        headline's z-score to the examples; the best unit's lead of this topic's
-        z-score over the best other topic's (topics compete for a unit)]."""
-        examples = np.stack(
-            [
-                ((units @ p.examples.T).max(axis=1) - p.example_mean) / p.example_std
-                for p in self.topics
-            ],
-            axis=1,
-        )  # units x topics
+    def topic_signals(self, units: np.ndarray, k: int = 1) -> dict[str, list[float]]:
+        """Per topic: [best unit's z-score to the examples (the closest one, or the mean
+        of the k closest), to the description; the headline's z-score to the examples;
+        the best unit's lead of this topic's z-score over the best other topic's (topics
+        compete for a unit)]."""
+        examples = np.stack([self._example_z(p, units, k) for p in self.topics], axis=1)
         desc = np.stack(
             [(units @ p.description - p.desc_mean) / p.desc_std for p in self.topics], axis=1
         )
@@ -86,6 +97,13 @@ class SemanticModel:
                 float(lead.max()),
             ]
         return out
+
+    @staticmethod
+    def _example_z(proto: TopicPrototype, units: np.ndarray, k: int) -> np.ndarray:
+        sims = units @ proto.examples.T
+        if k <= 1:
+            return (sims.max(axis=1) - proto.example_mean) / proto.example_std
+        return (closeness(sims, k) - proto.neighbours_mean) / proto.neighbours_std
 
 
 SEMANTIC_RELEVANCE_FEATURES = ("sem_best", "sem_headline", "sem_margin_best", "sem_margin_head")
@@ -145,6 +163,7 @@ def fit_semantic(
         examples = np.vstack([descriptions[tid][None, :], reference_vectors[mine]])
         desc_sims = background @ descriptions[tid]
         example_sims = (background @ examples.T).max(axis=1)
+        neighbour_sims = closeness(background @ examples.T, TERMLESS_NEIGHBOURS)
         prototypes.append(
             TopicPrototype(
                 topic_id=tid,
@@ -154,6 +173,8 @@ def fit_semantic(
                 desc_std=float(desc_sims.std()) + 1e-3,
                 example_mean=float(example_sims.mean()),
                 example_std=float(example_sims.std()) + 1e-3,
+                neighbours_mean=float(neighbour_sims.mean()),
+                neighbours_std=float(neighbour_sims.std()) + 1e-3,
             )
         )
     return SemanticModel(positive, negative, tuple(prototypes))

@@ -46,6 +46,8 @@ MAX_UNIT_CHARS = 700
 def fold(text: str) -> str:
     """Strip accents and unify quotes; keeps case (short acronyms match case-sensitively)."""
     text = text.translate(_QUOTES)
+    if text.isascii():  # most English text: nothing to decompose (a third of the lexical cost)
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -149,6 +151,10 @@ def _entry(group: str, term: str) -> _Entry | None:
     return _Entry(group, term, tokens, prefix, case_sensitive)
 
 
+# Distinct words whose term candidates a TermIndex remembers.
+_SEEN_WORDS = 50_000
+
+
 class TermIndex:
     """Term lists of several groups, matched in one pass over an article's tokens.
 
@@ -168,14 +174,22 @@ class TermIndex:
                 table = self._stems if entry.prefix[0] else self._exact
                 table.setdefault(entry.tokens[0].lower(), []).append(entry)
         self._stem_lengths = sorted({len(k) for k in self._stems})
+        self._seen: dict[str, list[_Entry]] = {}
         self.groups = tuple(groups)
 
     def _candidates(self, low: str) -> list[_Entry]:
-        found = list(self._exact.get(low, ()))
-        for length in self._stem_lengths:
-            if length > len(low):
-                break
-            found.extend(self._stems.get(low[:length], ()))
+        # Words repeat within and across articles: each word's candidates are looked up
+        # once (one lookup per stem length otherwise); bounded, cleared when full.
+        found = self._seen.get(low)
+        if found is None:
+            found = list(self._exact.get(low, ()))
+            for length in self._stem_lengths:
+                if length > len(low):
+                    break
+                found.extend(self._stems.get(low[:length], ()))
+            if len(self._seen) >= _SEEN_WORDS:
+                self._seen.clear()
+            self._seen[low] = found
         return found
 
     @staticmethod

@@ -50,7 +50,7 @@ def _topic_linear(
     index = {t: i for i, t in enumerate(topic_ids)}
     x = []
     for features, topic, _ in rows:
-        onehot = [1.0 if per_topic_bias and index[topic] == k else 0.0 for k in index]
+        onehot = [1.0 if index[topic] == k else 0.0 for k in range(len(index))]
         x.append(features + (onehot if per_topic_bias else []))
     y = [gold for _, _, gold in rows]
     model = LogisticRegression(
@@ -59,9 +59,42 @@ def _topic_linear(
     n = len(rows[0][0])
     coef = model.coef_[0]
     if not per_topic_bias:
-        return TopicLinear(_round(coef), (), round(float(model.intercept_[0]), 4))
+        # One bias for topics it has never seen: set where F1 is best out of fold.
+        bias = float(model.intercept_[0]) + _f1_shift(np.array(x), np.array(y))
+        return TopicLinear(_round(coef), (), round(bias, 4))
     biases = tuple((t, round(float(coef[n + i]), 4)) for t, i in index.items())
     return TopicLinear(_round(coef[:n]), biases, round(float(np.mean([b for _, b in biases])), 4))
+
+
+def _f1_shift(x: np.ndarray, y: np.ndarray) -> float:
+    """The bias shift that maximises F1 on out-of-fold decision values (3-fold).
+
+    For the termless model: a log-loss fit over topics it knows puts 0.5 where a topic
+    it has never seen (judged by two examples) is rarely reached, so such a topic never
+    fired; F1 is what the digest needs. (Measured on the per-topic biases too: no gain
+    on dev once those biases were really fitted, so they keep their log-loss values.)
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    if min(np.bincount(y.astype(int), minlength=2)) < 3:
+        return 0.0
+    model = LogisticRegression(C=REGULARISATION_C, max_iter=2000)
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+    scores = cross_val_predict(model, x, y, cv=folds, method="decision_function")
+    return _best_shift(scores, y)
+
+
+def _best_shift(scores: np.ndarray, gold: np.ndarray) -> float:
+    """The shift of the decision value (within +-2, nearest 0 on ties) with the best F1."""
+    best = (-1.0, 0.0)
+    for shift in np.linspace(-2.0, 2.0, 41):
+        pred = scores + shift >= 0
+        tp = float(np.sum(pred & gold))
+        f1 = 2 * tp / (np.sum(pred) + np.sum(gold)) if np.sum(pred) + np.sum(gold) else 0.0
+        if f1 > best[0] + 1e-9 or (abs(f1 - best[0]) < 1e-9 and abs(shift) < abs(best[1])):
+            best = (f1, float(shift))
+    return best[1]
 
 
 def tune_kind(
