@@ -44,12 +44,12 @@ from chipwatch.errors import (
     StorageError,
     feed_error,
 )
-from chipwatch.fetch import Fetcher, utcnow
+from chipwatch.fetch import Fetcher, HostSlot, utcnow
 from chipwatch.parse import NotAFeed, parse_feed
 from chipwatch.settings import FetchSettings, Settings
 from chipwatch.store.articles import filter_new_many, insert_articles
 from chipwatch.store.dialect import lookup_target
-from chipwatch.store.sources import FetchOutcome, due_sources, record_outcomes
+from chipwatch.store.sources import FetchOutcome, due_sources, enabled_sources, record_outcomes
 from chipwatch.types import Article, FetchResult, Source
 from chipwatch.urls import check_url
 from chipwatch.worker import DocumentJob, DocumentResult, process_document
@@ -206,9 +206,14 @@ class Writer:
         with self._sessions() as session, session.begin():
             return fn(session, *args)
 
-    def load_due(self, now: datetime, all_feeds: bool) -> tuple[list[Source], str | None]:
-        """The due sources, and the database the parse workers may read (if any)."""
+    def load_due(
+        self, now: datetime, all_feeds: bool, source_ids: Sequence[int] | None = None
+    ) -> tuple[list[Source], str | None]:
+        """The due sources (or the enabled ones of `source_ids`, due or not), and the
+        database the parse workers may read (if any)."""
         with self._sessions() as session:
+            if source_ids is not None:
+                return enabled_sources(session, source_ids), _lookup_target(session)
             return due_sources(session, now, all_feeds=all_feeds), _lookup_target(session)
 
     async def store(
@@ -487,19 +492,22 @@ async def poll(
     now: datetime | None = None,
     pool: ParsePool | None = None,
     on_feed: Callable[[FeedReport, int], None] | None = None,
+    source_ids: Sequence[int] | None = None,
+    host_gate: HostSlot | None = None,
 ) -> PollReport:
-    """Poll the due feeds (or every enabled feed) once and store what is new.
-    `on_feed(report, feeds in this poll)` is called as each feed is done (progress)."""
+    """Poll the due feeds (or every enabled feed, or those of `source_ids`) once and store
+    what is new. `on_feed(report, feeds in this poll)` is called as each feed is done
+    (progress). A worker's job passes its feed's id and the gate its workers share."""
     started = utcnow()
     now = now or started
     writer = Writer(session_factory, settings)
     own_pool = pool is None
     parse_pool = pool or ParsePool()
     try:
-        due, store_path = await writer.call(writer.load_due, now, all_feeds)
+        due, store_path = await writer.call(writer.load_due, now, all_feeds, source_ids)
         sources = interleave_by_host(due)
         async with (
-            Fetcher(settings.fetch) as fetcher,
+            Fetcher(settings.fetch, host_gate=host_gate) as fetcher,
             ArticleStage(settings, fetcher, parse_pool.run, writer.in_session, now) as stage,
         ):
             ctx = _Context(

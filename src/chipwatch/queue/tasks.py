@@ -1,0 +1,186 @@
+"""What each job does. A job carries ids and a schedule slot (a Unix timestamp), never a
+body or a path; it reads everything else from the shared database, and doing it twice
+(a worker killed midway, its job retried elsewhere) does no work twice that was done:
+
+- poll_feed(source_id, slot): skipped if the feed was checked at or after the slot;
+  else one feed through the collector, recorded with the slot as its check time;
+- classify_articles(article_ids): only those of the ids still unclassified;
+- send_digest(address, slot): built only if the reader's schedule is due at the slot
+  (a built digest counts as the reader's run), then that reader's pending rows sent
+  through the outbox (claimed row by row: one sender per row);
+- retry_outbox(): the outbox's due retries;
+- tick(timestamp): defers the due feeds, the due digests and the outbox retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from chipwatch.queue.app import CLASSIFY
+from chipwatch.settings import Settings
+
+if TYPE_CHECKING:
+    import procrastinate
+
+    from chipwatch.collect import ParsePool
+    from chipwatch.store.host_gate import HostGate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the jobs of one worker process share."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    app: procrastinate.App
+    pool: ParsePool
+    gate: HostGate | None
+
+
+_RUNTIME: list[Runtime] = []
+
+
+def install(runtime: Runtime) -> None:
+    _RUNTIME[:] = [runtime]
+
+
+def runtime() -> Runtime:
+    if not _RUNTIME:
+        raise RuntimeError("chipwatch tasks run inside `chipwatch worker`")
+    return _RUNTIME[0]
+
+
+def slot_time(slot: int) -> datetime:
+    """The slot as the database keeps times: naive UTC."""
+    return datetime.fromtimestamp(slot, UTC).replace(tzinfo=None)
+
+
+# --- poll --------------------------------------------------------------------------------
+
+
+async def poll_feed(source_id: int, slot: int, classify: bool = True) -> None:
+    from chipwatch import collect
+    from chipwatch.pipeline import CLASSIFY_BATCH
+
+    rt = runtime()
+    moment = slot_time(slot)
+    first_poll = await asyncio.to_thread(_before_poll, rt.sessions, source_id, moment)
+    if first_poll is None:
+        return  # checked at or after this slot already: a retried job, or a second defer
+    gate = rt.gate.slot if rt.gate is not None else None
+    report = await collect.poll(
+        rt.settings, rt.sessions, now=moment, pool=rt.pool, source_ids=[source_id], host_gate=gate
+    )
+    if first_poll:
+        await asyncio.to_thread(_mark_backfill, rt, source_id, report.started_at)
+    if classify and report.new_article_ids:
+        ids = list(report.new_article_ids)
+        for start in range(0, len(ids), CLASSIFY_BATCH):
+            batch = ids[start : start + CLASSIFY_BATCH]
+            await rt.app.tasks[CLASSIFY].defer_async(article_ids=batch)
+
+
+def _before_poll(sessions: sessionmaker[Session], source_id: int, moment: datetime) -> bool | None:
+    """None if the feed was checked since `moment`; else whether this is its first poll."""
+    from chipwatch.store.backfill import never_polled
+    from chipwatch.store.sources import checked_since
+
+    with sessions() as session:
+        if checked_since(session, source_id, moment):
+            return None
+        return source_id in never_polled(session)
+
+
+def _mark_backfill(rt: Runtime, source_id: int, started: datetime) -> None:
+    from chipwatch.store.backfill import mark_backfill
+
+    with rt.sessions.begin() as session:
+        mark_backfill(session, {source_id}, started, rt.settings.poll.first_poll_backfill_hours)
+
+
+# --- classify ----------------------------------------------------------------------------
+
+
+def classify_articles(article_ids: Sequence[int]) -> None:
+    from chipwatch import pipeline
+    from chipwatch.store import classifications
+
+    rt = runtime()
+    with rt.sessions() as session:
+        batch = classifications.unclassified_among(session, article_ids)
+    if not batch:
+        return
+    classifier, key = pipeline.load_classifier(rt.settings, rt.sessions)
+    results = classifier.classify(batch)
+    with rt.sessions.begin() as session:
+        classifications.add_classifications(session, results, key)
+
+
+# --- digests -----------------------------------------------------------------------------
+
+
+def send_digest(address: str, slot: int) -> None:
+    from chipwatch import pipeline
+    from chipwatch.digest import build_digests, load_feed_health, recipients_of, send_pending
+    from chipwatch.digest.outbox import due_recipients, last_run_by_recipient
+
+    rt = runtime()
+    settings = rt.settings
+    moment = slot_time(slot).replace(tzinfo=UTC)
+    chosen = [r for r in recipients_of(settings) if r.address == address]
+    if not chosen:
+        log.warning("digest job for %s: no such recipient in the config any more", address)
+        return
+    with rt.sessions() as session:
+        last = last_run_by_recipient(session)
+        if due_recipients(settings, {k: v for k, v in last.items() if k == address}, moment):
+            build_digests(
+                session,
+                settings,
+                pipeline.digest_topics(settings),
+                load_feed_health(session),
+                moment,
+                recipients=chosen,
+                embed=pipeline.story_embedder(),
+            )
+        report = send_pending(session, settings, moment, recipient=address)
+    for digest_id, error in report.failed:
+        log.warning("digest %s to %s failed (kept in the outbox): %s", digest_id, address, error)
+
+
+def retry_outbox() -> None:
+    from chipwatch.digest import send_pending
+
+    rt = runtime()
+    with rt.sessions() as session:
+        send_pending(session, rt.settings, datetime.now(UTC))
+
+
+# --- the schedule ------------------------------------------------------------------------
+
+
+async def tick(timestamp: int) -> None:
+    """One slot of the schedule: the due feeds, the due digests, the outbox's retries."""
+    from chipwatch.queue.client import defer_digests, defer_polls
+
+    rt = runtime()
+    moment = slot_time(timestamp)
+    due = await asyncio.to_thread(_due_feeds, rt.sessions, moment)
+    await defer_polls(rt.app, due, timestamp, classify=rt.settings.poll.classify_on_poll)
+    await defer_digests(rt.app, rt.settings, rt.sessions, timestamp)
+
+
+def _due_feeds(sessions: sessionmaker[Session], moment: datetime) -> list[int]:
+    from chipwatch.store.sources import due_sources
+
+    with sessions() as session:
+        return [source.id for source in due_sources(session, moment)]
