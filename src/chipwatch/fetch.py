@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import socket
+import ssl
 import time
 import typing
 import zlib
@@ -146,6 +148,14 @@ async def _resolve(host: str, port: int) -> list[str]:
     return addresses
 
 
+@functools.cache
+def verifying_context() -> ssl.SSLContext:
+    """One verifying context (certifi, as httpx's own transport) for every pool of every
+    client in the process: loading the CA file costs ~25 ms of CPU, and a worker builds
+    two clients per feed job (bench-scale: most of a job's CPU before this)."""
+    return httpx.create_ssl_context()
+
+
 class PerHostTransport(httpx.AsyncBaseTransport):
     """One small keep-alive pool per (scheme, host, port).
 
@@ -165,9 +175,7 @@ class PerHostTransport(httpx.AsyncBaseTransport):
         self._settings = settings
         self._backend = backend
         self._max_pools = max_pools
-        # One verifying context (certifi, as httpx's own transport) for every pool;
-        # httpcore would otherwise build and load one for each new TLS connection.
-        self._ssl_context = httpx.create_ssl_context()
+        self._ssl_context: ssl.SSLContext | None = None
         self._pools: dict[tuple[bytes, bytes, int | None], httpcore.AsyncConnectionPool] = {}
         self._busy: dict[tuple[bytes, bytes, int | None], int] = {}
 
@@ -175,6 +183,8 @@ class PerHostTransport(httpx.AsyncBaseTransport):
         pool = self._pools.pop(key, None)  # re-inserted last: the dict is kept in LRU order
         if pool is None:
             keep = max(1, self._settings.per_host_concurrency)
+            if self._ssl_context is None:
+                self._ssl_context = verifying_context()
             pool = httpcore.AsyncConnectionPool(
                 max_connections=None,  # our semaphores bound the requests in flight
                 max_keepalive_connections=keep,

@@ -238,10 +238,12 @@ class PollSummary:
 def sync_config_sources(settings: Settings, sessions: sessionmaker[Session]) -> None:
     """The sources listed in the config file join those added with `feeds add` (another
     URL of a stored feed is skipped, not stored twice; a disabled one stays disabled)."""
+    from chipwatch.store.dialect import serialise_sync
     from chipwatch.store.source_admin import apply_tags, without_duplicates
     from chipwatch.store.sources import sync_sources
 
     with sessions.begin() as session:
+        serialise_sync(session)  # workers starting together on PostgreSQL
         kept, _ = without_duplicates(session, settings.sources)
         sync_sources(session, kept)
         apply_tags(session, kept)
