@@ -97,6 +97,11 @@ def _handler(feeds: GrowingFeeds) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802 - the http.server naming
             path = urlsplit(self.path).path
+            if not path.startswith("/f/"):
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             with feeds._lock:
                 feeds.hits[path] += 1
                 served = feeds.hits[path]
@@ -147,11 +152,7 @@ def write_config(
     readers = "".join(
         f'[[recipients]]\naddress = "{a}"\nwhen_empty = "send"\n\n' for a in recipients
     )
-    mail = (
-        f'[smtp]\nhost = "{smtp[0]}"\nport = {smtp[1]}\nsecurity = "none"\n'
-        if smtp
-        else ""
-    )
+    mail = f'[smtp]\nhost = "{smtp[0]}"\nport = {smtp[1]}\nsecurity = "none"\n' if smtp else ""
     config = folder / "chipwatch.toml"
     config.write_text(
         f'data_dir = "{folder / "data"}"\n'
@@ -193,8 +194,10 @@ def stop_workers(workers: Sequence[subprocess.Popen[bytes]]) -> None:
             worker.wait()
 
 
-def run_cli(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CHIPWATCH_DATABASE_URL"}
+def run_cli(
+    config: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CHIPWATCH_DATABASE_URL"} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "chipwatch", "--config", str(config), *args],
         capture_output=True,

@@ -27,17 +27,25 @@ def poll_lock(source_id: int) -> str:
 
 
 async def defer_polls(
-    app: procrastinate.App, source_ids: Sequence[int], slot: int, *, classify: bool
+    app: procrastinate.App,
+    source_ids: Sequence[int],
+    slot: int,
+    *,
+    classify: bool,
+    due_only: bool = True,
 ) -> list[int]:
-    """One poll job per feed (a feed already queued is left as it is); the job ids."""
+    """One poll job per feed (a feed already queued is left as it is); the job ids.
+    The feed's lock makes its jobs run one at a time, so a job deferred while another
+    fetches the feed finds it polled (not due any more) and does nothing."""
     task = app.tasks[POLL]
     gate = asyncio.Semaphore(DEFERS_IN_FLIGHT)
 
     async def one(source_id: int) -> int | None:
         async with gate:
             try:
-                return await task.configure(queueing_lock=poll_lock(source_id)).defer_async(
-                    source_id=source_id, slot=slot, classify=classify
+                lock = poll_lock(source_id)
+                return await task.configure(lock=lock, queueing_lock=lock).defer_async(
+                    source_id=source_id, slot=slot, classify=classify, due_only=due_only
                 )
             except AlreadyEnqueued:
                 return None
@@ -127,7 +135,9 @@ def poll_through_workers(
     slot = int(started.timestamp())
     with sessions() as session:
         ids = [s.id for s in due_sources(session, slot_time(slot), all_feeds=all_feeds)]
-    return asyncio.run(_defer_and_wait(settings, sessions, ids, slot, classify, wait, started))
+    return asyncio.run(
+        _defer_and_wait(settings, sessions, ids, slot, classify, wait, started, all_feeds)
+    )
 
 
 async def _defer_and_wait(
@@ -138,6 +148,7 @@ async def _defer_and_wait(
     classify: bool,
     wait: bool,
     started: datetime,
+    all_feeds: bool,
 ) -> QueuedPoll:
     from chipwatch.queue.tasks import slot_time
     from chipwatch.store import queue_jobs
@@ -145,7 +156,7 @@ async def _defer_and_wait(
 
     app = build_app(settings, pool_size=DEFERS_IN_FLIGHT)
     async with app.open_async():
-        jobs = await defer_polls(app, ids, slot, classify=classify)
+        jobs = await defer_polls(app, ids, slot, classify=classify, due_only=not all_feeds)
     if not wait:
         return QueuedPoll(len(ids), waited=False)
     with sessions() as session:  # feeds someone else had queued: wait for theirs too

@@ -2,8 +2,10 @@
 body or a path; it reads everything else from the shared database, and doing it twice
 (a worker killed midway, its job retried elsewhere) does no work twice that was done:
 
-- poll_feed(source_id, slot): skipped if the feed was checked at or after the slot;
-  else one feed through the collector, recorded with the slot as its check time;
+- poll_feed(source_id, slot): skipped if the feed is no longer due at the slot (with
+  `poll --all`: if it was checked at or after the slot); else one feed through the
+  collector, recorded with the slot as its check time. Jobs of one feed hold its lock,
+  so they run one after the other, never side by side;
 - classify_articles(article_ids): only those of the ids still unclassified;
 - send_digest(address, slot): built only if the reader's schedule is due at the slot
   (a built digest counts as the reader's run), then that reader's pending rows sent
@@ -67,15 +69,17 @@ def slot_time(slot: int) -> datetime:
 # --- poll --------------------------------------------------------------------------------
 
 
-async def poll_feed(source_id: int, slot: int, classify: bool = True) -> None:
+async def poll_feed(
+    source_id: int, slot: int, classify: bool = True, due_only: bool = True
+) -> None:
     from chipwatch import collect
     from chipwatch.pipeline import CLASSIFY_BATCH
 
     rt = runtime()
     moment = slot_time(slot)
-    first_poll = await asyncio.to_thread(_before_poll, rt.sessions, source_id, moment)
+    first_poll = await asyncio.to_thread(_before_poll, rt.sessions, source_id, moment, due_only)
     if first_poll is None:
-        return  # checked at or after this slot already: a retried job, or a second defer
+        return  # polled already: a retried job whose first run stored, or a second defer
     gate = rt.gate.slot if rt.gate is not None else None
     report = await collect.poll(
         rt.settings, rt.sessions, now=moment, pool=rt.pool, source_ids=[source_id], host_gate=gate
@@ -89,13 +93,21 @@ async def poll_feed(source_id: int, slot: int, classify: bool = True) -> None:
             await rt.app.tasks[CLASSIFY].defer_async(article_ids=batch)
 
 
-def _before_poll(sessions: sessionmaker[Session], source_id: int, moment: datetime) -> bool | None:
-    """None if the feed was checked since `moment`; else whether this is its first poll."""
+def _before_poll(
+    sessions: sessionmaker[Session], source_id: int, moment: datetime, due_only: bool
+) -> bool | None:
+    """None if the job has nothing to do: the feed is no longer due at `moment` (its poll
+    moved the next check on) or, for `poll --all`, was checked since; else whether this
+    is the feed's first poll."""
     from chipwatch.store.backfill import never_polled
-    from chipwatch.store.sources import checked_since
+    from chipwatch.store.sources import checked_since, due_at
 
     with sessions() as session:
-        if checked_since(session, source_id, moment):
+        if (
+            not due_at(session, source_id, moment)
+            if due_only
+            else checked_since(session, source_id, moment)
+        ):
             return None
         return source_id in never_polled(session)
 

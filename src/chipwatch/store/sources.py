@@ -224,6 +224,18 @@ def checked_since(session: Session, source_id: int, moment: datetime) -> bool:
     return checked is not None and checked >= moment
 
 
+def due_at(session: Session, source_id: int, moment: datetime) -> bool:
+    """Whether the feed is enabled and its next check has come at `moment`."""
+    row = session.execute(
+        select(SourceRow.enabled, SourceRow.next_check_at).where(SourceRow.id == source_id)
+    ).first()
+    return (
+        row is not None
+        and row.enabled
+        and (row.next_check_at is None or row.next_check_at <= moment)
+    )
+
+
 def outcomes_since(session: Session, ids: Iterable[int], moment: datetime) -> tuple[int, int]:
     """Of the feeds `ids`: how many were checked since `moment`, and how many of those
     failed at that check (`poll --wait` exits with the poll's code from them)."""
