@@ -213,8 +213,10 @@ def libpq(url: str) -> str:
 
 
 def query(url: str, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+    """The rows of one statement (none for a statement that returns none), committed."""
     with psycopg.connect(libpq(url)) as connection:
-        return list(connection.execute(sql, params).fetchall())  # type: ignore[arg-type]
+        cursor = connection.execute(sql, params)  # type: ignore[arg-type]
+        return list(cursor.fetchall()) if cursor.description is not None else []
 
 
 def defer_tick(config: Path, timestamp: int) -> None:

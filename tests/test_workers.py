@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -19,9 +21,10 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
+import procrastinate
 import pytest
 from aiosmtpd.smtp import Envelope
-from backends import create_database, drop_database, new_name
+from backends import create_database, drop_database, new_name, server_problem
 from queueworld import (
     GrowingFeeds,
     defer_tick,
@@ -305,3 +308,105 @@ def test_poll_wait_hands_the_feeds_to_the_workers_and_exits_with_the_polls_code(
         assert waited.returncode == ExitCode.LOCKED, waited.stdout  # nobody works the queue
     finally:
         feeds.stop()
+
+
+def test_the_worker_and_the_queue_refuse_sqlite_and_poll_wait_polls_there_as_before(
+    tmp_path: Path,
+) -> None:
+    feeds = GrowingFeeds(count=2).start()
+    try:
+        config = write_config(tmp_path, "", feeds.urls())  # "" = the SQLite file
+        for command in ("worker", "queue"):
+            refused = run_cli(config, command)
+            assert refused.returncode == ExitCode.CONFIG, refused.stderr
+            lines = refused.stderr.strip().splitlines()
+            assert len(lines) == 1 and "needs PostgreSQL" in lines[0], lines
+            assert "chipwatch run" in lines[0] and "Traceback" not in refused.stderr
+        polled = run_cli(config, "poll", "--wait", "--no-classify")
+        assert polled.returncode == 0, polled.stderr
+        assert "polled 2 feeds in" in polled.stdout  # today's poll, in this process
+        assert set(feeds.hits.values()) == {1}
+    finally:
+        feeds.stop()
+
+
+def test_the_first_command_creates_the_queue_schema_and_later_ones_change_nothing(
+    tmp_path: Path,
+) -> None:
+    problem = server_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    name = new_name("queue_schema")
+    url = create_database(name)  # empty: no template
+    try:
+        config = write_config(tmp_path, url, [])
+        # Two hosts' first commands at once: the advisory lock lets one create it.
+        starts = [
+            subprocess.Popen(
+                [sys.executable, "-m", "chipwatch", "--config", str(config), "queue"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        for started in starts:
+            out, err = started.communicate(timeout=120)
+            assert started.returncode == 0, err
+            assert "0 workers registered" in out
+        tables = query(
+            url,
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'procrastinate' ORDER BY 1",
+        )
+        assert ("procrastinate_jobs",) in tables and ("procrastinate_periodic_defers",) in tables
+        assert query(url, "SELECT version FROM procrastinate.chipwatch_queue_schema") == [
+            (procrastinate.__version__,)
+        ]
+        again = run_cli(config, "queue")
+        assert again.returncode == 0, again.stderr
+        assert query(url, "SELECT count(*) FROM procrastinate.chipwatch_queue_schema") == [(1,)]
+        public = query(
+            url,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' "
+            "AND table_name LIKE 'procrastinate%%'",
+        )
+        assert public == [(0,)]  # the queue's tables stay out of chipwatch's schema
+    finally:
+        drop_database(name)
+
+
+def test_an_older_queue_schema_gets_the_migration_files_after_its_version() -> None:
+    from procrastinate.schema import SchemaManager
+
+    from chipwatch.store import queue_schema
+
+    folder = Path(SchemaManager.get_migrations_path())
+    after_3_3 = [p.read_text(encoding="utf-8") for p in sorted(folder.glob("03.04.*.sql"))]
+    assert len(after_3_3) == 2
+    assert queue_schema._scripts("3.3.0") == after_3_3  # in order: pre, then post
+    assert queue_schema._scripts(procrastinate.__version__) == []  # nothing to do
+    assert queue_schema._scripts(None) == [SchemaManager.get_schema()]  # a fresh database
+
+
+def test_every_worker_classifies_with_the_model_stored_under_its_key(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chipwatch import pipeline
+    from chipwatch.classify import FittedClassifier
+    from chipwatch.settings import load_settings
+
+    config = write_config(tmp_path, pg_url, [])
+    settings = load_settings(config, None)
+    sessions = pipeline.open_sessions(settings)
+    _, key = pipeline.load_classifier(settings, sessions)  # the first worker fits, stores
+    assert query(pg_url, "SELECT key FROM fitted_models") == [(key[:64],)]
+    # Another host: no local cache at all, a process that never loaded a model.
+    other = tmp_path / "other-host-cache"
+    monkeypatch.setenv("CHIPWATCH_CLASSIFY_CACHE_DIR", str(other))
+    pipeline._SHARED_MODELS.clear()
+    elsewhere = load_settings(config, None)
+    assert elsewhere.cache_dir == other
+    model, same_key = pipeline.load_classifier(elsewhere, sessions)
+    assert same_key == key and isinstance(model, FittedClassifier)
+    assert not other.exists()  # read from the database: nothing fitted, nothing cached

@@ -62,10 +62,13 @@ def ensure_queue_schema(engine: Engine) -> bool:
 
 
 def _recorded_version(connection: Connection) -> str | None:
+    # pg_tables, not to_regclass: after waiting for the lock, to_regclass still answered
+    # from the catalog as it was before the other host's commit (seen with two at once).
     exists = connection.execute(
-        text("SELECT to_regclass(:name)"), {"name": VERSION_TABLE}
+        text("SELECT count(*) FROM pg_tables WHERE schemaname = :schema AND tablename = :name"),
+        {"schema": QUEUE_SCHEMA, "name": VERSION_TABLE.partition(".")[2]},
     ).scalar_one()
-    if exists is None:
+    if not exists:
         return None
     return connection.execute(text(f"SELECT version FROM {VERSION_TABLE}")).scalar()
 
