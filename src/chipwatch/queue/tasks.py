@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import procrastinate
 
     from chipwatch.collect import ParsePool
+    from chipwatch.fetch import Fetcher
     from chipwatch.store.host_gate import HostGate
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ class Runtime:
     app: procrastinate.App
     pool: ParsePool
     gate: HostGate | None
+    # The worker's feed and page fetchers (set in its event loop): kept open across jobs,
+    # so connections are reused and the per-host limits hold for all of its jobs.
+    fetchers: list[tuple[Fetcher, Fetcher]] = field(default_factory=list)
 
 
 _RUNTIME: list[Runtime] = []
@@ -80,9 +84,13 @@ async def poll_feed(
     first_poll = await asyncio.to_thread(_before_poll, rt.sessions, source_id, moment, due_only)
     if first_poll is None:
         return  # polled already: a retried job whose first run stored, or a second defer
-    gate = rt.gate.slot if rt.gate is not None else None
     report = await collect.poll(
-        rt.settings, rt.sessions, now=moment, pool=rt.pool, source_ids=[source_id], host_gate=gate
+        rt.settings,
+        rt.sessions,
+        now=moment,
+        pool=rt.pool,
+        source_ids=[source_id],
+        fetchers=rt.fetchers[0] if rt.fetchers else None,
     )
     if first_poll:
         await asyncio.to_thread(_mark_backfill, rt, source_id, report.started_at)

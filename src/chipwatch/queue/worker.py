@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from chipwatch.settings import Settings
+
+if TYPE_CHECKING:
+    import procrastinate
+
+    from chipwatch.queue.tasks import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +41,27 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
         libpq_url(settings.store_url), fetch.per_host_concurrency, fetch.per_host_delay_seconds
     )
     pool = ParsePool()
-    install(Runtime(settings, sessions, app, pool, gate))
+    runtime = Runtime(settings, sessions, app, pool, gate)
+    install(runtime)
     try:
-        asyncio.run(_work(app, settings, jobs, gate))
+        asyncio.run(_work(runtime, jobs))
     finally:
         pool.close()
 
 
-async def _work(app: object, settings: Settings, concurrency: int, gate: object) -> None:
-    import procrastinate
+async def _work(runtime: Runtime, concurrency: int) -> None:
+    from chipwatch.articles_fetch import page_fetch_settings
+    from chipwatch.fetch import Fetcher
 
-    from chipwatch.store.host_gate import HostGate
-
-    assert isinstance(app, procrastinate.App) and isinstance(gate, HostGate)
+    app, settings, gate = runtime.app, runtime.settings, runtime.gate
     workers = settings.workers
-    async with app.open_async():
+    slot = gate.slot if gate is not None else None
+    async with (
+        app.open_async(),
+        Fetcher(settings.fetch, host_gate=slot) as feeds,
+        Fetcher(page_fetch_settings(settings)) as pages,
+    ):
+        runtime.fetchers.append((feeds, pages))
         recovery = asyncio.create_task(_recover_forever(app, workers.stalled_after_seconds))
         try:
             await app.run_worker_async(
@@ -62,15 +74,13 @@ async def _work(app: object, settings: Settings, concurrency: int, gate: object)
             )
         finally:
             recovery.cancel()
-            await gate.close()
+            if gate is not None:
+                await gate.close()
 
 
-async def _recover_forever(app: object, stalled_after: float) -> None:
+async def _recover_forever(app: procrastinate.App, stalled_after: float) -> None:
     """Every half of `stalled_after`: jobs of workers silent that long go back in the
     queue (Procrastinate leaves the choice to us; its recipe is this call)."""
-    import procrastinate
-
-    assert isinstance(app, procrastinate.App)
     while True:
         await asyncio.sleep(max(stalled_after / 2, 0.2))
         try:
