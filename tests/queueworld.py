@@ -170,12 +170,15 @@ def write_config(
     return config
 
 
-def start_worker(config: Path, concurrency: int, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    config: Path, concurrency: int | None, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`chipwatch worker` (without --concurrency when None: the setting decides)."""
     handle = log.open("ab")
-    env = {k: v for k, v in os.environ.items() if k != "CHIPWATCH_DATABASE_URL"}
+    env = {k: v for k, v in os.environ.items() if k != "CHIPWATCH_DATABASE_URL"} | (env or {})
+    flag = [] if concurrency is None else ["--concurrency", str(concurrency)]
     return subprocess.Popen(
-        [sys.executable, "-m", "chipwatch", "--config", str(config), "worker"]
-        + ["--concurrency", str(concurrency)],
+        [sys.executable, "-m", "chipwatch", "--config", str(config), "worker", *flag],
         stdout=handle,
         stderr=subprocess.STDOUT,
         env=env,

@@ -274,16 +274,21 @@ def test_periodic_ticks_are_not_duplicated_and_the_host_limit_holds_across_worke
 def test_poll_wait_hands_the_feeds_to_the_workers_and_exits_with_the_polls_code(
     tmp_path: Path, pg_url: str
 ) -> None:
-    feeds = GrowingFeeds(count=4).start()
+    feeds = GrowingFeeds(count=4, delay_seconds=0.2).start()
     try:
         urls = feeds.urls()
-        config = write_config(tmp_path, pg_url, urls, workers='tick_cron = ""\n')
-        worker = start_worker(config, 4, tmp_path / "worker.log")
+        config = write_config(
+            tmp_path, pg_url, urls, workers='tick_cron = ""\n', fetch="per_host_concurrency = 8\n"
+        )
+        # [workers].concurrency, as no --concurrency is given: one job at a time
+        one_at_a_time = {"CHIPWATCH_WORKERS_CONCURRENCY": "1"}
+        worker = start_worker(config, None, tmp_path / "worker.log", env=one_at_a_time)
         try:
             done = run_cli(config, "poll", "--wait", "--no-classify")
             assert done.returncode == 0, done.stderr + _logs(tmp_path)
             assert "polled 4 feeds through the workers" in done.stdout
             assert set(feeds.hits.values()) == {1}
+            assert feeds.most_in_flight == 1
             broken = write_config(
                 tmp_path,
                 pg_url,
