@@ -1,15 +1,17 @@
 """Benchmark the workers: one poll cycle of N loopback feeds with 1, 2 and 4 workers.
 
     .venv/bin/python scripts/bench_scale.py [--feeds 5000] [--workers 1,2,4]
-        [--concurrency 6] [--latency 0.2] [--database-url postgresql://postgres@127.0.0.1/postgres]
+        [--concurrency 4] [--latency 0.2] [--database-url postgresql://postgres@127.0.0.1/postgres]
 
 The feed server (threads of this process) answers each feed after `--latency` seconds,
 so a cycle is bound by the latency and each worker's fixed concurrency (jobs in flight),
-not by the machine's cores. For each worker count: a scratch PostgreSQL database (its feeds
-stored before the clock starts; dropped after), W `chipwatch worker` processes, then one `poll --wait` cycle (every feed due) driven from here. Printed:
-cycle time, feeds/s and its ratio to one worker's, the workers' CPU (with their parser
-processes), the CPU of the PostgreSQL backends serving the scratch database (this machine's
-server only; those alive at the end of the cycle), and duplicate fetches counted by the server (a feed requested twice).
+not by the machine's cores. For each worker count: a scratch PostgreSQL database (its
+feeds stored before the clock starts; dropped after), W `chipwatch worker` processes,
+then one `poll --wait` cycle (every feed due) driven from here. Printed: cycle time,
+feeds/s and its ratio to one worker's, the workers' CPU (with their parser processes),
+the CPU of the PostgreSQL backends serving the scratch database (this machine's server
+only; those alive at the end of the cycle), and duplicate fetches counted by the server
+(a feed requested twice).
 Targets: 2 workers >= 1.8x and 4 workers >= 3.2x one worker's feeds/s, 0 duplicates.
 The machine is shared: the load average is printed beside each figure.
 """
@@ -43,7 +45,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=5000)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--concurrency", type=int, default=6, help="jobs in flight per worker")
+    parser.add_argument("--concurrency", type=int, default=4, help="jobs in flight per worker")
     parser.add_argument("--latency", type=float, default=0.2, help="seconds before each answer")
     parser.add_argument("--database-url", default="", help="the PostgreSQL server to use")
     args = parser.parse_args()

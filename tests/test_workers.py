@@ -271,6 +271,31 @@ def test_periodic_ticks_are_not_duplicated_and_the_host_limit_holds_across_worke
 # --- commands -----------------------------------------------------------------------------
 
 
+def test_the_schedule_deletes_jobs_finished_longer_ago_than_keep_jobs_hours(
+    tmp_path: Path, pg_url: str
+) -> None:
+    config = write_config(tmp_path, pg_url, [], workers='tick_cron = ""\nkeep_jobs_hours = 5\n')
+    worker = start_worker(config, 2, tmp_path / "worker.log")
+    try:
+        wait_for(lambda: len(registered(pg_url)) == 1, 60, "the worker")
+        first, second = slots(2)
+        defer_tick(config, first)
+        wait_idle(pg_url, timeout=60)
+        old = {job for (job,) in query(pg_url, "SELECT id FROM procrastinate.procrastinate_jobs")}
+        # Those jobs finished 6 hours ago; the next slot's cleanup (5 hours) takes them.
+        query(
+            pg_url,
+            "UPDATE procrastinate.procrastinate_events SET at = at - interval '6 hours'",
+        )
+        defer_tick(config, second)
+        wait_idle(pg_url, timeout=60)
+    finally:
+        stop_workers([worker])
+    left = {job for (job,) in query(pg_url, "SELECT id FROM procrastinate.procrastinate_jobs")}
+    assert old and not (old & left), (old, left)
+    assert left  # the second slot's own jobs stay (finished just now)
+
+
 def test_poll_wait_hands_the_feeds_to_the_workers_and_exits_with_the_polls_code(
     tmp_path: Path, pg_url: str
 ) -> None:

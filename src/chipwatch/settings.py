@@ -114,6 +114,8 @@ class WorkersSettings:
     heartbeat_seconds: float = bounded(10.0, 0.1, 3600.0)  # how often a worker says it lives
     # a worker silent this long is dead: its running jobs are retried by another worker
     stalled_after_seconds: float = bounded(60.0, 0.5, 86_400.0)
+    # finished jobs are deleted this long after they finished (failed ones are kept)
+    keep_jobs_hours: int = bounded(72, 1, 87_600)
     # when the workers' schedule runs (polls due feeds, due digests, outbox retries);
     # six fields give seconds; "" runs none in this worker. Deduplicated across workers.
     tick_cron: str = "* * * * *"

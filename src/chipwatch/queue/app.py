@@ -25,6 +25,7 @@ CLASSIFY = "chipwatch.classify_articles"
 DIGEST = "chipwatch.send_digest"
 OUTBOX = "chipwatch.retry_outbox"
 TICK = "chipwatch.tick"
+CLEANUP = "builtin:procrastinate.builtin_tasks.remove_old_jobs"  # Procrastinate's own
 
 # A job whose task raised (a database outage, a bug) is tried again, with a pause.
 RETRY = procrastinate.RetryStrategy(max_attempts=3, wait=5)

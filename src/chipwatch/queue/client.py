@@ -15,7 +15,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.orm import Session, sessionmaker
 
 from chipwatch.errors import ExitCode
-from chipwatch.queue.app import CLASSIFY, DIGEST, OUTBOX, POLL, build_app
+from chipwatch.queue.app import CLASSIFY, CLEANUP, DIGEST, OUTBOX, POLL, build_app
 from chipwatch.settings import Settings
 
 DEFERS_IN_FLIGHT = 8  # defers sent at once (each is one round trip)
@@ -78,6 +78,14 @@ async def defer_digests(
     with contextlib.suppress(AlreadyEnqueued):  # a retry of the outbox is queued already
         await app.tasks[OUTBOX].defer_async()
     return deferred
+
+
+async def defer_cleanup(app: procrastinate.App, keep_hours: int) -> None:
+    """Procrastinate's own job: delete the jobs finished `keep_hours` ago (not failed
+    ones), so the job table does not grow with every feed of every slot."""
+    deferrer = app.configure_task(CLEANUP, queueing_lock="cleanup")
+    with contextlib.suppress(AlreadyEnqueued):
+        await deferrer.defer_async(max_hours=keep_hours, remove_cancelled=True)
 
 
 # --- poll --wait -------------------------------------------------------------------------

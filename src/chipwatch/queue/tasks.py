@@ -11,7 +11,8 @@ body or a path; it reads everything else from the shared database, and doing it 
   (a built digest counts as the reader's run), then that reader's pending rows sent
   through the outbox (claimed row by row: one sender per row);
 - retry_outbox(): the outbox's due retries;
-- tick(timestamp): defers the due feeds, the due digests and the outbox retry.
+- tick(timestamp): defers the due feeds, the due digests, the outbox retry, and the
+  deletion of jobs finished more than `[workers].keep_jobs_hours` ago.
 """
 
 from __future__ import annotations
@@ -190,13 +191,14 @@ def retry_outbox() -> None:
 
 async def tick(timestamp: int) -> None:
     """One slot of the schedule: the due feeds, the due digests, the outbox's retries."""
-    from chipwatch.queue.client import defer_digests, defer_polls
+    from chipwatch.queue.client import defer_cleanup, defer_digests, defer_polls
 
     rt = runtime()
     moment = slot_time(timestamp)
     due = await asyncio.to_thread(_due_feeds, rt.sessions, moment)
     await defer_polls(rt.app, due, timestamp, classify=rt.settings.poll.classify_on_poll)
     await defer_digests(rt.app, rt.settings, rt.sessions, timestamp)
+    await defer_cleanup(rt.app, rt.settings.workers.keep_jobs_hours)
 
 
 def _due_feeds(sessions: sessionmaker[Session], moment: datetime) -> list[int]:
