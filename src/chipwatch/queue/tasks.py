@@ -108,7 +108,7 @@ def _before_poll(
     """None if the job has nothing to do: the feed is no longer due at `moment` (its poll
     moved the next check on) or, for `poll --all`, was checked since; else whether this
     is the feed's first poll."""
-    from chipwatch.store.backfill import never_polled
+    from chipwatch.store.backfill import is_first_poll
     from chipwatch.store.sources import checked_since, due_at
 
     with sessions() as session:
@@ -118,7 +118,7 @@ def _before_poll(
             else checked_since(session, source_id, moment)
         ):
             return None
-        return source_id in never_polled(session)
+        return is_first_poll(session, source_id)
 
 
 def _mark_backfill(rt: Runtime, source_id: int, started: datetime) -> None:
