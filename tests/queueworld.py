@@ -110,15 +110,19 @@ def _handler(feeds: GrowingFeeds) -> type[BaseHTTPRequestHandler]:
                 held = feeds._held == path
                 if held:
                     feeds._held = None
+            if held:
+                feeds.holding.set()
+                feeds.release.wait()
+                feeds.unanswered += 1  # its client was killed meanwhile (the test's doing)
+                self._answered()
+                return
+            if feeds.delay:
+                time.sleep(feeds.delay)
+            body = feeds.body(path, served)
+            # Out of flight before the answer goes: once the client has it, its next
+            # request may come before this thread would get back to count.
+            self._answered()
             try:
-                if held:
-                    feeds.holding.set()
-                    feeds.release.wait()
-                    feeds.unanswered += 1  # its client was killed meanwhile (the test's doing)
-                    return
-                if feeds.delay:
-                    time.sleep(feeds.delay)
-                body = feeds.body(path, served)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/rss+xml")
                 self.send_header("Content-Length", str(len(body)))
@@ -126,9 +130,10 @@ def _handler(feeds: GrowingFeeds) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
                 pass
-            finally:
-                with feeds._lock:
-                    feeds.in_flight -= 1
+
+        def _answered(self) -> None:
+            with feeds._lock:
+                feeds.in_flight -= 1
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass

@@ -4,8 +4,8 @@ body or a path; it reads everything else from the shared database, and doing it 
 
 - poll_feed(source_id, slot): skipped if the feed is no longer due at the slot (with
   `poll --all`: if it was checked at or after the slot); else one feed through the
-  collector, recorded with the slot as its check time. Jobs of one feed hold its lock,
-  so they run one after the other, never side by side;
+  collector, recorded with the slot as its check time. A feed's job holds the feed's
+  guard (store.host_gate): a second job meanwhile does nothing;
 - classify_articles(article_ids): only those of the ids still unclassified;
 - send_digest(address, slot): built only if the reader's schedule is due at the slot
   (a built digest counts as the reader's run), then that reader's pending rows sent
@@ -18,8 +18,9 @@ body or a path; it reads everything else from the shared database, and doing it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -77,10 +78,19 @@ def slot_time(slot: int) -> datetime:
 async def poll_feed(
     source_id: int, slot: int, classify: bool = True, due_only: bool = True
 ) -> None:
+    rt = runtime()
+    guard = rt.gate.feed(source_id) if rt.gate is not None else _always()
+    async with guard as mine:
+        if mine:  # else another job polls the feed right now: this one adds nothing
+            await _poll_feed(rt, source_id, slot, classify, due_only)
+
+
+async def _poll_feed(
+    rt: Runtime, source_id: int, slot: int, classify: bool, due_only: bool
+) -> None:
     from chipwatch import collect
     from chipwatch.pipeline import CLASSIFY_BATCH
 
-    rt = runtime()
     moment = slot_time(slot)
     first_poll = await asyncio.to_thread(_before_poll, rt.sessions, source_id, moment, due_only)
     if first_poll is None:
@@ -100,6 +110,11 @@ async def poll_feed(
         for start in range(0, len(ids), CLASSIFY_BATCH):
             batch = ids[start : start + CLASSIFY_BATCH]
             await rt.app.tasks[CLASSIFY].defer_async(article_ids=batch)
+
+
+@contextlib.asynccontextmanager
+async def _always() -> AsyncIterator[bool]:
+    yield True
 
 
 def _before_poll(

@@ -1,4 +1,5 @@
-"""Per-host politeness across workers and hosts, on PostgreSQL.
+"""Per-host politeness across workers and hosts, and one job at a time per feed, on
+PostgreSQL.
 
 The in-process limits of `fetch.Fetcher` hold within one poll; workers run many polls
 at once, on many machines. A `HostGate` makes `fetch.per_host_concurrency` and
@@ -8,8 +9,10 @@ at once, on many machines. A `HostGate` makes `fetch.per_host_concurrency` and
   closes and its slots are free at once (no stale lock to clean up);
 - delay: `host_slots.next_at` is reserved with one UPSERT (start = max(next_at, now),
   next_at = start + delay), then the request waits until its start.
-One connection per worker process; the slots it holds are tracked here because advisory
-locks are re-entrant within a session (the same session could take one slot twice).
+- one job per feed: the feed job holds an advisory lock (class, source id) while it runs;
+  a job that finds it held does nothing.
+One connection per worker process; the slots and feeds it holds are tracked here because
+advisory locks are re-entrant within a session (the same session could take one twice).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ SELECT s FROM unnest(%(slots)s::int[]) AS s
 WHERE pg_try_advisory_lock(hashtext(%(host)s), s) LIMIT 1
 """
 _RELEASE = "SELECT pg_advisory_unlock(hashtext(%(host)s), %(slot)s)"
+FEED_LOCK_CLASS = 0x66656564  # "feed": (class, source id) advisory locks of feed jobs
+_TRY_FEED = "SELECT pg_try_advisory_lock(%(cls)s, %(id)s)"
+_RELEASE_FEED = "SELECT pg_advisory_unlock(%(cls)s, %(id)s)"
 _RESERVE = """
 INSERT INTO host_slots AS h (host, next_at)
 VALUES (%(host)s, (clock_timestamp() AT TIME ZONE 'utc') + make_interval(secs => %(delay)s))
@@ -44,6 +50,7 @@ class HostGate:
         self._connection: psycopg.AsyncConnection | None = None
         self._lock = asyncio.Lock()
         self._held: set[tuple[str, int]] = set()
+        self._feeds: set[int] = set()  # feeds whose job runs in this process
 
     async def _execute(self, query: str, params: dict[str, object]) -> tuple[object, ...] | None:
         async with self._lock:
@@ -56,6 +63,7 @@ class HostGate:
                 self._conninfo, autocommit=True
             )
             self._held.clear()  # a new session holds nothing
+            self._feeds.clear()
         cursor = await self._connection.execute(query, params)
         return await cursor.fetchone()
 
@@ -84,6 +92,25 @@ class HostGate:
                     self._held.add((host, slot))
                     return slot
             await asyncio.sleep(GATE_RETRY_SECONDS)
+
+    @asynccontextmanager
+    async def feed(self, source_id: int) -> AsyncIterator[bool]:
+        """Whether this job may poll the feed: False while another job (here or on any
+        host) holds it. Its poll makes the feed not due, so the other job has nothing
+        to add; a dead worker's hold ends with its connection."""
+        async with self._lock:
+            taken = source_id not in self._feeds
+            if taken:
+                row = await self._run(_TRY_FEED, {"cls": FEED_LOCK_CLASS, "id": source_id})
+                taken = bool(row and row[0])
+            if taken:
+                self._feeds.add(source_id)
+        try:
+            yield taken
+        finally:
+            if taken:
+                self._feeds.discard(source_id)
+                await self._execute(_RELEASE_FEED, {"cls": FEED_LOCK_CLASS, "id": source_id})
 
     async def close(self) -> None:
         if self._connection is not None:
