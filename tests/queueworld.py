@@ -39,6 +39,7 @@ class GrowingFeeds:
         self.hits: Counter[str] = Counter()
         self.in_flight = 0
         self.most_in_flight = 0
+        self.arrivals: list[float] = []  # time.monotonic() of each request
         self.holding = threading.Event()  # set once a held request arrived
         self.release = threading.Event()
         self._held: str | None = None
@@ -103,6 +104,7 @@ def _handler(feeds: GrowingFeeds) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 return
             with feeds._lock:
+                feeds.arrivals.append(time.monotonic())
                 feeds.hits[path] += 1
                 served = feeds.hits[path]
                 feeds.in_flight += 1

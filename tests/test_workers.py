@@ -9,6 +9,7 @@ and the workers' own periodic ticks (where enabled) find nothing due at the real
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -266,6 +267,34 @@ def test_periodic_ticks_are_not_duplicated_and_the_host_limit_holds_across_worke
     assert len(ticks) >= 3 and {n for _, n in ticks} == {1}, ticks  # one job per second
     assert set(feeds.hits.values()) == {1}  # each due feed once: the next check is later
     assert feeds.most_in_flight <= 2  # fetch.per_host_concurrency, across the 3 workers
+
+
+def test_the_per_host_delay_holds_across_workers(tmp_path: Path, pg_url: str) -> None:
+    feeds = GrowingFeeds(count=6).start()
+    try:
+        config = write_config(
+            tmp_path,
+            pg_url,
+            feeds.urls(),
+            workers='tick_cron = ""\n',
+            fetch="per_host_concurrency = 4\nper_host_delay_seconds = 0.4\n",
+        )
+        workers = [start_worker(config, 3, tmp_path / f"worker{i}.log") for i in range(2)]
+        try:
+            wait_for(lambda: len(registered(pg_url)) == 2, 60, "two workers")
+            defer_tick(config, slots(1)[0])
+            wait_idle(pg_url, timeout=60)
+        finally:
+            stop_workers(workers)
+    finally:
+        feeds.stop()
+    assert sum(feeds.hits.values()) == 6
+    arrivals = sorted(feeds.arrivals)
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    # One host: requests start 0.4 s apart whichever worker asks (each arrival may lag its
+    # start by the connect; without the delay the six come within a few milliseconds).
+    assert min(gaps) >= 0.25, gaps
+    assert arrivals[-1] - arrivals[0] >= 5 * 0.4 * 0.9, gaps
 
 
 # --- commands -----------------------------------------------------------------------------
