@@ -14,7 +14,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRIB = REPO / "contrib"
-UNITS = ("chipwatch.service", "chipwatch-poll.service", "chipwatch-poll.timer")
+UNITS = (
+    "chipwatch.service",
+    "chipwatch-poll.service",
+    "chipwatch-poll.timer",
+    "chipwatch-worker.service",
+)
 
 
 def parse(name: str) -> configparser.RawConfigParser:
@@ -49,6 +54,15 @@ def commands(unit: configparser.RawConfigParser) -> list[list[str]]:
     ]
 
 
+def test_the_worker_unit_runs_chipwatch_worker() -> None:
+    worker = parse("chipwatch-worker.service")
+    assert commands(worker) == [
+        ["/usr/local/bin/chipwatch", "--data-dir", "/var/lib/chipwatch", "worker"]
+    ]
+    assert worker["Service"]["RestartPreventExitStatus"] == "2"  # SQLite: ExitCode.CONFIG
+    assert worker["Install"]["WantedBy"] == "multi-user.target"
+
+
 def test_units_parse_and_run_real_commands() -> None:
     service = parse("chipwatch.service")
     assert service["Service"]["Type"] == "simple"
@@ -71,7 +85,7 @@ def test_units_parse_and_run_real_commands() -> None:
 
 def test_the_units_commands_exist_in_the_cli() -> None:
     """Each command line of the units is accepted by chipwatch's argument parser."""
-    for name in UNITS[:2]:
+    for name in (*UNITS[:2], "chipwatch-worker.service"):
         for command in commands(parse(name)):
             result = subprocess.run(
                 [sys.executable, "-m", "chipwatch", *command[1:-1], command[-1], "--help"],

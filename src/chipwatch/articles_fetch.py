@@ -122,6 +122,7 @@ class ArticleStage:
         self._now = now
         self._since = now - timedelta(days=settings.articles.cache_days)
         self._pages = page_fetcher or Fetcher(page_fetch_settings(settings))
+        self._own_pages = page_fetcher is None  # a worker's shared one outlives the stage
         self._budget = settings.articles.max_per_cycle
         self._inflight: dict[str, asyncio.Future[PageReading]] = {}
         self._resolver = Resolver(
@@ -138,7 +139,8 @@ class ArticleStage:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._pages.__aexit__(*exc)
+        if self._own_pages:
+            await self._pages.__aexit__(*exc)
 
     async def complete(self, source: Source, articles: Sequence[Article]) -> list[Article]:
         """The articles to store now, resolved, with page text where it was wanted."""

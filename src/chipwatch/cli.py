@@ -213,6 +213,18 @@ def poll(
     no_classify: Annotated[
         bool, typer.Option("--no-classify", help="Store new articles without classifying them.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="PostgreSQL: hand each feed to the workers (`chipwatch worker`) and wait "
+            "for them; exit with the poll's code. SQLite: no effect.",
+        ),
+    ] = False,
+    defer: Annotated[
+        bool,
+        typer.Option("--defer", help="PostgreSQL: hand the feeds to the workers, return at once."),
+    ] = False,
 ) -> None:
     """Fetch the due feeds, store new articles once, and classify them."""
     from chipwatch import pipeline
@@ -220,7 +232,11 @@ def poll(
     def body() -> None:
         from chipwatch import metrics
         from chipwatch.progress import progress
+        from chipwatch.store.url import is_sqlite
 
+        if (wait or defer) and not is_sqlite(settings().store_url):
+            _poll_through_workers(all_feeds, not no_classify, wait)
+            return
         with job_lock(settings().data_dir, "poll"), progress() as track:
             report = pipeline.poll_and_classify(
                 settings(), all_feeds=all_feeds, classify=not no_classify, track=track
@@ -230,6 +246,67 @@ def poll(
         typer.echo(report)
         if report.exit_code:  # 3: some feeds failed (the rest stored); 4: every feed failed
             raise typer.Exit(report.exit_code)
+
+    guarded(body)
+
+
+def _poll_through_workers(all_feeds: bool, classify: bool, wait: bool) -> None:
+    from chipwatch import pipeline
+    from chipwatch.queue.client import poll_through_workers
+
+    s = settings()
+    sessions = pipeline.open_sessions(s)
+    pipeline.sync_config_sources(s, sessions)
+    result = poll_through_workers(s, sessions, all_feeds=all_feeds, classify=classify, wait=wait)
+    typer.echo(result)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            metavar="N",
+            min=1,
+            max=256,
+            help="Jobs run at once (default [workers].concurrency).",
+        ),
+    ] = None,
+) -> None:
+    """Run a worker (PostgreSQL): poll, classify and digest jobs from the shared queue,
+    and the schedule, on any number of hosts, until stopped."""
+
+    def body() -> None:
+        from chipwatch.queue.worker import run_worker
+
+        set_chipwatch_level(logging.INFO)
+        s = settings()
+        typer.echo(
+            f"chipwatch worker: {concurrency or s.workers.concurrency} jobs at once; "
+            "Ctrl-C or SIGTERM stops it after the running jobs"
+        )
+        run_worker(s, concurrency)
+
+    guarded(body)
+
+
+@app.command("queue")
+def queue_status() -> None:
+    """Show the workers' queue (PostgreSQL): workers alive, jobs by task and status."""
+    from datetime import UTC, datetime
+
+    from chipwatch import pipeline
+
+    def body() -> None:
+        from chipwatch.queue.app import require_postgresql
+        from chipwatch.queue.client import queue_report
+
+        s = settings()
+        require_postgresql(s, "queue")
+        typer.echo(queue_report(pipeline.open_sessions(s), datetime.now(UTC)))
 
     guarded(body)
 

@@ -15,8 +15,11 @@ capped, and the whole fetch runs under one deadline however slowly the server tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import ipaddress
 import socket
+import ssl
 import time
 import typing
 import zlib
@@ -145,6 +148,14 @@ async def _resolve(host: str, port: int) -> list[str]:
     return addresses
 
 
+@functools.cache
+def verifying_context() -> ssl.SSLContext:
+    """One verifying context (certifi, as httpx's own transport) for every pool of every
+    client in the process: loading the CA file costs ~25 ms of CPU, and a worker builds
+    two clients per feed job (bench-scale: most of a job's CPU before this)."""
+    return httpx.create_ssl_context()
+
+
 class PerHostTransport(httpx.AsyncBaseTransport):
     """One small keep-alive pool per (scheme, host, port).
 
@@ -164,9 +175,7 @@ class PerHostTransport(httpx.AsyncBaseTransport):
         self._settings = settings
         self._backend = backend
         self._max_pools = max_pools
-        # One verifying context (certifi, as httpx's own transport) for every pool;
-        # httpcore would otherwise build and load one for each new TLS connection.
-        self._ssl_context = httpx.create_ssl_context()
+        self._ssl_context: ssl.SSLContext | None = None
         self._pools: dict[tuple[bytes, bytes, int | None], httpcore.AsyncConnectionPool] = {}
         self._busy: dict[tuple[bytes, bytes, int | None], int] = {}
 
@@ -174,6 +183,8 @@ class PerHostTransport(httpx.AsyncBaseTransport):
         pool = self._pools.pop(key, None)  # re-inserted last: the dict is kept in LRU order
         if pool is None:
             keep = max(1, self._settings.per_host_concurrency)
+            if self._ssl_context is None:
+                self._ssl_context = verifying_context()
             pool = httpcore.AsyncConnectionPool(
                 max_connections=None,  # our semaphores bound the requests in flight
                 max_keepalive_connections=keep,
@@ -383,6 +394,10 @@ def _inflate(decoder: typing.Any, data: bytes, limit: int, url: str) -> bytes:
 # --- the fetcher -------------------------------------------------------------------------
 
 
+# A host's slot held for one request: store.host_gate.HostGate.slot on workers.
+HostSlot = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
+
+
 @dataclass
 class _Hop:
     permanent_chain: bool = True
@@ -392,9 +407,17 @@ class _Hop:
 class Fetcher:
     """Shared client and limits for one poll cycle. Use as an async context manager."""
 
-    def __init__(self, settings: FetchSettings, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: FetchSettings,
+        client: httpx.AsyncClient | None = None,
+        host_gate: HostSlot | None = None,
+    ) -> None:
         self.settings = settings
         self._client = client or build_client(settings)
+        # Workers: the per-host limit and delay across processes (store.host_gate); the
+        # local semaphores still bound this poll's own requests.
+        self._gate = host_gate
         self._global = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._next_slot: dict[str, float] = {}
@@ -427,7 +450,7 @@ class Fetcher:
         try:
             check_url(url)  # before the host is read from it: urlsplit raises on some
             host = (urlsplit(url).hostname or "").lower()
-            async with self._host_slot(host), self._global:
+            async with self._host_slot(host), self._global, self._shared_slot(host):
                 await self._polite_delay(host)
                 async with asyncio.timeout(self.settings.deadline_seconds):
                     result = await self._follow(url, etag, last_modified, accept, fetched_at, form)
@@ -448,9 +471,12 @@ class Fetcher:
             self._hosts[host] = asyncio.Semaphore(self.settings.per_host_concurrency)
         return self._hosts[host]
 
+    def _shared_slot(self, host: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._gate(host) if self._gate is not None else contextlib.nullcontext()
+
     async def _polite_delay(self, host: str) -> None:
         delay = self.settings.per_host_delay_seconds
-        if delay <= 0:
+        if delay <= 0 or self._gate is not None:  # the gate spaces requests across workers
             return
         now = time.monotonic()
         slot = max(now, self._next_slot.get(host, now))

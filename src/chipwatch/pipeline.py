@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,20 +56,15 @@ def load_classifier(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> tuple[FittedClassifier, str]:
     """The classifier fitted on the corpus, the topics and the user's labels (cached), and
-    the key of what it was fitted on (stored with each classification)."""
+    the key of what it was fitted on (stored with each classification). On PostgreSQL the
+    model is the one stored in the database under that key, so every worker on every host
+    classifies with the same one (the first to need it fits and stores it)."""
     from chipwatch.classify import ClassifierParams, load_or_fit
     from chipwatch.classify.cache import fit_key
+    from chipwatch.store.url import is_sqlite
 
     with sessions() as session:
         stored = labels.stored_labels(session)
-    model = load_or_fit(
-        settings.corpus_dir,
-        settings.topics_path,
-        stored,
-        settings.cache_dir,
-        user_topics=settings.user_topics_path,
-        relevance_threshold=settings.classify.relevance_threshold,
-    )
     key = fit_key(
         settings.corpus_dir,
         settings.topics_path,
@@ -77,7 +72,56 @@ def load_classifier(
         ClassifierParams(),
         settings.user_topics_path,
     )
+    threshold = settings.classify.relevance_threshold
+    if not is_sqlite(settings.store_url):
+        shared = _shared_classifier(settings, sessions, key, stored)
+        return shared.with_params(replace(shared.params, relevance_threshold=threshold)), key
+    model = load_or_fit(
+        settings.corpus_dir,
+        settings.topics_path,
+        stored,
+        settings.cache_dir,
+        user_topics=settings.user_topics_path,
+        relevance_threshold=threshold,
+    )
     return model, key
+
+
+def _shared_classifier(
+    settings: Settings, sessions: sessionmaker[Session], key: str, stored: Sequence[object]
+) -> FittedClassifier:
+    import pickle
+
+    from chipwatch.classify import FittedClassifier, load_or_fit
+    from chipwatch.clock import utcnow
+    from chipwatch.store import fitted
+
+    cached = _SHARED_MODELS.get(key)
+    if cached is not None:
+        return cached
+    with sessions() as session:
+        data = fitted.stored_model(session, key)
+    model = pickle.loads(data) if data is not None else None  # our own rows, by their key
+    if not isinstance(model, FittedClassifier):
+        model = load_or_fit(
+            settings.corpus_dir,
+            settings.topics_path,
+            stored,  # type: ignore[arg-type]
+            settings.cache_dir,
+            user_topics=settings.user_topics_path,
+            warm=False,
+        )
+        with sessions.begin() as session:
+            fitted.store_model(session, key, pickle.dumps(model), utcnow())
+        with sessions() as session:  # the stored one: another worker's, if it came first
+            model = pickle.loads(fitted.stored_model(session, key) or pickle.dumps(model))
+    model.warm_up()
+    _SHARED_MODELS.clear()
+    _SHARED_MODELS[key] = model
+    return model
+
+
+_SHARED_MODELS: dict[str, FittedClassifier] = {}  # per process: the stored model by its key
 
 
 def classify_backlog(
@@ -194,10 +238,12 @@ class PollSummary:
 def sync_config_sources(settings: Settings, sessions: sessionmaker[Session]) -> None:
     """The sources listed in the config file join those added with `feeds add` (another
     URL of a stored feed is skipped, not stored twice; a disabled one stays disabled)."""
+    from chipwatch.store.dialect import serialise_sync
     from chipwatch.store.source_admin import apply_tags, without_duplicates
     from chipwatch.store.sources import sync_sources
 
     with sessions.begin() as session:
+        serialise_sync(session)  # workers starting together on PostgreSQL
         kept, _ = without_duplicates(session, settings.sources)
         sync_sources(session, kept)
         apply_tags(session, kept)
@@ -251,6 +297,11 @@ def _pages_line(stats: ArticleStats) -> str:
 
 
 # --- digest ------------------------------------------------------------------------------
+
+
+def digest_topics(settings: Settings) -> tuple[Topic, ...]:
+    """The topics the digest is grouped by (the shipped ones, then the user's)."""
+    return _topics(settings)
 
 
 def _topics(settings: Settings) -> tuple[Topic, ...]:

@@ -105,6 +105,23 @@ class PollSettings:
 
 
 @dataclass(frozen=True)
+class WorkersSettings:
+    """`chipwatch worker` and `poll --wait` on PostgreSQL (the Procrastinate task queue)."""
+
+    concurrency: int = bounded(8, 1, 256)  # jobs one worker runs at once (--concurrency)
+    # how long `poll --wait` waits for the workers before it exits 75 (jobs stay queued)
+    wait_timeout_seconds: float = bounded(3600.0, 0.1, 7 * 86_400.0)
+    heartbeat_seconds: float = bounded(10.0, 0.1, 3600.0)  # how often a worker says it lives
+    # a worker silent this long is dead: its running jobs are retried by another worker
+    stalled_after_seconds: float = bounded(60.0, 0.5, 86_400.0)
+    # finished jobs are deleted this long after they finished (failed ones are kept)
+    keep_jobs_hours: int = bounded(72, 1, 87_600)
+    # when the workers' schedule runs (polls due feeds, due digests, outbox retries);
+    # six fields give seconds; "" runs none in this worker. Deduplicated across workers.
+    tick_cron: str = "* * * * *"
+
+
+@dataclass(frozen=True)
 class ClassifySettings:
     # relevance probability above which an article is kept
     relevance_threshold: float = bounded(0.5, 0.0, 1.0)
@@ -246,6 +263,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    workers: WorkersSettings = field(default_factory=WorkersSettings)
     recipients: tuple[Recipient, ...] = ()
     sources: tuple[SourceConfig, ...] = ()
     config_origin: str = "--config"  # how the file was found, for messages
@@ -307,6 +325,7 @@ _SECTIONS: dict[str, type] = {
     "metrics": MetricsSettings,
     "health": HealthSettings,
     "web": WebSettings,
+    "workers": WorkersSettings,
 }
 _TOP_LEVEL_KEYS = {
     "data_dir",
@@ -696,6 +715,7 @@ def _validate(settings: Settings, origin: Callable[[str], str]) -> None:
             recipient.timezone or digest.timezone,
         )
     _validate_web(settings.web, origin)
+    _check_tick_cron(origin("workers.tick_cron"), settings.workers.tick_cron)
     for i, feed in enumerate(settings.sources):
         _check_source_url(str(settings.config_path), f"sources[{i}].url", feed.url)
 
@@ -708,6 +728,18 @@ def _check_source_url(source: str, where: str, url: str) -> None:
         check_url(url)
     except FetchError as exc:
         raise ConfigError(source, where, str(exc)) from None
+
+
+def _check_tick_cron(source: str, cron: str) -> None:
+    """Five cron fields, or six (the last one seconds), as Procrastinate's croniter reads;
+    "" runs no schedule in this worker (other workers may)."""
+    fields_ = cron.split()
+    if not fields_:
+        return
+    if len(fields_) not in (5, 6) or not all(set(f) <= set("0123456789*/,-") for f in fields_):
+        raise ConfigError(
+            source, "workers.tick_cron", f"not a cron expression of 5 or 6 numeric fields: {cron!r}"
+        )
 
 
 def _validate_web(web: WebSettings, origin: Callable[[str], str]) -> None:

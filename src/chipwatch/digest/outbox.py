@@ -188,16 +188,18 @@ def send_pending(
     transport: Transport | None = None,
     after_send: AfterSend | None = None,
     retry_now: bool = False,
+    recipient: str | None = None,
 ) -> SendReport:
     """Send every due pending row (with `retry_now`, every pending row, its backoff
     ignored). Each row is one recipient's message and is committed as sent right after
     its server accepted it, before the next is tried: a crash loses at most that one
     commit, and the retry sends the same bytes with the same Message-ID (docs/digest.md).
-    `after_send` runs after acceptance, before the commit (tests simulate a crash there)."""
+    `after_send` runs after acceptance, before the commit (tests simulate a crash there).
+    `recipient`: only that reader's rows (a worker's digest job for one recipient)."""
     transport = transport or transport_for(settings)
     report = SendReport()
     moment = db_time(now)
-    for digest_id in store.pending_ids(session):
+    for digest_id in store.pending_ids(session, recipient):
         row = store.claim_pending(session, digest_id)
         if row is None:  # sent meanwhile, or another sender holds it
             session.rollback()

@@ -72,6 +72,18 @@ def unclassified(session: Session, limit: int) -> list[ClassifyInput]:
     return [as_input(row) for row in session.scalars(query)]
 
 
+def unclassified_among(session: Session, ids: Sequence[int]) -> list[ClassifyInput]:
+    """Those of the articles `ids` that have no classification yet (a worker's batch;
+    a retried batch classifies only what its first run did not store)."""
+    query = (
+        select(ArticleRow)
+        .outerjoin(ClassificationRow)
+        .where(ClassificationRow.article_id.is_(None), ArticleRow.id.in_(list(ids)))
+        .order_by(ArticleRow.id)
+    )
+    return [as_input(row) for row in session.scalars(query)]
+
+
 def add_classifications(
     session: Session, results: Sequence[Classification], model_key: str, now: datetime | None = None
 ) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy import create_engine as sqlalchemy_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from chipwatch.errors import StorageError
-from chipwatch.store import dialect, faults
+from chipwatch.store import dialect, faults, queue_schema
 from chipwatch.store.dialect import Backend
 from chipwatch.store.url import normalise_url, sqlite_url
 
@@ -65,6 +65,7 @@ def open_database(url: str) -> Database:
     engine = create_engine(url)
     try:
         upgrade(engine)  # an unreachable server or a damaged file: StorageError (faults)
+        queue_schema.ensure_queue_schema(engine)  # PostgreSQL: the workers' task queue
     except StorageError:
         engine.dispose()
         raise

@@ -99,6 +99,16 @@ def lock_for_migration(connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
 
+SYNC_LOCK_KEY = 0x73796E63  # "sync": the config's sources written by one process at a time
+
+
+def serialise_sync(session: Session) -> None:
+    """PostgreSQL: wait for any other process syncing the config's sources (workers start
+    together on many hosts) until this transaction ends; SQLite's writer lock does it."""
+    if backend_of(session) is Backend.POSTGRESQL:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SYNC_LOCK_KEY})
+
+
 def claim(query: Select[Any]) -> Select[Any]:
     """Rows one sender works on: others skip them until its transaction ends
     (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLAlchemy renders nothing on SQLite)."""

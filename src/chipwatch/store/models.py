@@ -201,5 +201,25 @@ class StoryMemberRow(Base):
     grouped_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class FittedModelRow(Base):
+    """The fitted classifier, pickled, under the key of what it was fitted on: every
+    worker on every host classifies with the same model (store.fitted)."""
+
+    __tablename__ = "fitted_models"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[bytes] = mapped_column(LargeBinary)
+    fitted_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class HostSlotRow(Base):
+    """When a host may be fetched next, shared by every worker (store.host_gate)."""
+
+    __tablename__ = "host_slots"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    next_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 # The review site's tables join the same metadata (the migrations' target).
 from chipwatch.store import review_models as _review_models  # noqa: E402, F401

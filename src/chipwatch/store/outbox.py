@@ -134,14 +134,11 @@ def set_message(
 # --- sending ----------------------------------------------------------------------------
 
 
-def pending_ids(session: Session) -> list[int]:
-    return list(
-        session.scalars(
-            select(DigestRow.id)
-            .where(DigestRow.status == DigestStatus.PENDING)
-            .order_by(DigestRow.id)
-        )
-    )
+def pending_ids(session: Session, recipient: str | None = None) -> list[int]:
+    query = select(DigestRow.id).where(DigestRow.status == DigestStatus.PENDING)
+    if recipient is not None:
+        query = query.where(DigestRow.recipient == recipient)
+    return list(session.scalars(query.order_by(DigestRow.id)))
 
 
 def claim_pending(session: Session, digest_id: int) -> OutboxMessage | None:

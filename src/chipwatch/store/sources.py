@@ -208,6 +208,46 @@ def due_sources(
     return [to_source(row) for row in session.scalars(query)]
 
 
+def enabled_sources(session: Session, ids: Iterable[int]) -> list[Source]:
+    """The enabled feeds among `ids`, due or not (a worker's job names its feed)."""
+    query = (
+        select(SourceRow)
+        .where(SourceRow.enabled.is_(True), SourceRow.id.in_(list(ids)))
+        .order_by(SourceRow.id)
+    )
+    return [to_source(row) for row in session.scalars(query)]
+
+
+def checked_since(session: Session, source_id: int, moment: datetime) -> bool:
+    """Whether the feed was checked at or after `moment` (a retried job's feed was)."""
+    checked = session.scalar(select(SourceRow.last_checked_at).where(SourceRow.id == source_id))
+    return checked is not None and checked >= moment
+
+
+def due_at(session: Session, source_id: int, moment: datetime) -> bool:
+    """Whether the feed is enabled and its next check has come at `moment`."""
+    row = session.execute(
+        select(SourceRow.enabled, SourceRow.next_check_at).where(SourceRow.id == source_id)
+    ).first()
+    return (
+        row is not None
+        and row.enabled
+        and (row.next_check_at is None or row.next_check_at <= moment)
+    )
+
+
+def outcomes_since(session: Session, ids: Iterable[int], moment: datetime) -> tuple[int, int]:
+    """Of the feeds `ids`: how many were checked since `moment`, and how many of those
+    failed at that check (`poll --wait` exits with the poll's code from them)."""
+    rows = session.execute(
+        select(SourceRow.last_checked_at, SourceRow.consecutive_errors).where(
+            SourceRow.id.in_(list(ids))
+        )
+    ).all()
+    checked = [errors for at, errors in rows if at is not None and at >= moment]
+    return len(checked), sum(1 for errors in checked if errors)
+
+
 def adaptive_interval(entries_per_week: float | None, poll: PollSettings) -> int:
     """Minutes between checks from how often the feed publishes (Miniflux's rule)."""
     if not entries_per_week or entries_per_week <= 0:

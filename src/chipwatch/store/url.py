@@ -47,3 +47,10 @@ def _redacted(text: str) -> str:
     # A password in a mistyped URL must not end up in a log.
     head, at, tail = text.rpartition("@")
     return f"***@{tail}" if at else text
+
+
+def libpq_url(url: str) -> str:
+    """The libpq form (`postgresql://...`) of a PostgreSQL `database_url`, for psycopg
+    connections made outside SQLAlchemy (the task queue, the host gate)."""
+    _, _, rest = normalise_url(url).partition("://")
+    return f"postgresql://{rest}"
