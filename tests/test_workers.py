@@ -33,6 +33,7 @@ from queueworld import (
     run_cli,
     start_worker,
     stop_workers,
+    unfinished,
     wait_for,
     wait_idle,
     write_config,
@@ -352,8 +353,20 @@ def test_poll_wait_hands_the_feeds_to_the_workers_and_exits_with_the_polls_code(
             partial = run_cli(broken, "poll", "--all", "--wait", "--no-classify")
             assert partial.returncode == ExitCode.PARTIAL, partial.stdout + partial.stderr
             assert "1 failed" in partial.stdout
+            wait_idle(pg_url, 30)
+            # a worker lives: a plain poll hands the feeds to it and returns at once
+            plain = run_cli(config, "poll", "--all", "--no-classify")
+            assert plain.returncode == 0 and "deferred 5 feeds" in plain.stdout, plain.stdout
+            wait_idle(pg_url, 30)
+            before = sum(feeds.hits.values())
+            local = run_cli(config, "poll", "--all", "--no-classify", "--local")
+            assert local.returncode == ExitCode.PARTIAL, local.stdout  # the gone feed, here
+            assert "deferred" not in local.stdout and unfinished(pg_url) == 0
+            assert sum(feeds.hits.values()) >= before + 4
         finally:
             stop_workers([worker])
+        alone = run_cli(config, "poll", "--all", "--no-classify")  # no live worker: in process
+        assert alone.returncode == ExitCode.PARTIAL and "deferred" not in alone.stdout, alone.stdout
         queued = run_cli(config, "poll", "--all", "--defer")  # no worker: returns at once
         assert queued.returncode == 0 and "deferred 5 feeds" in queued.stdout
         waited = run_cli(

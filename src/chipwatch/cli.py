@@ -225,6 +225,13 @@ def poll(
         bool,
         typer.Option("--defer", help="PostgreSQL: hand the feeds to the workers, return at once."),
     ] = False,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="PostgreSQL: fetch in this process even when workers are running.",
+        ),
+    ] = False,
 ) -> None:
     """Fetch the due feeds, store new articles once, and classify them."""
     from chipwatch import pipeline
@@ -234,7 +241,9 @@ def poll(
         from chipwatch.progress import progress
         from chipwatch.store.url import is_sqlite
 
-        if (wait or defer) and not is_sqlite(settings().store_url):
+        if not is_sqlite(settings().store_url) and (
+            wait or defer or (not local and _workers_running())
+        ):
             _poll_through_workers(all_feeds, not no_classify, wait)
             return
         with job_lock(settings().data_dir, "poll"), progress() as track:
@@ -248,6 +257,16 @@ def poll(
             raise typer.Exit(report.exit_code)
 
     guarded(body)
+
+
+def _workers_running() -> bool:
+    """On PostgreSQL with live workers, a plain `poll` defers and returns at once (issue
+    16); with none, it fetches in this process as before, so no feed waits for nobody."""
+    from chipwatch import pipeline
+    from chipwatch.queue.client import workers_alive
+
+    s = settings()
+    return workers_alive(s, pipeline.open_sessions(s))
 
 
 def _poll_through_workers(all_feeds: bool, classify: bool, wait: bool) -> None:

@@ -129,6 +129,15 @@ class QueuedPoll:
         )
 
 
+def workers_alive(settings: Settings, sessions: sessionmaker[Session]) -> bool:
+    """Whether a worker beat within [workers].stalled_after_seconds: then a plain `poll`
+    hands its feeds to the queue instead of fetching them itself."""
+    from chipwatch.store import queue_jobs
+
+    with sessions() as session:
+        return queue_jobs.live_workers(session, settings.workers.stalled_after_seconds) > 0
+
+
 def poll_through_workers(
     settings: Settings,
     sessions: sessionmaker[Session],

@@ -59,3 +59,13 @@ def workers(session: Session) -> list[tuple[int, datetime]]:
     """(worker id, last heartbeat) of the workers that registered and did not stop."""
     query = text("SELECT id, last_heartbeat FROM procrastinate.procrastinate_workers ORDER BY id")
     return [(int(i), at) for i, at in session.execute(query).all()]
+
+
+def live_workers(session: Session, max_age_seconds: float) -> int:
+    """Workers whose last heartbeat is at most `max_age_seconds` old (a killed worker's
+    row stays until another worker prunes it, so the age is what says it lives)."""
+    query = text(
+        "SELECT count(*) FROM procrastinate.procrastinate_workers"
+        " WHERE last_heartbeat > now() - make_interval(secs => :age)"
+    )
+    return int(session.execute(query, {"age": max_age_seconds}).scalar_one())
