@@ -96,7 +96,8 @@ def _shared_classifier(
     from chipwatch.clock import utcnow
     from chipwatch.store import fitted
 
-    cached = _SHARED_MODELS.get(key)
+    held = (settings.store_url, key)  # another database may not hold this model yet
+    cached = _SHARED_MODELS.get(held)
     if cached is not None:
         return cached
     with sessions() as session:
@@ -117,11 +118,12 @@ def _shared_classifier(
             model = pickle.loads(fitted.stored_model(session, key) or pickle.dumps(model))
     model.warm_up()
     _SHARED_MODELS.clear()
-    _SHARED_MODELS[key] = model
+    _SHARED_MODELS[held] = model
     return model
 
 
-_SHARED_MODELS: dict[str, FittedClassifier] = {}  # per process: the stored model by its key
+# per process: the stored model by (database, fit key)
+_SHARED_MODELS: dict[tuple[str, str], FittedClassifier] = {}
 
 
 def classify_backlog(
