@@ -496,11 +496,13 @@ async def poll(
     on_feed: Callable[[FeedReport, int], None] | None = None,
     source_ids: Sequence[int] | None = None,
     fetchers: tuple[Fetcher, Fetcher] | None = None,
+    prune_cache: bool = True,
 ) -> PollReport:
     """Poll the due feeds (or every enabled feed, or those of `source_ids`) once and store
     what is new. `on_feed(report, feeds in this poll)` is called as each feed is done
     (progress). A worker's job passes its feed's id and the worker's feed and page
-    fetchers (kept open across its jobs, with the gate its workers share)."""
+    fetchers (kept open across its jobs, with the gate its workers share), and
+    `prune_cache=False` when it pruned the page cache for `now` already."""
     started = utcnow()
     now = now or started
     writer = Writer(session_factory, settings)
@@ -515,7 +517,13 @@ async def poll(
         async with (
             _kept_open(feed_fetcher) if fetchers else feed_fetcher as fetcher,
             ArticleStage(
-                settings, fetcher, parse_pool.run, writer.in_session, now, page_fetcher=pages
+                settings,
+                fetcher,
+                parse_pool.run,
+                writer.in_session,
+                now,
+                page_fetcher=pages,
+                prune=prune_cache,
             ) as stage,
         ):
             ctx = _Context(

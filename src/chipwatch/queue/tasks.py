@@ -52,6 +52,9 @@ class Runtime:
     # The worker's feed and page fetchers (set in its event loop): kept open across jobs,
     # so connections are reused and the per-host limits hold for all of its jobs.
     fetchers: list[tuple[Fetcher, Fetcher]] = field(default_factory=list)
+    # The slot this process last pruned the page cache for: a slot's feed jobs share the
+    # cutoff, so one DELETE per slot and worker instead of one per feed job.
+    pruned_slot: list[int] = field(default_factory=list)
 
 
 _RUNTIME: list[Runtime] = []
@@ -95,6 +98,8 @@ async def _poll_feed(
     first_poll = await asyncio.to_thread(_before_poll, rt.sessions, source_id, moment, due_only)
     if first_poll is None:
         return  # polled already: a retried job whose first run stored, or a second defer
+    prune = rt.pruned_slot != [slot]
+    rt.pruned_slot[:] = [slot]
     report = await collect.poll(
         rt.settings,
         rt.sessions,
@@ -102,6 +107,7 @@ async def _poll_feed(
         pool=rt.pool,
         source_ids=[source_id],
         fetchers=rt.fetchers[0] if rt.fetchers else None,
+        prune_cache=prune,
     )
     if first_poll:
         await asyncio.to_thread(_mark_backfill, rt, source_id, report.started_at)
@@ -123,17 +129,10 @@ def _before_poll(
     """None if the job has nothing to do: the feed is no longer due at `moment` (its poll
     moved the next check on) or, for `poll --all`, was checked since; else whether this
     is the feed's first poll."""
-    from chipwatch.store.backfill import is_first_poll
-    from chipwatch.store.sources import checked_since, due_at
+    from chipwatch.store.sources import poll_job_start
 
     with sessions() as session:
-        if (
-            not due_at(session, source_id, moment)
-            if due_only
-            else checked_since(session, source_id, moment)
-        ):
-            return None
-        return is_first_poll(session, source_id)
+        return poll_job_start(session, source_id, moment, due_only)
 
 
 def _mark_backfill(rt: Runtime, source_id: int, started: datetime) -> None:

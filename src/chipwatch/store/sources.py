@@ -218,22 +218,29 @@ def enabled_sources(session: Session, ids: Iterable[int]) -> list[Source]:
     return [to_source(row) for row in session.scalars(query)]
 
 
-def checked_since(session: Session, source_id: int, moment: datetime) -> bool:
-    """Whether the feed was checked at or after `moment` (a retried job's feed was)."""
-    checked = session.scalar(select(SourceRow.last_checked_at).where(SourceRow.id == source_id))
-    return checked is not None and checked >= moment
-
-
-def due_at(session: Session, source_id: int, moment: datetime) -> bool:
-    """Whether the feed is enabled and its next check has come at `moment`."""
+def poll_job_start(
+    session: Session, source_id: int, moment: datetime, due_only: bool
+) -> bool | None:
+    """A feed job's check, in one statement: None if it has nothing to do (the feed is
+    disabled or gone, or, with `due_only`, not due at `moment`; without it, checked at
+    or after `moment`: a retried `poll --all` job's feed was); else whether this is the
+    feed's first poll (no successful one yet)."""
     row = session.execute(
-        select(SourceRow.enabled, SourceRow.next_check_at).where(SourceRow.id == source_id)
+        select(
+            SourceRow.enabled,
+            SourceRow.next_check_at,
+            SourceRow.last_checked_at,
+            SourceRow.last_success_at,
+        ).where(SourceRow.id == source_id)
     ).first()
-    return (
-        row is not None
-        and row.enabled
-        and (row.next_check_at is None or row.next_check_at <= moment)
-    )
+    if row is None:
+        return None
+    if due_only:
+        if not row.enabled or (row.next_check_at is not None and row.next_check_at > moment):
+            return None
+    elif row.last_checked_at is not None and row.last_checked_at >= moment:
+        return None
+    return row.last_success_at is None
 
 
 def outcomes_since(session: Session, ids: Iterable[int], moment: datetime) -> tuple[int, int]:
