@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from chipwatch.collect import ParsePool
     from chipwatch.fetch import Fetcher
     from chipwatch.store.host_gate import HostGate
+    from chipwatch.store.sources import JobStart
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,8 @@ async def _poll_feed(
     from chipwatch.pipeline import CLASSIFY_BATCH
 
     moment = slot_time(slot)
-    first_poll = await asyncio.to_thread(_before_poll, rt.sessions, source_id, moment, due_only)
-    if first_poll is None:
+    job = await asyncio.to_thread(_before_poll, rt.sessions, source_id, moment, due_only)
+    if job is None:
         return  # polled already: a retried job whose first run stored, or a second defer
     prune = rt.pruned_slot != [slot]
     rt.pruned_slot[:] = [slot]
@@ -105,11 +106,11 @@ async def _poll_feed(
         rt.sessions,
         now=moment,
         pool=rt.pool,
-        source_ids=[source_id],
+        sources=[job.source],
         fetchers=rt.fetchers[0] if rt.fetchers else None,
         prune_cache=prune,
     )
-    if first_poll:
+    if job.first_poll:
         await asyncio.to_thread(_mark_backfill, rt, source_id, report.started_at)
     if classify and report.new_article_ids:
         ids = list(report.new_article_ids)
@@ -125,10 +126,10 @@ async def _always() -> AsyncIterator[bool]:
 
 def _before_poll(
     sessions: sessionmaker[Session], source_id: int, moment: datetime, due_only: bool
-) -> bool | None:
+) -> JobStart | None:
     """None if the job has nothing to do: the feed is no longer due at `moment` (its poll
-    moved the next check on) or, for `poll --all`, was checked since; else whether this
-    is the feed's first poll."""
+    moved the next check on) or, for `poll --all`, was checked since; else the feed and
+    whether this is its first poll."""
     from chipwatch.store.sources import poll_job_start
 
     with sessions() as session:

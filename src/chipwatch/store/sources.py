@@ -208,39 +208,29 @@ def due_sources(
     return [to_source(row) for row in session.scalars(query)]
 
 
-def enabled_sources(session: Session, ids: Iterable[int]) -> list[Source]:
-    """The enabled feeds among `ids`, due or not (a worker's job names its feed)."""
-    query = (
-        select(SourceRow)
-        .where(SourceRow.enabled.is_(True), SourceRow.id.in_(list(ids)))
-        .order_by(SourceRow.id)
-    )
-    return [to_source(row) for row in session.scalars(query)]
+@dataclass(frozen=True)
+class JobStart:
+    """What a feed job polls: the feed, and whether it has had no successful poll yet."""
+
+    source: Source
+    first_poll: bool
 
 
 def poll_job_start(
     session: Session, source_id: int, moment: datetime, due_only: bool
-) -> bool | None:
-    """A feed job's check, in one statement: None if it has nothing to do (the feed is
-    disabled or gone, or, with `due_only`, not due at `moment`; without it, checked at
-    or after `moment`: a retried `poll --all` job's feed was); else whether this is the
-    feed's first poll (no successful one yet)."""
-    row = session.execute(
-        select(
-            SourceRow.enabled,
-            SourceRow.next_check_at,
-            SourceRow.last_checked_at,
-            SourceRow.last_success_at,
-        ).where(SourceRow.id == source_id)
-    ).first()
-    if row is None:
+) -> JobStart | None:
+    """A feed job's check and its feed, in one statement: None if it has nothing to do
+    (the feed is disabled or gone, or, with `due_only`, not due at `moment`; without it,
+    checked at or after `moment`: a retried `poll --all` job's feed was)."""
+    row = session.scalar(select(SourceRow).where(SourceRow.id == source_id))
+    if row is None or not row.enabled:
         return None
     if due_only:
-        if not row.enabled or (row.next_check_at is not None and row.next_check_at > moment):
+        if row.next_check_at is not None and row.next_check_at > moment:
             return None
     elif row.last_checked_at is not None and row.last_checked_at >= moment:
         return None
-    return row.last_success_at is None
+    return JobStart(to_source(row), first_poll=row.last_success_at is None)
 
 
 def outcomes_since(session: Session, ids: Iterable[int], moment: datetime) -> tuple[int, int]:
