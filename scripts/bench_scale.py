@@ -10,8 +10,9 @@ feeds stored before the clock starts; dropped after), W `chipwatch worker` proce
 then one `poll --wait` cycle (every feed due) driven from here. Printed: cycle time,
 feeds/s and its ratio to one worker's, the workers' CPU (with their parser processes),
 the CPU of the PostgreSQL backends serving the scratch database (this machine's server
-only; those alive at the end of the cycle), and duplicate fetches counted by the server
-(a feed requested twice).
+only; those alive at the end of the cycle), this process's CPU (the feed server and the
+waiting `poll`: what the bench takes from the workers' cores), and duplicate fetches
+counted by the server (a feed requested twice).
 Targets: 2 workers >= 1.8x and 4 workers >= 3.2x one worker's feeds/s, 0 duplicates.
 The machine is shared: the load average is printed beside each figure.
 """
@@ -106,6 +107,7 @@ def run_cycle(folder: Path, args: argparse.Namespace, workers: int) -> float:
         time.sleep(1.0)  # the workers' start-up (imports, parser pool) settles
         tracked = [psutil.Process(p.pid) for p in procs]
         worker_before, pg_before = _cpu(tracked), _postgres_cpu(name)
+        here_before = _own_cpu()
         load = os.getloadavg()[0]
         started = time.monotonic()
         result = poll_through_workers(
@@ -113,13 +115,15 @@ def run_cycle(folder: Path, args: argparse.Namespace, workers: int) -> float:
         )
         seconds = time.monotonic() - started
         worker_cpu, pg_cpu = _cpu(tracked) - worker_before, _postgres_cpu(name) - pg_before
+        here_cpu = _own_cpu() - here_before
         duplicates = sum(max(0, h - 1) for h in feeds.hits.values())
         missing = args.feeds - len(feeds.hits)
         rate = args.feeds / seconds
         print(
             f"{workers} workers: cycle {seconds:6.1f} s, {rate:6.1f} feeds/s; "
             f"workers' CPU {worker_cpu:5.1f} s ({worker_cpu / args.feeds * 1000:.1f} ms/feed), "
-            f"PostgreSQL CPU {pg_cpu:5.1f} s; duplicate fetches {duplicates}, "
+            f"PostgreSQL CPU {pg_cpu:5.1f} s, bench CPU {here_cpu:4.1f} s; "
+            f"duplicate fetches {duplicates}, "
             f"unfetched {missing}; exit {int(result.exit_code)}; "
             f"load {load:.1f} -> {os.getloadavg()[0]:.1f}",
             flush=True,
@@ -145,6 +149,12 @@ def _cpu(processes: list[psutil.Process]) -> float:
             except psutil.NoSuchProcess:
                 pass
     return total
+
+
+def _own_cpu() -> float:
+    """This process's CPU, without its children (the workers are counted apart)."""
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
 
 
 def _postgres_cpu(database: str) -> float:

@@ -115,8 +115,10 @@ class ArticleStage:
         db: DbCall,
         now: datetime,
         page_fetcher: Fetcher | None = None,
+        prune: bool = True,
     ) -> None:
         self._settings = settings
+        self._prune = prune  # False: this process pruned the cache for `now` already
         self._run_job = run_job
         self._db = db
         self._now = now
@@ -135,7 +137,8 @@ class ArticleStage:
 
     async def __aenter__(self) -> ArticleStage:
         # The cache's lifetime: what is older than cache_days would be fetched again anyway.
-        await self._db(forget_older_than, self._since)
+        if self._prune:
+            await self._db(forget_older_than, self._since)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

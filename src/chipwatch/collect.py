@@ -50,7 +50,7 @@ from chipwatch.parse import NotAFeed, parse_feed
 from chipwatch.settings import FetchSettings, Settings
 from chipwatch.store.articles import filter_new_many, insert_articles
 from chipwatch.store.dialect import lookup_target
-from chipwatch.store.sources import FetchOutcome, due_sources, enabled_sources, record_outcomes
+from chipwatch.store.sources import FetchOutcome, due_sources, record_outcomes
 from chipwatch.types import Article, FetchResult, Source
 from chipwatch.urls import check_url
 from chipwatch.worker import DocumentJob, DocumentResult, process_document
@@ -209,13 +209,13 @@ class Writer:
             return fn(session, *args)
 
     def load_due(
-        self, now: datetime, all_feeds: bool, source_ids: Sequence[int] | None = None
+        self, now: datetime, all_feeds: bool, sources: Sequence[Source] | None = None
     ) -> tuple[list[Source], str | None]:
-        """The due sources (or the enabled ones of `source_ids`, due or not), and the
+        """The due sources (or `sources`, loaded by the caller: no query), and the
         database the parse workers may read (if any)."""
         with self._sessions() as session:
-            if source_ids is not None:
-                return enabled_sources(session, source_ids), _lookup_target(session)
+            if sources is not None:
+                return list(sources), _lookup_target(session)
             return due_sources(session, now, all_feeds=all_feeds), _lookup_target(session)
 
     async def store(
@@ -494,20 +494,23 @@ async def poll(
     now: datetime | None = None,
     pool: ParsePool | None = None,
     on_feed: Callable[[FeedReport, int], None] | None = None,
-    source_ids: Sequence[int] | None = None,
+    sources: Sequence[Source] | None = None,
     fetchers: tuple[Fetcher, Fetcher] | None = None,
+    prune_cache: bool = True,
 ) -> PollReport:
-    """Poll the due feeds (or every enabled feed, or those of `source_ids`) once and store
-    what is new. `on_feed(report, feeds in this poll)` is called as each feed is done
-    (progress). A worker's job passes its feed's id and the worker's feed and page
-    fetchers (kept open across its jobs, with the gate its workers share)."""
+    """Poll the due feeds (or every enabled feed, or `sources`) once and store what is
+    new. `on_feed(report, feeds in this poll)` is called as each feed is done
+    (progress). A worker's job passes its feed (loaded with its check), the worker's
+    feed and page fetchers (kept open across its jobs, with the gate its workers share),
+    and
+    `prune_cache=False` when it pruned the page cache for `now` already."""
     started = utcnow()
     now = now or started
     writer = Writer(session_factory, settings)
     own_pool = pool is None
     parse_pool = pool or ParsePool()
     try:
-        due, store_path = await writer.call(writer.load_due, now, all_feeds, source_ids)
+        due, store_path = await writer.call(writer.load_due, now, all_feeds, sources)
         if len(due) <= 1:
             writer.gather_seconds = 0.0
         sources = interleave_by_host(due)
@@ -515,7 +518,13 @@ async def poll(
         async with (
             _kept_open(feed_fetcher) if fetchers else feed_fetcher as fetcher,
             ArticleStage(
-                settings, fetcher, parse_pool.run, writer.in_session, now, page_fetcher=pages
+                settings,
+                fetcher,
+                parse_pool.run,
+                writer.in_session,
+                now,
+                page_fetcher=pages,
+                prune=prune_cache,
             ) as stage,
         ):
             ctx = _Context(

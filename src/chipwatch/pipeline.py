@@ -47,9 +47,9 @@ class ClassifyReport:
         return f"classified {self.classified}: {self.relevant} relevant, {self.novel} novel"
 
 
-def open_sessions(settings: Settings) -> sessionmaker[Session]:
+def open_sessions(settings: Settings, *, pre_ping: bool = True) -> sessionmaker[Session]:
     """The configured database, its schema brought to the newest revision."""
-    return open_database(settings.store_url).sessions
+    return open_database(settings.store_url, pre_ping=pre_ping).sessions
 
 
 def load_classifier(

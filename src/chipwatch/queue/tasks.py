@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from chipwatch.collect import ParsePool
     from chipwatch.fetch import Fetcher
     from chipwatch.store.host_gate import HostGate
+    from chipwatch.store.sources import JobStart
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ class Runtime:
     # The worker's feed and page fetchers (set in its event loop): kept open across jobs,
     # so connections are reused and the per-host limits hold for all of its jobs.
     fetchers: list[tuple[Fetcher, Fetcher]] = field(default_factory=list)
+    # The slot this process last pruned the page cache for: a slot's feed jobs share the
+    # cutoff, so one DELETE per slot and worker instead of one per feed job.
+    pruned_slot: list[int] = field(default_factory=list)
 
 
 _RUNTIME: list[Runtime] = []
@@ -92,18 +96,21 @@ async def _poll_feed(
     from chipwatch.pipeline import CLASSIFY_BATCH
 
     moment = slot_time(slot)
-    first_poll = await asyncio.to_thread(_before_poll, rt.sessions, source_id, moment, due_only)
-    if first_poll is None:
+    job = await asyncio.to_thread(_before_poll, rt.sessions, source_id, moment, due_only)
+    if job is None:
         return  # polled already: a retried job whose first run stored, or a second defer
+    prune = rt.pruned_slot != [slot]
+    rt.pruned_slot[:] = [slot]
     report = await collect.poll(
         rt.settings,
         rt.sessions,
         now=moment,
         pool=rt.pool,
-        source_ids=[source_id],
+        sources=[job.source],
         fetchers=rt.fetchers[0] if rt.fetchers else None,
+        prune_cache=prune,
     )
-    if first_poll:
+    if job.first_poll:
         await asyncio.to_thread(_mark_backfill, rt, source_id, report.started_at)
     if classify and report.new_article_ids:
         ids = list(report.new_article_ids)
@@ -119,21 +126,14 @@ async def _always() -> AsyncIterator[bool]:
 
 def _before_poll(
     sessions: sessionmaker[Session], source_id: int, moment: datetime, due_only: bool
-) -> bool | None:
+) -> JobStart | None:
     """None if the job has nothing to do: the feed is no longer due at `moment` (its poll
-    moved the next check on) or, for `poll --all`, was checked since; else whether this
-    is the feed's first poll."""
-    from chipwatch.store.backfill import is_first_poll
-    from chipwatch.store.sources import checked_since, due_at
+    moved the next check on) or, for `poll --all`, was checked since; else the feed and
+    whether this is its first poll."""
+    from chipwatch.store.sources import poll_job_start
 
     with sessions() as session:
-        if (
-            not due_at(session, source_id, moment)
-            if due_only
-            else checked_since(session, source_id, moment)
-        ):
-            return None
-        return is_first_poll(session, source_id)
+        return poll_job_start(session, source_id, moment, due_only)
 
 
 def _mark_backfill(rt: Runtime, source_id: int, started: datetime) -> None:

@@ -32,7 +32,8 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     from chipwatch.store.url import libpq_url
 
     require_postgresql(settings, "worker")
-    sessions = pipeline.open_sessions(settings)  # creates or upgrades both schemas
+    # Creates or upgrades both schemas; no ping per session (store.dialect.engine_options).
+    sessions = pipeline.open_sessions(settings, pre_ping=False)
     pipeline.sync_config_sources(settings, sessions)
     jobs = concurrency or settings.workers.concurrency
     app = build_app(settings, schedule=True, pool_size=jobs + 2)

@@ -24,14 +24,6 @@ def never_polled(session: Session) -> set[int]:
     return set(session.scalars(query))
 
 
-def is_first_poll(session: Session, source_id: int) -> bool:
-    """Whether the source has had no successful poll yet (one row, for a worker's job)."""
-    query = select(SourceRow.id).where(
-        SourceRow.id == source_id, SourceRow.last_success_at.is_(None)
-    )
-    return session.scalar(query) is not None
-
-
 def mark_backfill(
     session: Session, source_ids: Collection[int], poll_started: datetime, hours: float
 ) -> int:

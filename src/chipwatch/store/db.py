@@ -60,9 +60,10 @@ class Database:
         self.engine.dispose()
 
 
-def open_database(url: str) -> Database:
-    """Connect, create or upgrade the schema, and return the database."""
-    engine = create_engine(url)
+def open_database(url: str, *, pre_ping: bool = True) -> Database:
+    """Connect, create or upgrade the schema, and return the database. `pre_ping=False`
+    for a worker: see `dialect.engine_options`."""
+    engine = create_engine(url, pre_ping=pre_ping)
     try:
         upgrade(engine)  # an unreachable server or a damaged file: StorageError (faults)
         queue_schema.ensure_queue_schema(engine)  # PostgreSQL: the workers' task queue
@@ -72,13 +73,15 @@ def open_database(url: str) -> Database:
     return Database(engine, sessionmaker(engine, expire_on_commit=False))
 
 
-def create_engine(url: str) -> Engine:
+def create_engine(url: str, *, pre_ping: bool = True) -> Engine:
     """The engine for a `database_url`, with the backend's connection set-up; no schema."""
     normalised = normalise_url(url)
     parsed = make_url(normalised)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         _make_folder(Path(parsed.database).parent)
-    engine = sqlalchemy_engine(normalised, **dialect.engine_options(parsed.get_backend_name()))
+    engine = sqlalchemy_engine(
+        normalised, **dialect.engine_options(parsed.get_backend_name(), pre_ping=pre_ping)
+    )
     dialect.configure(engine)
     faults.install(engine)  # storage failures of any statement become StorageError
     return engine

@@ -51,10 +51,13 @@ def lookup_target(engine: Engine) -> str | None:
     return sqlite_file(engine)
 
 
-def engine_options(backend_name: str) -> dict[str, Any]:
-    if backend_name == Backend.POSTGRESQL:
+def engine_options(backend_name: str, *, pre_ping: bool = True) -> dict[str, Any]:
+    if backend_name == Backend.POSTGRESQL and pre_ping:
         # A connection that died with the server (restart, failover) is replaced, not
-        # handed to a stage; cheap next to a poll's work.
+        # handed to a stage; cheap next to a poll's work. Not for a worker: a round trip
+        # per session, 4-5 per feed job; a job that meets a dead connection fails, the
+        # pool drops its connections (SQLAlchemy's disconnect handling) and the job is
+        # retried (queue.app.RETRY).
         return {"pool_pre_ping": True}
     return {}
 

@@ -208,32 +208,29 @@ def due_sources(
     return [to_source(row) for row in session.scalars(query)]
 
 
-def enabled_sources(session: Session, ids: Iterable[int]) -> list[Source]:
-    """The enabled feeds among `ids`, due or not (a worker's job names its feed)."""
-    query = (
-        select(SourceRow)
-        .where(SourceRow.enabled.is_(True), SourceRow.id.in_(list(ids)))
-        .order_by(SourceRow.id)
-    )
-    return [to_source(row) for row in session.scalars(query)]
+@dataclass(frozen=True)
+class JobStart:
+    """What a feed job polls: the feed, and whether it has had no successful poll yet."""
+
+    source: Source
+    first_poll: bool
 
 
-def checked_since(session: Session, source_id: int, moment: datetime) -> bool:
-    """Whether the feed was checked at or after `moment` (a retried job's feed was)."""
-    checked = session.scalar(select(SourceRow.last_checked_at).where(SourceRow.id == source_id))
-    return checked is not None and checked >= moment
-
-
-def due_at(session: Session, source_id: int, moment: datetime) -> bool:
-    """Whether the feed is enabled and its next check has come at `moment`."""
-    row = session.execute(
-        select(SourceRow.enabled, SourceRow.next_check_at).where(SourceRow.id == source_id)
-    ).first()
-    return (
-        row is not None
-        and row.enabled
-        and (row.next_check_at is None or row.next_check_at <= moment)
-    )
+def poll_job_start(
+    session: Session, source_id: int, moment: datetime, due_only: bool
+) -> JobStart | None:
+    """A feed job's check and its feed, in one statement: None if it has nothing to do
+    (the feed is disabled or gone, or, with `due_only`, not due at `moment`; without it,
+    checked at or after `moment`: a retried `poll --all` job's feed was)."""
+    row = session.scalar(select(SourceRow).where(SourceRow.id == source_id))
+    if row is None or not row.enabled:
+        return None
+    if due_only:
+        if row.next_check_at is not None and row.next_check_at > moment:
+            return None
+    elif row.last_checked_at is not None and row.last_checked_at >= moment:
+        return None
+    return JobStart(to_source(row), first_poll=row.last_success_at is None)
 
 
 def outcomes_since(session: Session, ids: Iterable[int], moment: datetime) -> tuple[int, int]:
