@@ -1,7 +1,7 @@
 """The maintainers' busy-week protocol on the labelled dev set, end to end.
 
     .venv/bin/python scripts/digest_week.py [--eval-dir ../shared/eval] [--days 6] [--seed 0]
-        [--data-dir DIR] [--max-items N]
+        [--data-dir DIR] [--max-items N] [--screenshot PNG]
 
 Every dev article (relevant or not) becomes an item of one RSS feed served on 127.0.0.1,
 published at a random time within the last `--days` days (dev articles mostly carry no
@@ -42,6 +42,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from chipwatch import pipeline
+from chipwatch.demo.run import screenshot
 from chipwatch.demo.samples import SampleItem
 from chipwatch.demo.server import _FeedHandler, rss  # the demo's loopback handler
 from chipwatch.settings import (
@@ -148,6 +149,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--max-items", type=int, default=None, help="[digest].max_items_per_topic")
+    parser.add_argument("--screenshot", type=Path, default=None, help="the digest page as PNG")
     args = parser.parse_args()
     rows = read_jsonl(args.eval_dir / "dev.jsonl")
     gold = {str(r["id"]): str(r["event"]) for r in read_jsonl(args.eval_dir / "dev_events.jsonl")}
@@ -155,7 +157,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = (args.data_dir or Path(scratch)).resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
-        return run(items, gold, data_dir, args.days, args.max_items)
+        return run(items, gold, data_dir, args.days, args.max_items, args.screenshot)
 
 
 def run(
@@ -164,6 +166,7 @@ def run(
     data_dir: Path,
     days: int,
     max_items: int | None,
+    picture: Path | None,
 ) -> int:
     documents: dict[str, bytes] = {}
     handler = type("WeekHandler", (_FeedHandler,), {"documents": documents})
@@ -177,6 +180,9 @@ def run(
     finally:
         server.shutdown()
         server.server_close()
+    if picture is not None:
+        page = pipeline.preview_digest(settings, data_dir / "digest-preview.html", None)
+        print(f"screenshot: {screenshot(page, picture)}")
     print(pipeline.build_and_send_digests(settings, send=True, only=None))
     text = delivered_text(settings)
     slugs = {f"{base_url}/articles/{item.slug}": item.slug for item in items}
