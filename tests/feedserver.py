@@ -46,6 +46,7 @@ class FeedServer:
         self.mounts: dict[str, Path] = {}
         self.hits: Counter[str] = Counter()
         self.request_headers: dict[str, dict[str, str]] = {}
+        self.arrivals: list[float] = []  # time.monotonic() of each request
         self.connections = 0  # TCP connections accepted (keep-alive reuse shows here)
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
@@ -138,6 +139,7 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 - the http.server naming
             path = urlsplit(self.path).path
             with server._lock:
+                server.arrivals.append(time.monotonic())
                 server.hits[path] += 1
                 server.request_headers[path] = dict(self.headers.items())
             route = server.resolve(path)

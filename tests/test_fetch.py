@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
+import time
 from datetime import datetime
 
 import httpx
@@ -189,6 +191,26 @@ def test_per_host_limit_is_respected(server: FeedServer) -> None:
     assert all(r.error is None for r in results)
     # one at a time: each waits for the previous, so the last took >= 3 x 0.2 s overall
     assert max(r.elapsed_seconds for r in results) >= 0.5
+
+
+def test_the_per_host_delay_holds_after_the_event_loop_was_busy(server: FeedServer) -> None:
+    server.add("/feed", FEED)
+    settings = FetchSettings(allow_private_networks=True, per_host_delay_seconds=0.3)
+
+    async def run() -> None:
+        async with Fetcher(settings) as fetcher:
+            await fetcher.fetch_url(server.url("/feed"))
+            waiting = [asyncio.create_task(fetcher.fetch_url(server.url("/feed"))) for _ in "ab"]
+            for _ in range(3):
+                await asyncio.sleep(0)  # both now wait for their turn to the host
+            time.sleep(1.0)  # the loop is busy past both turns (a parse, a slow callback)
+            await asyncio.gather(*waiting)
+
+    asyncio.run(run())
+    gaps = [b - a for a, b in itertools.pairwise(server.arrivals)]
+    # Turns reserved before sleeping sent both waiting requests at once when the loop
+    # came back; taken when the request goes out, they stay a delay apart.
+    assert len(gaps) == 2 and min(gaps) >= 0.25, gaps
 
 
 def test_connection_is_reused_after_answers_without_a_used_body(server: FeedServer) -> None:

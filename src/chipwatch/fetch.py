@@ -478,10 +478,15 @@ class Fetcher:
         delay = self.settings.per_host_delay_seconds
         if delay <= 0 or self._gate is not None:  # the gate spaces requests across workers
             return
-        now = time.monotonic()
-        slot = max(now, self._next_slot.get(host, now))
-        self._next_slot[host] = slot + delay  # reserve before sleeping: no two share a slot
-        await asyncio.sleep(slot - now)
+        # The turn is taken when the request goes out, not reserved before sleeping: an
+        # event loop busy past two reserved starts woke both requests at once.
+        while True:
+            now = time.monotonic()
+            turn = self._next_slot.get(host, now)
+            if turn <= now:
+                self._next_slot[host] = now + delay
+                return
+            await asyncio.sleep(turn - now)
 
     async def _follow(
         self,
