@@ -150,6 +150,7 @@ class HashedNames:
             norm="l2",
             lowercase=False,
             token_pattern=r"\b\w*\d\w*\b",
+            dtype=np.float32,  # as the projection: no float64 copy of it per batch
         )
         self.rng = np.random.default_rng(0)
         self.projection = self.rng.standard_normal((buckets, dims)).astype(np.float32)

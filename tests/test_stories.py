@@ -293,3 +293,75 @@ def test_story_sums_in_blocks_group_as_one_matrix(monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(grouping, "SUM_BLOCK", 7)  # many blocks of 7 stories
         assert grouping.group(feats, params) == whole and len(set(whole)) > 14
         monkeypatch.undo()
+
+
+def _mixed_window(seed: int, count: int = 240) -> list[Features]:
+    """Reports around 40 developments in three languages over a week: each carries its
+    development's code and amount, and names from small lists (so some anchors are
+    common, some rare, some on one article only)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((40, 16))
+    feats = []
+    for k in range(count):
+        event = int(rng.integers(40))
+        vector = centres[event] + 0.7 * rng.standard_normal(16)
+        vector /= np.linalg.norm(vector)
+        found = {f"#E{event}", f"n{100 + event}", f"@name{int(rng.integers(6))}"}
+        if rng.random() < 0.5:
+            found.add(f"@other{int(rng.integers(200))}")
+        if rng.random() < 0.3:
+            found.add(f"%{int(rng.integers(4))}")
+        language = str(rng.choice(["en", "fr", "de"]))
+        day = k / count * 7 + float(rng.uniform(0, 0.5))
+        feats.append(Features(vector.astype(np.float32), frozenset(found), day, language))
+    return feats
+
+
+@pytest.mark.parametrize("dense_limit", [4096, 12])
+def test_the_prefilter_drops_only_stories_that_cannot_win(
+    monkeypatch: pytest.MonkeyPatch, dense_limit: int
+) -> None:
+    from chipwatch.digest import grouping
+
+    params = GroupingParams(threshold=0.55, dense_limit=dense_limit, max_anchor_df=8)
+    for seed in (1, 2):
+        feats = _mixed_window(seed)
+        with_prefilter = grouping.group(feats, params)
+        # Every candidate scored exactly: the reference the bound must not change.
+        monkeypatch.setattr(
+            grouping.Grouper, "_prefilter", lambda self, f, rows, means: (rows, means)
+        )
+        assert grouping.group(feats, params) == with_prefilter
+        monkeypatch.undo()
+        assert 10 < len(set(with_prefilter)) < len(feats) - 40
+
+
+def test_the_prefilter_drops_stories_that_cannot_reach_the_threshold() -> None:
+    params = GroupingParams(threshold=0.55, max_anchor_df=8)
+    grouper = Grouper(params, {}, 0)
+    feats = _mixed_window(3)
+    grouper.add_many(feats[:-1])
+    last = feats[-1]
+    rows, means = grouper._candidates(last)
+    kept, _ = grouper._prefilter(last, rows, means)
+    assert 0 < len(kept) < len(rows)
+
+
+def test_plain_text_skips_the_cleaner_only_where_it_would_change_nothing() -> None:
+    import html
+    import random
+
+    import nh3
+
+    from chipwatch.digest.select import plain_text
+
+    rng = random.Random(11)
+    alphabet = [chr(c) for c in range(1, 0x250) if chr(c) not in "<&\r"] + ["\u2028", "é"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        cleaned = html.unescape(nh3.clean(text, tags=set(), attributes={}))
+        assert plain_text(text) == " ".join(cleaned.split())
+    # Markup, entities, NUL and CR still go through the cleaner.
+    assert plain_text("<b>H20</b> &amp; MI308\x00") == "H20 & MI308"
+    assert plain_text("one\r\ntwo", keep_lines=True) == "one\ntwo"
+    assert plain_text("&lt;script&gt;alert(1)&lt;/script&gt;ok") == "ok"

@@ -260,3 +260,43 @@ def test_busy_week_every_headline_visible_and_a_story_counts_once(tmp_path: Path
         (story,) = licensing.stories
         assert len(story.article_ids) == 3
         assert all(BUSY_WEEK[k][0] in rendered.text for k in range(3))
+
+
+def test_a_backlog_is_grouped_on_the_texts_the_digest_reads(tmp_path: Path) -> None:
+    from chipwatch.digest.export import grouping_item
+    from chipwatch.store import stories as repo
+
+    settings = make_settings(tmp_path)
+    with open_db(settings)() as session:
+        for title, text, language in [
+            (
+                "<b>Commerce</b> clears Nvidia &amp; AMD for H20 sales",
+                "date 2025-08-12\nIntroduction\nSubscribe to our newsletter\n"
+                "The Commerce Department cleared Nvidia and AMD to resume H20 and MI308 "
+                "sales to China &lt;script&gt;alert(1)&lt;/script&gt; after weeks of talks.\r\n"
+                "Officials said licences would follow within days.",
+                "en",
+            ),
+            (
+                "Pékin convoque Nvidia",
+                "Le régulateur chinois a convoqué Nvidia au sujet de prétendues portes "
+                "dérobées dans les puces H20, selon un communiqué publié dimanche.",
+                "",
+            ),
+        ]:
+            add_article(session, title=title, text=text, language=language)
+        session.commit()
+        digest_items = {item.article_id: item for item in items_of(session)}
+        rows = repo.ungrouped_relevant(session)
+        assert len(rows) == len(digest_items) == 2
+        for row in rows:
+            grouped, shown = grouping_item(row), digest_items[row.id]
+            assert (grouped.title, grouped.text, grouped.published) == (
+                shown.title,
+                shown.text,
+                shown.published,
+            )
+            assert grouped.language == shown.language
+        first = grouping_item(rows[0])
+        assert first.title == "Commerce clears Nvidia & AMD for H20 sales"
+        assert first.text.startswith("The Commerce Department") and "script" not in first.text

@@ -19,6 +19,7 @@ from chipwatch.digest.grouping import Features, Grouper, GroupingParams, unit_ve
 from chipwatch.digest.select import DigestItem, plain_text
 from chipwatch.digest.stories import (
     Embedder,
+    Groupable,
     Story,
     day_of,
     default_embedder,
@@ -100,7 +101,7 @@ class StoryAssigner:
                 self.grouper.add(feats, index)
         self.story_of_index = {index: story for story, index in index_of.items()}
 
-    def add(self, items: Sequence[DigestItem]) -> dict[int, int]:
+    def add(self, items: Sequence[Groupable]) -> dict[int, int]:
         """Group and store these (ungrouped) items, oldest first; article id -> story id."""
         items = sorted(items, key=lambda it: (it.published, it.article_id))
         assigned: dict[int, int] = {}
@@ -108,7 +109,7 @@ class StoryAssigner:
             assigned.update(self._add_batch(items[start : start + EMBED_BATCH]))
         return assigned
 
-    def _add_batch(self, items: Sequence[DigestItem]) -> dict[int, int]:
+    def _add_batch(self, items: Sequence[Groupable]) -> dict[int, int]:
         raw, found = item_features(items, self.embed, self.params)
         vectors = unit_vectors(raw)
         languages = [item.language for item in items]

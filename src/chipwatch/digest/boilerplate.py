@@ -61,17 +61,19 @@ def _first_prose(lines: Iterable[str], title: str) -> int | None:
 
 
 def _is_furniture(line: str, folded_title: str) -> bool:
-    if _NOTICE.search(line) and len(line.split()) < 25:
+    # Lengths first: the patterns are searched only in lines short enough to be furniture
+    # (a long lead paragraph is one line of thousands of characters).
+    words = len(line.split())
+    if words < 25 and _NOTICE.search(line):
         return True
-    if _DATE_LINE.match(line) and len(line.split()) < _SENTENCE_WORDS:
+    if words < _SENTENCE_WORDS and _DATE_LINE.match(line):
         return True
     key = _key(line)
     # The headline repeated (maybe cut short or with a site name around it).
     if folded_title and key and (key in folded_title or folded_title in key):
         return True
-    words = line.split()
     # Short label-like lines: a name, a credit, a menu entry.
-    return len(words) < _SENTENCE_WORDS and not line.rstrip().endswith((".", "!", "?", "»", '"'))
+    return words < _SENTENCE_WORDS and not line.rstrip().endswith((".", "!", "?", "»", '"'))
 
 
 def _key(text: str) -> str:

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from chipwatch.digest.assign import StoryAssigner
 from chipwatch.digest.grouping import GroupingParams
-from chipwatch.digest.select import to_item
-from chipwatch.digest.stories import Embedder, default_embedder, make_story
+from chipwatch.digest.select import MATCH_TEXT_CHARS, UNTITLED, title_and_lead, to_item
+from chipwatch.digest.stories import Embedder, GroupingItem, default_embedder, make_story
 from chipwatch.extract import canonical_url
 from chipwatch.store import stories as repo
 from chipwatch.store.classifications import ClassifiedArticle
@@ -45,13 +45,25 @@ def group_all(
     assigner = StoryAssigner(session, since, embed or default_embedder(), params)
     done, after = 0, None
     while rows := repo.ungrouped_relevant(session, limit=GROUP_BATCH, after=after):
-        items = [to_item(row, EXCERPT_CHARS) for row in rows]
+        items = [grouping_item(row) for row in rows]
         assigner.add(items)
         session.commit()
         session.expunge_all()  # the batch's rows are not needed any more
         done += len(items)
         after = (rows[-1].published_at, rows[-1].id)
     return done
+
+
+def grouping_item(row: repo.UngroupedArticle) -> GroupingItem:
+    """The article as grouping reads it: headline and lead cleaned as for the digest."""
+    title, text = title_and_lead(row.title, row.text)
+    return GroupingItem(
+        article_id=row.id,
+        title=title or UNTITLED,
+        text=text[:MATCH_TEXT_CHARS],
+        language=row.language,
+        published=row.published_at,
+    )
 
 
 def export_stories(

@@ -94,8 +94,9 @@ class GroupingParams:
 # H20, MI308X, B30A, 5G, A100: letters and digits mixed in one token.
 _CODE = re.compile(r"\b(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{2,10}\b")
 # 15%, 15 %, 15,5 %, 15.5 per cent
+# (Case folded only for the unit words: a pattern-wide re.I slows the scan of every digit.)
 _PERCENT = re.compile(
-    r"(\d+(?:[.,]\d+)?)\s?(?:%|per ?cent|pour ?cent|prozent|por ciento|per cento)", re.I
+    r"(\d+(?:[.,]\d+)?)\s?(?i:%|per ?cent|pour ?cent|prozent|por ciento|per cento)"
 )
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")
 _NAME = re.compile(r"\b[A-Z][\w'’-]{2,}")
@@ -268,6 +269,8 @@ class Grouper:
         # per story: every member's anchors (a one-article story shares its member's set)
         self._union: list[frozenset[str] | tuple[str, ...]] = []
         self._languages: list[dict[str, int]] = []  # per story: members per language
+        # per language: its members in each story (a column, for the vectorised prefilter)
+        self._in_language: dict[str, np.ndarray] = {}
         self._sums = StorySums()  # per story: sum of member vectors
         self._sizes = np.zeros(0, dtype=np.float32)  # per story: members
         self._last_day = np.zeros(0, dtype=np.float64)  # per story: latest member's day
@@ -456,6 +459,7 @@ class Grouper:
         self._union[story] = kept if not union else frozenset(union).union(kept)
         languages = self._languages[story]
         languages[feats.language] = languages.get(feats.language, 0) + 1
+        self._language_column(feats.language)[story] += 1
         self._sums.add(story, feats.vector)
         self._sizes[story] += 1
         self._last_day[story] = max(self._last_day[story], feats.day)
@@ -488,10 +492,19 @@ class Grouper:
             capacity = max(count + count // 2, 64)
             self._sizes = np.concatenate([self._sizes, np.zeros(capacity - count, np.float32)])
             self._last_day = np.concatenate([self._last_day, np.zeros(capacity - count)])
+            for language, column in self._in_language.items():
+                grown = np.zeros(capacity - count, np.float32)
+                self._in_language[language] = np.concatenate([column, grown])
         self._members.append([])
         self._union.append(())
         self._languages.append({})
         self._last_day[count] = feats.day
+
+    def _language_column(self, language: str) -> np.ndarray:
+        column = self._in_language.get(language)
+        if column is None:
+            column = self._in_language[language] = np.zeros(len(self._sizes), np.float32)
+        return column
 
     def _candidates(self, feats: Features) -> tuple[np.ndarray, np.ndarray]:
         """Open stories worth scoring and their mean cosine with the article."""
@@ -523,33 +536,54 @@ class Grouper:
     def _prefilter(
         self, feats: Features, rows: np.ndarray, means: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Drop, in one vectorised step, the candidates that cannot reach the threshold:
-        a story sharing none of the article's rare anchors (df <= max_anchor_df) can
-        share only its common ones, whose overlap is bounded by their weight alone."""
+        """Drop, in one vectorised step, the candidates that cannot reach the threshold.
+
+        Bound of a story's anchor term, per kind: the weight of the article's anchors it
+        can share over the article's own (a weighted Jaccard is at most that): its rare
+        anchors (df <= max_anchor_df) that the story carries, found in the index, and
+        all its common ones (not indexed, so taken as shared). The cosine term is the
+        story's own, the time penalty the least its members can give."""
         params = self.params
+        order = np.argsort(rows, kind="stable")
+        rows, means = rows[order], means[order]
+        mine = self.kind_weights(feats.anchors)
+        shared = np.zeros((len(KINDS), len(rows)), dtype=np.float64)
         limit = params.max_anchor_df
-        rare: set[int] = set()
-        common = []
         for anchor in feats.anchors:
-            if self._df.get(anchor, 0) <= limit:
-                rare.update(self._stories_with(anchor))
-            else:
-                common.append(anchor)
-        both, mine = self._by_kind(common), self.kind_weights(feats.anchors)
-        common_bound = sum(
-            weight * both[k] / max(mine[k], 1e-9)
-            for k, weight in enumerate(params.kind_weights)
-            if weight and both[k]
-        )
-        terms = np.maximum(self.cosine_term_many(means, 0.0), self.cosine_term_many(means, 1.0))
-        keep = terms + common_bound >= params.threshold
-        if rare:
-            marked = np.zeros(len(self._members), dtype=bool)
-            marked[np.fromiter(rare, dtype=np.int64, count=len(rare))] = True
-            keep |= marked[rows]
+            weight = self.idf(anchor)
+            if not weight:
+                continue
+            kind = _KIND_OF[anchor[0]]
+            if self._df.get(anchor, 0) > limit:
+                shared[kind] += weight
+                continue
+            known = self._index.get(anchor)
+            if known is None:
+                continue
+            stories = (
+                np.fromiter(known, dtype=np.int64, count=len(known))
+                if isinstance(known, set)
+                else np.asarray([known], dtype=np.int64)
+            )
+            at = np.searchsorted(rows, stories)
+            found = at < len(rows)
+            at, stories = at[found], stories[found]
+            shared[kind, at[rows[at] == stories]] += weight
+        bound = np.zeros(len(rows), dtype=np.float64)
+        for kind, weight in enumerate(params.kind_weights):
+            if weight and mine[kind]:
+                bound += weight * shared[kind] / mine[kind]
+        same = self._in_language.get(feats.language)
+        cross = 1.0 - same[rows] / self._sizes[rows] if same is not None else 1.0
+        terms = self.cosine_term_many(means, cross)
+        # An article after the story's latest member is at least that far from every one.
+        late = np.maximum(feats.day - self._last_day[rows] - params.grace_days, 0.0)
+        least_penalty = params.decay_per_day * late
+        # (1e-6: float32 columns here, float64 in the exact score)
+        keep = terms + bound - least_penalty >= params.threshold - 1e-6
         return rows[keep], means[keep]
 
-    def cosine_term_many(self, cosines: np.ndarray, cross: float) -> np.ndarray:
+    def cosine_term_many(self, cosines: np.ndarray, cross: float | np.ndarray) -> np.ndarray:
         params = self.params
         return cosines * (1 + params.cross_language_cosine * cross) + (
             params.cross_language_bonus * cross
@@ -569,18 +603,25 @@ class Grouper:
         # members are looked at. (The cosine is at least min_cosine > 0: the language
         # terms are largest for a story all in other languages.)
         cross_terms = params.cross_language_bonus or params.cross_language_cosine
-        for k in np.argsort(-mean_cosine):
-            cosine = float(mean_cosine[k])
-            most = max(self.cosine_term(cosine, 0.0), self.cosine_term(cosine, 1.0))
-            if most + params.max_anchor_score < best_score:
+        max_anchor = params.max_anchor_score
+        order = np.argsort(-mean_cosine)
+        most = np.maximum(
+            self.cosine_term_many(mean_cosine, 0.0), self.cosine_term_many(mean_cosine, 1.0)
+        )
+        for k, cosine, highest in zip(
+            order.tolist(), mean_cosine[order].tolist(), most[order].tolist(), strict=True
+        ):
+            if highest + max_anchor < best_score:
                 break
             story = int(rows[k])
+            members = self._members[story]
             cross = 0.0
             if cross_terms:
-                size = len(self._members[story])
+                size = len(members)
                 cross = (size - self._languages[story].get(feats.language, 0)) / size
             term = self.cosine_term(cosine, cross)
-            if term + self.anchor_bound(found, story) < best_score:
+            # The bound costs what the score costs for a one-article story: skip it there.
+            if len(members) > 1 and term + self.anchor_bound(found, story) < best_score:
                 continue
             score = term + self._rest_score(found, feats.day, story)
             if score >= best_score:

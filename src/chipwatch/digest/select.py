@@ -29,6 +29,7 @@ from chipwatch.store.classifications import (
 
 # Characters of an article's text kept on the item for story grouping (not shown).
 MATCH_TEXT_CHARS = 1500
+UNTITLED = "(untitled)"
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,11 @@ def wants(recipient: Recipient, item: DigestItem) -> bool:
 def to_item(row: ClassifiedArticle, excerpt_chars: int) -> DigestItem:
     """The digest item of a stored article and its classification."""
     evidence = row.evidence
-    title = plain_text(row.title)
-    # Lines kept, so the furniture before the lead (date lines, labels) can be dropped.
-    text = clean_lead(plain_text(row.text, keep_lines=True), title)
+    title, text = title_and_lead(row.title, row.text)
     matched = evidence.get("matched_terms") or {}
     return DigestItem(
         article_id=row.id,
-        title=title or "(untitled)",
+        title=title or UNTITLED,
         source_name=plain_text(row.source_name) or "unknown source",
         url=safe_url(row.url),
         published=row.published_at,
@@ -118,12 +117,25 @@ def to_item(row: ClassifiedArticle, excerpt_chars: int) -> DigestItem:
     )
 
 
+def title_and_lead(title: str, text: str) -> tuple[str, str]:
+    """The plain headline, and the text from its first real sentence on: what the digest
+    shows and what story grouping reads (one function, so the two never differ)."""
+    plain_title = plain_text(title)
+    # Lines kept, so the furniture before the lead (date lines, labels) can be dropped.
+    return plain_title, clean_lead(plain_text(text, keep_lines=True), plain_title)
+
+
+# With none of these, nh3 (no tags allowed) returns the string unchanged: no tag, no
+# entity to decode, no NUL to drop, no CR to turn into LF (tests/test_stories.py checks it).
+_MARKUP_SIGNS = ("<", "&", "\0", "\r")
+
+
 def plain_text(value: str, *, keep_lines: bool = False) -> str:
     """Feed strings may carry markup: strip every tag (and script/style content) until
     nothing changes, so neither an escaped nor a decoded `<script>` survives.
     Whitespace is collapsed; with `keep_lines`, line breaks stay (one per line)."""
     text = value
-    for _ in range(4):
+    for _ in range(4 if any(sign in text for sign in _MARKUP_SIGNS) else 0):
         cleaned = html.unescape(nh3.clean(text, tags=set(), attributes={}))
         if cleaned == text:
             break

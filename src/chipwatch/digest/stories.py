@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import numpy as np
 
@@ -30,6 +31,37 @@ from chipwatch.digest.select import DigestItem
 from chipwatch.types import TextKind
 
 Embedder = Callable[[Sequence[str]], "np.ndarray"]
+
+
+class Groupable(Protocol):
+    """What grouping reads of an article: a `DigestItem`, or a `GroupingItem`."""
+
+    @property
+    def article_id(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def excerpt(self) -> str: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def published(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class GroupingItem:
+    """An article as grouping reads it, without what only the digest shows (excerpt,
+    evidence, link): a backlog is grouped without building those. Title and text come
+    from `select.title_and_lead`, as a digest item's do."""
+
+    article_id: int
+    title: str
+    text: str
+    language: str
+    published: datetime
+    excerpt: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,7 +121,7 @@ def default_embedder() -> Embedder:
 
 
 def item_features(
-    items: Sequence[DigestItem], embed: Embedder, params: GroupingParams
+    items: Sequence[Groupable], embed: Embedder, params: GroupingParams
 ) -> tuple[np.ndarray, list[frozenset[str]]]:
     """Raw unit embeddings of headline + lead, and the anchors, of each item."""
     texts = [match_text(item.title, item.text or item.excerpt, params.lead_chars) for item in items]

@@ -11,17 +11,13 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import numpy as np
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.orm import Session
 
-from chipwatch.store.classifications import (
-    CLASSIFIED_COLUMNS,
-    ClassifiedArticle,
-    classified_of,
-    classified_of_columns,
-)
+from chipwatch.store.classifications import ClassifiedArticle, classified_of
 from chipwatch.store.lookup import PARAMS_PER_QUERY
 from chipwatch.store.models import ArticleRow, ClassificationRow, DeliveryRow, StoryMemberRow
 
@@ -112,8 +108,8 @@ def open_members(
 def save_members(session: Session, members: Sequence[NewMember], now: datetime) -> None:
     if not members:
         return
-    session.execute(
-        insert(StoryMemberRow),
+    session.execute(  # the table, not the ORM class: a plain executemany (a backlog)
+        insert(cast(Table, StoryMemberRow.__table__)),
         [
             {
                 "article_id": m.article_id,
@@ -127,17 +123,36 @@ def save_members(session: Session, members: Sequence[NewMember], now: datetime) 
     )
 
 
+@dataclass(frozen=True)
+class UngroupedArticle:
+    """What grouping reads of an article (not the classification's topics or evidence:
+    a backlog is large, and decoding those per row cost more than grouping it)."""
+
+    id: int
+    title: str
+    text: str
+    language: str  # the feed's, else the classifier's (as the digest item's)
+    published_at: datetime
+
+
 def ungrouped_relevant(
     session: Session,
     since: datetime | None = None,
     limit: int | None = None,
     after: tuple[datetime, int] | None = None,
-) -> list[ClassifiedArticle]:
+) -> list[UngroupedArticle]:
     """Relevant stored articles not in a story yet (oldest first, at most `limit`; with
     `after`, only those after that (published, id): a backlog is read page by page along
     the publication index instead of sorting what is left at every page)."""
     query = (
-        select(*CLASSIFIED_COLUMNS)  # columns, not ORM objects: a backlog is large
+        select(  # columns, not ORM objects: a backlog is large
+            ArticleRow.id,
+            ArticleRow.title,
+            ArticleRow.text,
+            ArticleRow.language,
+            ClassificationRow.language,
+            ArticleRow.published_at,
+        )
         .join(ClassificationRow, ClassificationRow.article_id == ArticleRow.id)
         .outerjoin(StoryMemberRow, StoryMemberRow.article_id == ArticleRow.id)
         .where(ClassificationRow.relevant.is_(True), StoryMemberRow.article_id.is_(None))
@@ -155,7 +170,10 @@ def ungrouped_relevant(
         )
     if limit is not None:
         query = query.limit(limit)
-    return [classified_of_columns(row) for row in session.execute(query)]
+    return [
+        UngroupedArticle(int(i), title or "", text or "", language or classified or "", published)
+        for i, title, text, language, classified, published in session.execute(query).tuples()
+    ]
 
 
 def earliest_ungrouped(session: Session) -> datetime | None:
