@@ -62,7 +62,7 @@ def build_app(
     app.task(name=CLASSIFY, queue="classify", **common)(tasks.classify_articles)
     app.task(name=DIGEST, queue="digest", **common)(tasks.send_digest)
     app.task(name=OUTBOX, queue="digest", queueing_lock="outbox", **common)(tasks.retry_outbox)
-    tick = app.task(name=TICK, queue="schedule", pass_context=False)(tasks.tick)
+    tick = app.task(name=TICK, queue="schedule", pass_context=True)(tasks.tick)
     if schedule and settings.workers.tick_cron.strip():
         app.periodic(cron=settings.workers.tick_cron, periodic_id="schedule")(tick)
     return app

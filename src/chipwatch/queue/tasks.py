@@ -12,7 +12,8 @@ body or a path; it reads everything else from the shared database, and doing it 
   through the outbox (claimed row by row: one sender per row);
 - retry_outbox(): the outbox's due retries;
 - tick(timestamp): defers the due feeds, the due digests, the outbox retry, and the
-  deletion of jobs finished more than `[workers].keep_jobs_hours` ago.
+  deletion of jobs finished more than `[workers].keep_jobs_hours` ago; a second tick job
+  for the same timestamp does nothing (see `tick`).
 """
 
 from __future__ import annotations
@@ -204,16 +205,39 @@ def retry_outbox() -> None:
 # --- the schedule ------------------------------------------------------------------------
 
 
-async def tick(timestamp: int) -> None:
-    """One slot of the schedule: the due feeds, the due digests, the outbox's retries."""
+async def tick(context: procrastinate.JobContext, timestamp: int) -> None:
+    """One slot of the schedule: the due feeds, the due digests, the outbox's retries.
+
+    Procrastinate defers a periodic timestamp once per worker pool only while no later
+    timestamp has been deferred: a worker that lags by more than one tick (a busy machine,
+    a one-second cron) defers the old timestamp again, after the others deferred the next
+    one. The later job of a timestamp leaves the slot to the first one."""
     from chipwatch.queue.client import defer_cleanup, defer_digests, defer_polls
 
     rt = runtime()
+    job_id = context.job.id if context.job is not None else None
+    first = await asyncio.to_thread(_first_tick_job, rt.sessions, timestamp)
+    if job_id is not None and first is not None and first != job_id:
+        log.warning(
+            "tick %s: deferred again by a worker that lagged (job %s, first job %s): skipped",
+            timestamp,
+            job_id,
+            first,
+        )
+        return
     moment = slot_time(timestamp)
     due = await asyncio.to_thread(_due_feeds, rt.sessions, moment)
     await defer_polls(rt.app, due, timestamp, classify=rt.settings.poll.classify_on_poll)
     await defer_digests(rt.app, rt.settings, rt.sessions, timestamp)
     await defer_cleanup(rt.app, rt.settings.workers.keep_jobs_hours)
+
+
+def _first_tick_job(sessions: sessionmaker[Session], timestamp: int) -> int | None:
+    from chipwatch.queue.app import TICK
+    from chipwatch.store.queue_jobs import first_job_for_timestamp
+
+    with sessions() as session:
+        return first_job_for_timestamp(session, TICK, timestamp)
 
 
 def _due_feeds(sessions: sessionmaker[Session], moment: datetime) -> list[int]:

@@ -47,6 +47,16 @@ def queued_by_lock(session: Session, locks: Sequence[str]) -> list[int]:
     return [int(i) for i in session.scalars(query, {"locks": list(locks)})]
 
 
+def first_job_for_timestamp(session: Session, task_name: str, timestamp: int) -> int | None:
+    """The oldest job of a task deferred with this `timestamp` argument (kept ones only)."""
+    query = text(
+        f"SELECT min(id) FROM {JOBS} WHERE task_name = :task "
+        "AND args->>'timestamp' = CAST(:timestamp AS text)"
+    )
+    found = session.execute(query, {"task": task_name, "timestamp": timestamp}).scalar_one()
+    return None if found is None else int(found)
+
+
 def counts(session: Session) -> list[tuple[str, str, int]]:
     """(task, status, jobs) for every task and status present."""
     query = text(
