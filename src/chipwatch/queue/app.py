@@ -6,7 +6,9 @@ Locks (Procrastinate's, held in the database, so they hold across hosts):
   and queueing lock `digest:<address>:<slot>` (one job per reader and schedule slot);
 - retry_outbox: queueing lock `outbox`;
 - tick: periodic on `[workers].tick_cron`; Procrastinate defers it once per timestamp
-  whichever workers run the schedule (a unique row per task and timestamp).
+  whichever workers run the schedule (a unique row per task and timestamp), unless a
+  worker lagged past the next timestamp: the job then finds an earlier one and does
+  nothing (tasks.tick).
 """
 
 from __future__ import annotations
