@@ -241,6 +241,63 @@ MAGNET_LICENCES_ES = ClassifyInput(
 )
 
 
+# A domestic chip subsidy: the Commerce Department and "national security" are named, but
+# nothing controls cross-border trade (they are actors and reasons, not control words).
+DOMESTIC_SUBSIDIES = [
+    ClassifyInput(
+        id="subsidy-en",
+        title="Chipmaker wins federal grant for a new Arizona plant",
+        text=(
+            "The Commerce Department will give the company 2 billion dollars under the "
+            "CHIPS Act to build a factory near Phoenix, officials said on Thursday.\n\n"
+            "The secretary said domestic production of semiconductors was a matter of "
+            "national security and would bring 3,000 jobs to the state."
+        ),
+    ),
+    ClassifyInput(
+        id="subsidy-fr",
+        title="Une subvention fédérale pour une nouvelle usine de puces en Arizona",
+        text=(
+            "Le département du Commerce versera 2 milliards de dollars au fabricant au titre "
+            "du CHIPS Act pour construire une usine près de Phoenix.\n\nSelon le secrétaire "
+            "au Commerce, produire des semi-conducteurs sur le sol américain relève de la "
+            "sécurité nationale."
+        ),
+    ),
+    ClassifyInput(
+        id="subsidy-de",
+        title="Bund fördert neue Chipfabrik in Sachsen",
+        text=(
+            "Das Wirtschaftsministerium unterstützt den Bau einer Halbleiterfabrik in Dresden "
+            "mit fünf Milliarden Euro.\n\nDie Regierung spricht von einer Frage der "
+            "nationalen Sicherheit und der technologischen Souveränität Europas."
+        ),
+    ),
+]
+# The same actors deciding on a licence: relevant.
+LICENCE_BY_COMMERCE_FR = ClassifyInput(
+    id="licence-fr",
+    title="Washington autorise de nouveau les ventes de puces H20 en Chine",
+    text=(
+        "Le département du Commerce a accordé des licences à Nvidia pour vendre ses puces H20 "
+        "à des clients chinois.\n\nDes experts en sécurité nationale contestent la décision."
+    ),
+)
+
+
+@pytest.mark.parametrize("item", DOMESTIC_SUBSIDIES, ids=lambda item: item.id)
+def test_a_domestic_chip_subsidy_is_not_an_export_control(
+    classifier: FittedClassifier, item: ClassifyInput
+) -> None:
+    result = one(classifier, item)
+    assert not result.relevant and not result.novel, result.relevance
+
+
+def test_a_licence_decided_by_the_same_actors_is_relevant(classifier: FittedClassifier) -> None:
+    result = one(classifier, LICENCE_BY_COMMERCE_FR)
+    assert result.relevant and "ai-chip-licensing" in result.topics
+
+
 def test_chinese_guidance_on_a_us_chip_is_relevant(classifier: FittedClassifier) -> None:
     result = one(classifier, CHINA_GUIDANCE_DE)
     assert result.relevant and "china-response" in result.topics
