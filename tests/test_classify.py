@@ -332,6 +332,19 @@ def test_topic_anchors_load_and_bad_anchors_name_the_field(tmp_path: Path) -> No
     assert info.value.field == "topic[0].anchors.en"
 
 
+def test_novel_examples_must_be_a_list_of_strings(tmp_path: Path) -> None:
+    bad = tmp_path / "topics.toml"
+    bad.write_text(
+        '[scope]\ndescription = "d"\nnovel_examples = "Entity List"\n'
+        '[scope.goods]\nen = ["chip*"]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_scope(bad)
+    assert info.value.field == "scope.novel_examples"
+    assert load_scope(TOPICS).novel_examples  # the shipped ones load
+
+
 def test_headline_repeated_in_the_text_counts_once(classifier: FittedClassifier) -> None:
     doubled = ClassifyInput(
         id="doubled", title=LICENSING_EN.title, text=f"{LICENSING_EN.title}\n\n{LICENSING_EN.text}"

@@ -279,3 +279,51 @@ def test_the_built_use_model_is_cached_and_a_damaged_cache_rebuilt(
     cached_files[0].write_bytes(b"not a pickle")
     assert np.array_equal(UseEmbedder().embed(text), built)
     assert cached_files[0].stat().st_size > 1_000_000  # rebuilt
+
+
+# --- news no topic covers yet ------------------------------------------------------------
+
+ENTITY_LIST = ClassifyInput(
+    id="entity-list",
+    title="Dozens of Chinese chip firms put on US trade blacklist",
+    text=(
+        "The US Commerce Department put 30 Chinese companies, among them makers of AI chips "
+        "and suppliers to Huawei, on the Entity List, which bars American firms from selling "
+        "them technology without a licence.\n\nBeijing called the move an abuse of export "
+        "controls."
+    ),
+)
+SMUGGLING = ClassifyInput(
+    id="smuggling",
+    title="Broker admits shipping banned Nvidia AI chips to China via Thailand",
+    text=(
+        "A Texas electronics broker pleaded guilty to exporting Nvidia AI chips to China "
+        "without the licence US export rules require, relabelling the boxes as laptop parts "
+        "and sending them through a warehouse in Bangkok.\n\nHe faces up to 20 years in prison."
+    ),
+)
+
+
+def without_novel_examples(tmp_path: Path) -> Path:
+    text = TOPICS.read_text(encoding="utf-8")
+    start = text.index("novel_examples = [")
+    end = text.index("]\n", start) + 2
+    path = tmp_path / "topics.toml"
+    path.write_text(text[:start] + "novel_examples = []\n" + text[end:], encoding="utf-8")
+    return path
+
+
+def test_the_novel_examples_keep_news_no_topic_covers_novel(
+    classifier: FittedClassifier, tmp_path: Path
+) -> None:
+    bare = load_or_fit(CORPUS, without_novel_examples(tmp_path), [], tmp_path / "cache")
+    with_examples = classifier.classify([ENTITY_LIST, SMUGGLING, LICENSING])
+    without = bare.classify([ENTITY_LIST, SMUGGLING, LICENSING])
+    # An Entity List addition names AI chips, Huawei and a licence: without the examples
+    # it is absorbed into the licensing topic.
+    assert with_examples[0].relevant and with_examples[0].novel, with_examples[0].topic_scores
+    assert without[0].topics and not without[0].novel
+    licensing = "ai-chip-licensing"
+    assert with_examples[1].topic_scores[licensing] < without[1].topic_scores[licensing]
+    # A licence decision keeps its topic.
+    assert licensing in with_examples[2].topics and licensing in without[2].topics

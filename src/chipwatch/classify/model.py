@@ -335,7 +335,11 @@ class FittedClassifier:
             rel_sem = self.semantic.relevance_signals(units)
             top_sem = self.semantic.topic_signals(units)
             top_termless = (
-                self.semantic.topic_signals(units, TERMLESS_NEIGHBOURS) if termless else {}
+                # A topic without terms may be the user's answer to news that was novel:
+                # the novel examples must not compete with it.
+                self.semantic.topic_signals(units, TERMLESS_NEIGHBOURS, novel_rival=False)
+                if termless
+                else {}
             )
         else:
             rel_sem = [0.0] * 4
@@ -640,6 +644,7 @@ def fit(
         scope_terms.description,
         scope_terms.counter_examples,
         reference_vectors=ref_vectors,
+        novel_examples=scope_terms.novel_examples,
     )
     exemplars = tuple(
         LabelExemplar(

@@ -67,6 +67,9 @@ class SemanticModel:
     positive: np.ndarray  # (p, d) on-subject references
     negative: np.ndarray  # (n, d) off-subject references
     topics: tuple[TopicPrototype, ...]
+    # On-subject news that no topic covers yet (`[scope] novel_examples`, and labels or
+    # corpus documents marked relevant with no topic): a rival every topic must lead.
+    novel: TopicPrototype | None = None
 
     def relevance_signals(self, units: np.ndarray) -> list[float]:
         """[best unit's max similarity to on-subject references, the headline's; best
@@ -76,14 +79,18 @@ class SemanticModel:
         margin = pos - neg
         return [float(pos.max()), float(pos[0]), float(margin.max()), float(margin[0])]
 
-    def topic_signals(self, units: np.ndarray, k: int = 1) -> dict[str, list[float]]:
+    def topic_signals(
+        self, units: np.ndarray, k: int = 1, novel_rival: bool = True
+    ) -> dict[str, list[float]]:
         """Per topic: [best unit's z-score to the examples (the closest one, or the mean
         of the k closest), to the description; the headline's z-score to the examples;
         the best unit's lead of this topic's z-score over the best other topic's (topics
-        compete for a unit)]."""
-        examples = np.stack([self._example_z(p, units, k) for p in self.topics], axis=1)
+        compete for a unit; with `novel_rival`, the news no topic covers competes too)]."""
+        novel = (self.novel,) if novel_rival and self.novel is not None else ()
+        rivals = self.topics + novel
+        examples = np.stack([self._example_z(p, units, k) for p in rivals], axis=1)
         desc = np.stack(
-            [(units @ p.description - p.desc_mean) / p.desc_std for p in self.topics], axis=1
+            [(units @ p.description - p.desc_mean) / p.desc_std for p in rivals], axis=1
         )
         out: dict[str, list[float]] = {}
         for j, proto in enumerate(self.topics):
@@ -139,6 +146,7 @@ def fit_semantic(
     scope_description: str,
     counter_examples: Sequence[str],
     reference_vectors: np.ndarray | None = None,
+    novel_examples: Sequence[str] = (),
 ) -> SemanticModel:
     """Prototypes and background statistics from the references (embedded here unless
     `reference_vectors` are given, row for row)."""
@@ -161,20 +169,37 @@ def fit_semantic(
     for tid, _ in topic_descriptions:
         mine = [i for i, tag in enumerate(tags) if tid in tag]
         examples = np.vstack([descriptions[tid][None, :], reference_vectors[mine]])
-        desc_sims = background @ descriptions[tid]
-        example_sims = (background @ examples.T).max(axis=1)
-        neighbour_sims = closeness(background @ examples.T, TERMLESS_NEIGHBOURS)
-        prototypes.append(
-            TopicPrototype(
-                topic_id=tid,
-                description=descriptions[tid],
-                examples=examples,
-                desc_mean=float(desc_sims.mean()),
-                desc_std=float(desc_sims.std()) + 1e-3,
-                example_mean=float(example_sims.mean()),
-                example_std=float(example_sims.std()) + 1e-3,
-                neighbours_mean=float(neighbour_sims.mean()),
-                neighbours_std=float(neighbour_sims.std()) + 1e-3,
-            )
-        )
-    return SemanticModel(positive, negative, tuple(prototypes))
+        prototypes.append(_prototype(tid, descriptions[tid], examples, background))
+    untopical = [i for i, r in enumerate(references) if r.relevant and not r.topics]
+    novel_vectors = np.vstack(
+        [embedder.embed(list(novel_examples)) if novel_examples else desc_vectors[:0]]
+        + [reference_vectors[untopical]]
+    )
+    novel = None
+    if len(novel_vectors):
+        centre = novel_vectors.mean(axis=0)
+        centre = centre / (np.linalg.norm(centre) or 1.0)
+        novel = _prototype(NOVEL, centre, novel_vectors, background)
+    return SemanticModel(positive, negative, tuple(prototypes), novel)
+
+
+NOVEL = "(novel)"
+
+
+def _prototype(
+    tid: str, description: np.ndarray, examples: np.ndarray, background: np.ndarray
+) -> TopicPrototype:
+    desc_sims = background @ description
+    example_sims = (background @ examples.T).max(axis=1)
+    neighbour_sims = closeness(background @ examples.T, TERMLESS_NEIGHBOURS)
+    return TopicPrototype(
+        topic_id=tid,
+        description=description,
+        examples=examples,
+        desc_mean=float(desc_sims.mean()),
+        desc_std=float(desc_sims.std()) + 1e-3,
+        example_mean=float(example_sims.mean()),
+        example_std=float(example_sims.std()) + 1e-3,
+        neighbours_mean=float(neighbour_sims.mean()),
+        neighbours_std=float(neighbour_sims.std()) + 1e-3,
+    )

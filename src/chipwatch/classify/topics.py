@@ -35,6 +35,9 @@ class ScopeTerms:
     # Off-subject news in a sentence each (`[scope] counter_examples`): the semantic
     # signals measure an article's margin over them (chip news without a control angle).
     counter_examples: tuple[str, ...] = ()
+    # On-subject news no topic covers yet, a sentence each (`[scope] novel_examples`):
+    # a topic's semantic lead is measured over them too, so such news stays novel.
+    novel_examples: tuple[str, ...] = ()
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -172,9 +175,13 @@ def load_scope(path: Path) -> ScopeTerms:
     counter = raw.get("counter_examples", [])
     if not isinstance(counter, list) or not all(isinstance(c, str) for c in counter):
         raise ConfigError(source, "scope.counter_examples", "must be a list of strings")
+    novel = raw.get("novel_examples", [])
+    if not isinstance(novel, list) or not all(isinstance(c, str) for c in novel):
+        raise ConfigError(source, "scope.novel_examples", "must be a list of strings")
     return ScopeTerms(
         description=_string(raw, "description", source, "scope"),
         anchors=anchors,
         counter_examples=tuple(c.strip() for c in counter if c.strip()),
+        novel_examples=tuple(c.strip() for c in novel if c.strip()),
         **groups,
     )
