@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -242,3 +242,62 @@ def test_files_and_urls_given_on_the_command_line_are_usage_errors(
         result = run(config, *args)
         assert result.returncode == ExitCode.CONFIG, (args, result.stderr)
         assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"\xff\xfe not text\n", "cannot read"),
+        (b"[1, 2]\n", ":1: expected a JSON object"),
+        (
+            b'{"id": "a", "title": "t", "text": "x", "relevant": "yes", "topics": [], '
+            b'"novel": false}\n',
+            ":1: field 'relevant'",
+        ),
+        (
+            b'{"id": "a", "title": "t", "text": "x", "relevant": true, "topics": "ai", '
+            b'"novel": false}\n',
+            ":1: field 'topics'",
+        ),
+    ],
+)
+def test_a_malformed_labelled_file_is_named_with_its_line(
+    config: Path, tmp_path: Path, content: bytes, says: str
+) -> None:
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_bytes(content)
+    result = run(config, "eval", str(labelled))
+    assert result.returncode == ExitCode.CONFIG, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert "labelled.jsonl" in result.stderr and says in result.stderr
+
+
+def _not_utf8(path: Path) -> None:
+    path.write_bytes(b"\xff\xfe [scope]\n")
+
+
+def _a_folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize("damage", [_not_utf8, _a_folder, Path.unlink])
+@pytest.mark.parametrize("which", ["topics.toml", "corpus/corpus.toml", "chipwatch.toml"])
+def test_a_damaged_config_file_is_named_not_a_traceback(
+    config: Path, tmp_path: Path, damage: Callable[[Path], None], which: str
+) -> None:
+    topics = tmp_path / "topics.toml"
+    shutil.copy(REPO / "config" / "topics.toml", topics)
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            str(REPO / "config" / "topics.toml"), str(topics)
+        ),
+        encoding="utf-8",
+    )
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text('{"id": "a", "title": "US bans H20 exports", "text": ""}\n')
+    damage(tmp_path / which)
+    result = run(config, "classify", "--input", str(articles))
+    assert result.returncode == ExitCode.CONFIG, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert which.split("/")[-1] in result.stderr

@@ -548,6 +548,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         ) from None
     except OSError as exc:  # a folder, no permission, an I/O error
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "", f"not UTF-8 text: {exc.reason}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"invalid TOML: {exc}") from None
 

@@ -303,20 +303,47 @@ def baseline_keywords() -> KeywordBaseline:
 # ---------- data and cross-validation ----------
 def load_rows(path: Path) -> list[dict[str, object]]:
     """Labelled rows of a dev.jsonl-format file; errors name the line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClassifierError(f"{path}: cannot read: {exc}") from exc
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ClassifierError(f"{path}:{number}: invalid JSON: {exc.msg}") from exc
-            for key in ("id", "title", "text", "relevant", "topics", "novel"):
-                if not isinstance(row, dict) or key not in row:
-                    raise ClassifierError(f"{path}:{number}: missing field {key!r}")
-            rows.append(row)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ClassifierError(f"{path}:{number}: invalid JSON: {exc.msg}") from exc
+        problem = _row_problem(row)
+        if problem:
+            raise ClassifierError(f"{path}:{number}: {problem}")
+        rows.append(row)
     return rows
+
+
+_ROW_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str, int),
+    "title": (str,),
+    "text": (str,),
+    "relevant": (bool,),
+    "topics": (list,),
+    "novel": (bool,),
+}
+
+
+def _row_problem(row: object) -> str:
+    """What is wrong with one labelled row, or "" (a JSON object with the six fields)."""
+    if not isinstance(row, dict):
+        return "expected a JSON object"
+    for key, types in _ROW_TYPES.items():
+        if key not in row:
+            return f"missing field {key!r}"
+        if not isinstance(row[key], types) or (bool in types) != isinstance(row[key], bool):
+            return f"field {key!r}: expected {' or '.join(t.__name__ for t in types)}"
+    if not all(isinstance(topic, str) for topic in row["topics"]):
+        return "field 'topics': expected a list of topic ids"
+    return ""
 
 
 def as_input(row: Row, text: str = "full", kind: TextKind | None = None) -> ClassifyInput:

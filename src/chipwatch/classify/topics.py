@@ -46,6 +46,10 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError as exc:
         raise ConfigError(str(path), "(file)", "file not found") from exc
+    except OSError as exc:  # a folder, no permission, an I/O error
+        raise ConfigError(str(path), "(file)", f"cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "(file)", f"not UTF-8 text: {exc.reason}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "(syntax)", f"invalid TOML: {exc}") from exc
 
