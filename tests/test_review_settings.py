@@ -3,6 +3,7 @@ login_attempts, the base path of public_url, forwarded_allow_ips; and their vali
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,3 +103,22 @@ def test_serve_reports_a_bad_setting_without_a_traceback(tmp_path: Path) -> None
     answer = run_cli(config, "serve")
     assert answer.returncode == 2
     assert "web.port" in answer.stderr and "Traceback" not in answer.stderr
+
+
+def test_serve_names_an_address_it_cannot_listen_on(tmp_path: Path) -> None:
+    config = tmp_path / "chipwatch.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cases = [
+            (["--host", "127.0.0.1", "--port", str(port)], "cannot listen"),
+            (["--host", "192.0.2.1", "--port", "0"], "cannot listen"),
+            (["--port", "99999"], "--port 99999"),
+        ]
+        for args, says in cases:
+            answer = run_cli(config, "serve", *args)
+            assert answer.returncode == 2, (args, answer.stderr)
+            assert says in answer.stderr and "Traceback" not in answer.stderr, answer.stderr
+            assert len(answer.stderr.splitlines()) == 1, answer.stderr

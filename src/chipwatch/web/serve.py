@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
+from chipwatch.errors import UsageError
 from chipwatch.pipeline import open_sessions
 from chipwatch.settings import Settings
 from chipwatch.web.app import create_app
@@ -33,16 +34,46 @@ def base_path(public_url: str) -> str:
     return urlsplit(public_url).path.rstrip("/")
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, or a UsageError naming them (a bad port or host, an
+    address in use): uvicorn would log the failure and, for some, exit 0."""
+    where = f"{host}:{port}"
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: must be between 0 and 65535 (0: any free port)")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, UnicodeError) as exc:
+        raise UsageError(f"{where}: cannot listen: {_reason(exc)}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"{where}: cannot listen: {_reason(exc)}") from None
+    return sock
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    host = host or settings.web.host
+    port = settings.web.port if port is None else port
+    sock = listening_socket(host, port)
     app = create_app(settings, open_sessions(settings))
     config = uvicorn.Config(
         app,
-        host=host or settings.web.host,
-        port=settings.web.port if port is None else port,
+        host=host,
+        port=port,
         root_path=base_path(settings.web.public_url),
         proxy_headers=True,
         forwarded_allow_ips=settings.web.forwarded_allow_ips,
         log_level="warning",
         server_header=False,
     )
-    _Server(config).run()
+    with sock:
+        _Server(config).run(sockets=[sock])
