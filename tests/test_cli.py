@@ -301,3 +301,18 @@ def test_a_damaged_config_file_is_named_not_a_traceback(
     assert result.returncode == ExitCode.CONFIG, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
     assert which.split("/")[-1] in result.stderr
+
+
+def test_corpus_add_on_a_config_with_no_corpus_copies_the_packaged_one(tmp_path: Path) -> None:
+    from chipwatch.settings import PACKAGED_CONFIG_DIR
+
+    packaged = sorted(p.name for p in (PACKAGED_CONFIG_DIR / "corpus").iterdir())
+    config = tmp_path / "chipwatch.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    example = tmp_path / "example.txt"
+    example.write_text("Washington widens a chip rule\nThe rule covers more chips.\n")
+    added = run(config, "corpus", "add", str(example), "--topics", "ai-chip-licensing")
+    assert added.returncode == 0, added.stderr
+    assert sorted(p.name for p in (PACKAGED_CONFIG_DIR / "corpus").iterdir()) == packaged
+    copied = sorted(p.name for p in (tmp_path / "corpus").iterdir())
+    assert set(packaged) < set(copied) and len(copied) == len(packaged) + 1

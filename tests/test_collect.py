@@ -127,6 +127,26 @@ def test_new_articles_then_304(server, settings, sessions, pool) -> None:
     assert len(articles(sessions)) == 2
 
 
+def test_an_entry_with_a_malformed_link_costs_the_feed_nothing(
+    server, settings, sessions, pool
+) -> None:
+    odd = [
+        Item("Licence rules for wafer tools", "http://[::1", "g-odd",
+             "An entry whose link no URL parser accepts: an unclosed IPv6 literal."),
+        Item("Port out of range", "http://news.test:99999/c", "g-port",
+             "Another link that cannot be used, on a port that cannot exist."),
+    ]  # fmt: skip
+    server.add("/feed", rss([*odd, *ITEMS]))
+    add(sessions, server.url("/feed"))
+    report = run_poll(settings, sessions, pool)
+    assert report.feeds[0].status == "new", report.feeds[0]
+    stored = {a.title: a.url for a in articles(sessions)}
+    assert len(stored) == 4  # the odd ones kept, without a link
+    assert stored["Licence rules for wafer tools"] is None
+    assert stored["Port out of range"] is None
+    assert stored["New rules for memory chips"] == "http://news.test/b"
+
+
 def test_changed_guids_do_not_duplicate(server, settings, sessions, pool) -> None:
     server.add("/feed", rss(ITEMS))
     add(sessions, server.url("/feed"))

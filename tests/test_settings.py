@@ -286,3 +286,30 @@ def test_a_data_folder_that_cannot_be_created_is_one_line(tmp_path: Path) -> Non
         "configuration error: environment variable CHIPWATCH_DATA_DIR: data_dir: "
         "cannot create /proc/chipwatch-data: No such file or directory"
     ]
+
+
+def test_a_topics_file_or_corpus_named_but_absent_is_refused_at_start_up(tmp_path: Path) -> None:
+    for key, value in (("topics", "my-topics.toml"), ("corpus_dir", "my-corpus")):
+        config = tmp_path / "chipwatch.toml"
+        config.write_text(f'{key} = "{value}"\n', encoding="utf-8")
+        with pytest.raises(ConfigError) as caught:
+            load_settings(config)
+        assert caught.value.field == key and caught.value.source == str(config)
+        assert str(tmp_path / value) in caught.value.message
+
+
+def test_without_topics_or_corpus_beside_it_a_config_uses_the_packaged_ones(
+    tmp_path: Path,
+) -> None:
+    from chipwatch.settings import PACKAGED_CONFIG_DIR
+
+    config = tmp_path / "chipwatch.toml"
+    config.write_text("", encoding="utf-8")
+    loaded = load_settings(config)
+    assert loaded.topics_path == PACKAGED_CONFIG_DIR / "topics.toml"
+    assert loaded.corpus_dir == PACKAGED_CONFIG_DIR / "corpus"
+    (tmp_path / "topics.toml").write_text("", encoding="utf-8")
+    (tmp_path / "corpus").mkdir()
+    beside = load_settings(config)  # the ones next to the file come first
+    assert beside.topics_path == tmp_path / "topics.toml"
+    assert beside.corpus_dir == tmp_path / "corpus"

@@ -57,9 +57,9 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     if not url:
         return None
     url = url.strip()
-    if base:
-        url = urljoin(base, url)
-    try:
+    try:  # a malformed link ("http://[::1") is no link; its entry is kept without one
+        if base:
+            url = urljoin(base, url)
         parts = urlsplit(url)
         port = parts.port
     except ValueError:

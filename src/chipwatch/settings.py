@@ -364,12 +364,8 @@ def load_settings(
         config_path=config_path,
         config_dir=config_dir,
         data_dir=resolved_data_dir,
-        topics_path=_relative_to(
-            config_dir, _str(raw.get("topics", "topics.toml"), source, "topics")
-        ),
-        corpus_dir=_relative_to(
-            config_dir, _str(raw.get("corpus_dir", "corpus"), source, "corpus_dir")
-        ),
+        topics_path=_classifier_input(raw, "topics", "topics.toml", config_dir, source),
+        corpus_dir=_classifier_input(raw, "corpus_dir", "corpus", config_dir, source),
         recipients=_build_recipients(raw.get("recipients", []), source),
         sources=_build_sources(raw.get("sources", []), source),
         config_origin=origin,
@@ -486,13 +482,32 @@ def writable_copy(settings: Settings, environ: Mapping[str, str] | None = None) 
     The copy is what later commands find (it comes before /etc and the defaults)."""
     if settings.config_is_users:
         return UserPaths(
-            settings.config_dir, settings.config_path, settings.topics_path, settings.corpus_dir
+            settings.config_dir,
+            settings.config_path,
+            _own(settings.topics_path, settings.config_dir / "topics.toml"),
+            _own(settings.corpus_dir, settings.config_dir / "corpus"),
         )
     target = user_config_dir(environ)
     if not (target / CONFIG_FILE).is_file():
         copy_config(settings, target, force=False)
     copy = load_settings(target / CONFIG_FILE, settings.data_dir, environ)
     return UserPaths(copy.config_dir, copy.config_path, copy.topics_path, copy.corpus_dir)
+
+
+def _own(path: Path, beside: Path) -> Path:
+    """`path`, or, when it is the packaged one (the config names none and has none beside
+    it), a copy of it beside the config: the package is never written."""
+    packaged = PACKAGED_CONFIG_DIR.resolve()
+    if path.resolve() != packaged and packaged not in path.resolve().parents:
+        return path
+    try:
+        if path.is_dir():
+            shutil.copytree(path, beside)
+        else:
+            shutil.copyfile(path, beside)
+    except OSError as exc:
+        raise ConfigError(str(beside), "", f"cannot write: {exc.strerror or exc}") from None
+    return beside
 
 
 def copy_config(settings: Settings, target: Path, *, force: bool) -> list[Path]:
@@ -552,6 +567,21 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "", f"not UTF-8 text: {exc.reason}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"invalid TOML: {exc}") from None
+
+
+def _classifier_input(
+    raw: Mapping[str, Any], key: str, default: str, config_dir: Path, source: str
+) -> Path:
+    """The topics file or corpus folder: as the config names it (which must exist: said
+    at start-up, not after a poll has fetched everything), else the one beside the config
+    file, else the packaged one (a config file of a few lines needs neither)."""
+    if key in raw:
+        path = _relative_to(config_dir, _str(raw[key], source, key))
+        if not path.exists():
+            raise ConfigError(source, key, f"{path} does not exist")
+        return path
+    beside = config_dir / default
+    return beside if beside.exists() else PACKAGED_CONFIG_DIR / default
 
 
 def _relative_to(base: Path, value: str | Path) -> Path:
