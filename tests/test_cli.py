@@ -191,6 +191,15 @@ def test_classify_jsonl_through_the_command(config: Path, tmp_path: Path) -> Non
     assert piped.returncode == 0, piped.stderr
     assert [json.loads(line) for line in piped.stdout.splitlines()] == rows
 
+    # A lone surrogate escape is valid JSON but not text: replaced, not a traceback.
+    source.write_text(
+        '{"id": "s", "title": "\\ud800 US bans H20 exports", "text": "chips \\udfff"}\n',
+        encoding="utf-8",
+    )
+    odd = run(config, "classify", "--input", str(source))
+    assert odd.returncode == 0 and "Traceback" not in odd.stderr, odd.stderr
+    assert json.loads(odd.stdout)["relevant"]
+
     source.write_text('{"id": "c", "title": "no text"}\n', encoding="utf-8")
     broken = run(config, "classify", "--input", str(source), "--output", str(out))
     assert broken.returncode != 0

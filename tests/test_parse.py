@@ -94,3 +94,16 @@ def test_json_feed() -> None:
     )
     feed = parse_feed(body, "http://j.test/feed.json", "application/json")
     assert [e.title for e in feed.entries] == ["Hello"]
+
+
+def test_a_json_feed_with_a_lone_surrogate_escape_keeps_its_entries() -> None:
+    # "\ud800" alone is valid JSON but not text: it could not be stored or embedded.
+    body = (
+        b'{"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": ['
+        b'{"id": "1", "url": "http://j.test/1", "title": "\\ud800 Chip rules", '
+        b'"content_text": "Body \\udfff and \\ud83d\\ude00"}]}'
+    )
+    feed = parse_feed(body, "http://j.test/feed.json", "application/json")
+    entry = feed.entries[0]
+    assert entry.title == "\ufffd Chip rules"
+    assert entry.summary.encode("utf-8").decode("utf-8") == "Body \ufffd and \U0001f600"

@@ -8,12 +8,35 @@ stripped, entities unescaped, spaces tidied.
 from __future__ import annotations
 
 import html
+import json
 import re
+from typing import Any
 
 _DROP_BLOCKS = re.compile(r"<(script|style|template)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
 _BREAKS = re.compile(r"<(?:br|/p|/div|/li|/h[1-6]|/tr|/blockquote)\b[^>]*>", re.I)
 _OPEN_TAG_AT_END = re.compile(r"<[^>]*$")
 _TAG = re.compile(r"</?[a-zA-Z][^<>]*>|<![^<>]*>")
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def json_document(text: str) -> Any:
+    """`json.loads`, with lone surrogate escapes ("\\ud800": valid JSON, not valid text)
+    replaced by U+FFFD: a string holding one cannot be encoded, stored or embedded."""
+    document = json.loads(text)
+    return _scrubbed(document) if _SURROGATE_ESCAPE.search(text) else document
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_scrubbed(item) for item in value]
+    if isinstance(value, dict):
+        return {_scrubbed(k): _scrubbed(v) for k, v in value.items()}
+    return value
 
 
 def to_text(value: str | None, limit: int | None = None) -> str:

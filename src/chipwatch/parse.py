@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import json
 import re
 import signal
 import threading
@@ -33,7 +32,7 @@ import feedparser
 import feedparser.api
 
 from chipwatch.errors import ParseError
-from chipwatch.markup import to_text
+from chipwatch.markup import json_document, to_text
 from chipwatch.types import FeedEntry, ParsedFeed
 
 FEED_TYPES = {
@@ -786,7 +785,7 @@ def _fast_date(value: object) -> datetime | None:
 def parse_json_feed(content: bytes, url: str, max_entries: int, max_chars: int) -> ParsedFeed:
     """JSON Feed 1.0/1.1 (feedparser 6 reads XML only)."""
     try:
-        document = json.loads(content.decode("utf-8-sig"))
+        document = json_document(content.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ParseError(url, f"invalid JSON: {exc}") from None
     version = str(document.get("version", "")) if isinstance(document, dict) else ""

@@ -10,6 +10,7 @@ from pathlib import Path
 import chipwatch.classify.evaluate as ev
 from chipwatch.classify.model import FittedClassifier
 from chipwatch.errors import ClassifierError
+from chipwatch.markup import json_document
 from chipwatch.types import ClassifyInput, CorpusDocument, TextKind
 
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "title", "text")
@@ -21,7 +22,7 @@ BATCH_SIZE = 256
 def parse_input_line(line: str, source: str, number: int) -> ClassifyInput:
     """One `classify` input line -> ClassifyInput; errors name file and line."""
     try:
-        raw = json.loads(line)
+        raw = json_document(line)
     except json.JSONDecodeError as exc:
         raise ClassifierError(f"{source}:{number}: invalid JSON: {exc.msg}") from exc
     if not isinstance(raw, dict):
