@@ -130,6 +130,28 @@ def test_languages_without_term_lists_are_judged_by_meaning(
         assert on.relevant, on.evidence.summary
 
 
+RARE_EARTHS_ZH = ClassifyInput(
+    id="re-zh",
+    title="中国对稀土磁体实行出口许可证管理",
+    text="商务部宣布，出口稀土永磁体须申领许可证，此举被视为对美国芯片出口管制的回应。",
+)
+LICENSING_RU = ClassifyInput(
+    id="lic-ru",
+    title="США выдали Nvidia лицензии на продажу чипов H20 в Китай",
+    text="Министерство торговли США разрешило Nvidia возобновить поставки ускорителей H20 "
+    "китайским клиентам после апрельского запрета.",
+)
+
+
+def test_an_article_in_a_language_without_term_lists_gets_its_topic(
+    classifier: FittedClassifier,
+) -> None:
+    # The lexical topic model would see only zeros there: the semantic-only one judges.
+    zh, ru = classifier.classify([RARE_EARTHS_ZH, LICENSING_RU])
+    assert zh.language == "zh" and "rare-earths-leverage" in zh.topics, zh.topic_scores
+    assert ru.language == "ru" and "ai-chip-licensing" in ru.topics, ru.topic_scores
+
+
 # --- bugs --------------------------------------------------------------------------------
 
 

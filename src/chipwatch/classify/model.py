@@ -326,7 +326,11 @@ class FittedClassifier:
             assert draft.matches is not None
             unit_vectors = vectors[start:end] if vectors is not None else None
             draft.unit_vectors = unit_vectors
-            draft.signals = self._signals(draft, draft.matches, unit_vectors, termless)
+            # An article in a language without term lists is judged as a termless topic
+            # would be: it can carry no lexical evidence for any topic.
+            draft.signals = self._signals(
+                draft, draft.matches, unit_vectors, termless or not draft.termed
+            )
 
     def _signals(
         self, draft: _Draft, m: ArticleMatches, units: np.ndarray | None, termless: bool = True
@@ -365,7 +369,10 @@ class FittedClassifier:
         relevance = model.probability(sig.relevance_x())
         scores = {}
         for topic in self.topics:
-            termless = self.termless(topic)
+            # No term list for the topic, or none for the article's language: the
+            # lexical topic model would see only zeros (dev, every language treated so:
+            # topic F1 0.02 that way, 0.60 with the semantic-only model).
+            termless = self.termless(topic) or not sig.termed_language
             topic_model = weights.topic_termless if termless else weights.topic
             scores[topic.id] = topic_model.probability(topic.id, sig.topic_x(topic.id, termless))
         relevant = relevance >= params.relevance_threshold
