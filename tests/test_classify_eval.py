@@ -174,3 +174,22 @@ def test_eval_protocols_and_options(tmp_path: Path) -> None:
     for topic in classifier.topics:
         assert topic.id in new_topic
     assert "pooled (micro)" in new_topic
+
+
+def test_the_no_terms_protocol_judges_every_article_by_meaning_alone(tmp_path: Path) -> None:
+    from chipwatch.classify import run_eval
+    from chipwatch.classify.evaluate import load_rows, predict
+
+    path = _own_file(tmp_path)
+    classifier = load_or_fit(
+        ROOT / "config/corpus", ROOT / "config/topics.toml", [], tmp_path / "cache"
+    )
+    report = run_eval(path, classifier, protocol="no-terms", by_lang=False)
+    assert "protocol=no-terms" in report
+    rows = load_rows(path)
+    seen = predict(rows, classifier, as_language="zz")
+    assert {c.language for c in seen} == {"zz"}
+    verdicts = {c.id: c for c in seen}
+    assert verdicts["a"].relevant and verdicts["b"].relevant  # no term list needed
+    assert "rare-earths-leverage" in verdicts["b"].topics
+    assert not verdicts["f"].relevant

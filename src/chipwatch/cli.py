@@ -400,9 +400,10 @@ def evaluate(
         str,
         typer.Option(
             "--protocol",
-            metavar="standard|new-topic",
-            help="standard, or new-topic (each topic in turn without its terms and labels, "
-            "from its description and two corpus examples).",
+            metavar="standard|new-topic|no-terms",
+            help="standard; new-topic (each topic in turn without its terms and labels, "
+            "from its description and two corpus examples); or no-terms (every article as "
+            "if in a language without term lists, such as Chinese: meaning alone).",
         ),
     ] = "standard",
     text: Annotated[

@@ -107,17 +107,27 @@ def run_eval(
     text = ev.check_text_mode(text)
     if protocol == "new-topic":
         return _new_topic_report(rows, classifier, corpus, text, cross_validate, folds, by_lang)
-    if protocol != "standard":
-        raise ClassifierError(f"unknown protocol {protocol!r} (known: standard, new-topic)")
+    if protocol not in PROTOCOLS:
+        raise ClassifierError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
+    # no-terms: every article as if in a language without term lists (Chinese, Russian):
+    # what the embeddings alone carry, scored where labels exist.
+    as_language = NO_TERMS_LANGUAGE if protocol == "no-terms" else None
     topic_ids = [t.id for t in classifier.topics]
     reports = []
     for seed in range(seeds if cross_validate else 1):
         predictions = ev.predict(
-            rows, classifier, text=text, cross_validate=cross_validate, folds=folds, seed=seed
+            rows,
+            classifier,
+            text=text,
+            cross_validate=cross_validate,
+            folds=folds,
+            seed=seed,
+            as_language=as_language,
         )
         reports.append(ev.evaluate(rows, predictions, topic_ids))
     name = f"chipwatch ({folds}-fold CV)" if cross_validate else "chipwatch"
-    report = ev.mean_report(reports, name=f"{name}, text={text}")
+    shown = f", protocol={protocol}" if as_language else ""
+    report = ev.mean_report(reports, name=f"{name}, text={text}{shown}")
     base_report = None
     if baseline is not None:
         if baseline != "keywords":
@@ -126,6 +136,10 @@ def run_eval(
         base_report = ev.evaluate(rows, base_preds, topic_ids, name="keywords")
     return ev.render_report(report, base_report, by_lang=by_lang)
 
+
+PROTOCOLS = ("standard", "new-topic", "no-terms")
+# A language code no term list has (ISO 639 reserves "zz"-style codes; none is used).
+NO_TERMS_LANGUAGE = "zz"
 
 # Example documents kept for a topic in the new-topic protocol.
 NEW_TOPIC_EXAMPLES = 2

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -424,15 +424,20 @@ def predict(
     folds: int = 5,
     seed: int = 0,
     hidden: frozenset[str] = frozenset(),
+    as_language: str | None = None,
 ) -> list[Classification]:
-    """Predictions in row order for inputs cut as `text`.
+    """Predictions in row order for inputs cut as `text` (and, with `as_language`, said
+    to be in that language: a language without term lists judges by meaning alone).
 
     With `cross_validate`, the shared weights are re-tuned on k-1 folds (stratified by
     relevance, novelty and language) and the held-out fold is scored; without, the
     classifier's own weights are used, unless topics are `hidden` (then they are tuned
     on all rows without those topics' labels).
     """
-    drafts = classifier.prepare([as_input(r, text) for r in rows])
+    inputs = [as_input(r, text) for r in rows]
+    if as_language is not None:
+        inputs = [replace(item, language=as_language) for item in inputs]
+    drafts = classifier.prepare(inputs)
     if not cross_validate and not hidden:
         for draft in drafts:
             classifier.decide(draft, classifier.params)
