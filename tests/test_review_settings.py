@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from review_site import ReviewSite, csrf_of, free_port, run_cli, start_server, write_config
+from review_site import REPO, ReviewSite, csrf_of, free_port, run_cli, start_server, write_config
 
 from chipwatch.errors import ConfigError
 from chipwatch.settings import load_settings
@@ -122,3 +122,21 @@ def test_serve_names_an_address_it_cannot_listen_on(tmp_path: Path) -> None:
             assert answer.returncode == 2, (args, answer.stderr)
             assert says in answer.stderr and "Traceback" not in answer.stderr, answer.stderr
             assert len(answer.stderr.splitlines()) == 1, answer.stderr
+
+
+def test_the_site_never_appends_a_topic_to_the_shipped_topics(tmp_path: Path) -> None:
+    from chipwatch.errors import ConfigError
+    from chipwatch.settings import PACKAGED_CONFIG_DIR
+    from chipwatch.web.topics import append_topic, topic_block
+
+    block = topic_block("lithography-tools", "Lithography tools", "EUV machines.", ["EUV"])
+    for shipped in (PACKAGED_CONFIG_DIR / "topics.toml", REPO / "config" / "topics.toml"):
+        before = shipped.read_bytes()
+        with pytest.raises(ConfigError) as caught:
+            append_topic(shipped, block)
+        assert "chipwatch init" in caught.value.message
+        assert shipped.read_bytes() == before
+    own = tmp_path / "topics.toml"
+    own.write_bytes((REPO / "config" / "topics.toml").read_bytes())
+    append_topic(own, block)  # a copy of one's own takes it
+    assert "lithography-tools" in own.read_text(encoding="utf-8")

@@ -552,3 +552,13 @@ def test_add_a_feed_by_url_and_by_opml(site: ReviewSite, client: httpx.Client) -
         files={"opml": ("feeds.opml", b"<html>not opml</html>", "text/html")},
     )
     assert bad.status_code == 400 and "Not imported" in bad.text
+
+
+def test_an_id_no_row_could_have_is_not_found(client: httpx.Client) -> None:
+    huge = str(2**80)  # beyond any database integer: was a 500 (OverflowError)
+    for path in (f"/articles/{huge}", f"/api/articles/{huge}", "/articles/0", "/articles/-3"):
+        assert client.get(path).status_code == 404, path
+    token = csrf_of(client.get("/sources").text)
+    for path in (f"/articles/{huge}/label", f"/sources/{huge}/enabled"):
+        answer = client.post(path, data={"csrf": token, "relevant": "0", "enabled": "1"})
+        assert answer.status_code == 404, path

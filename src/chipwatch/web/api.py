@@ -16,7 +16,7 @@ from chipwatch.digest.stories import Story
 from chipwatch.store.labels import list_labels
 from chipwatch.store.review import article_detail
 from chipwatch.store.users import user_by_feed_token
-from chipwatch.web.site import now_utc, page, site_of
+from chipwatch.web.site import now_utc, page, row_id, site_of
 from chipwatch.web.stories import Filters, group, live_items, request_filters
 
 
@@ -58,7 +58,7 @@ def stories_json(request: Request) -> Response:
 def article_json(request: Request) -> Response:
     site = site_of(request)
     with site.sessions() as session:
-        detail = article_detail(session, int(request.path_params["article_id"]))
+        detail = article_detail(session, row_id(request, "article_id"))
         if detail is None:
             raise HTTPException(404)
         a, c, label = detail.article, detail.classification, detail.label

@@ -19,7 +19,16 @@ from chipwatch.digest.stories import Story
 from chipwatch.store.labels import can_undo, relabel, undo_last
 from chipwatch.store.review import ArticleDetail, article_detail, mark_story, marks_of, set_mark
 from chipwatch.store.review import story_marks as load_story_marks
-from chipwatch.web.site import form_action, now_utc, page, redirect, render, site_of, user_of
+from chipwatch.web.site import (
+    form_action,
+    now_utc,
+    page,
+    redirect,
+    render,
+    row_id,
+    site_of,
+    user_of,
+)
 from chipwatch.web.stories import Filters, group, live_items
 
 # What a feed's markup may keep on the article page: text structure and http(s) links.
@@ -46,10 +55,7 @@ def sanitised_text(text: str) -> str:
 
 
 def article_id_of(request: Request) -> int:
-    try:
-        return int(request.path_params["article_id"])
-    except ValueError:
-        raise HTTPException(404) from None
+    return row_id(request, "article_id")
 
 
 @dataclass(frozen=True)

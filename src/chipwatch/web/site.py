@@ -165,6 +165,22 @@ def form_action(body: FormBody, *, csrf: bool = True) -> Callable[[Request], Awa
     return endpoint
 
 
+# The largest id a database integer column holds: a larger number names no row (and
+# SQLite would refuse to bind it).
+MAX_ROW_ID = 2**63 - 1
+
+
+def row_id(request: Request, name: str) -> int:
+    """A row id from the path, or 404: not a number, or no row could have it."""
+    try:
+        value = int(request.path_params[name])
+    except ValueError:
+        raise HTTPException(404) from None
+    if not 1 <= value <= MAX_ROW_ID:
+        raise HTTPException(404)
+    return value
+
+
 def int_param(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     try:
         value = int(params.get(name, default))

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from chipwatch.errors import ChipwatchError
 from chipwatch.store.review import set_source_enabled
-from chipwatch.web.site import form_action, page, redirect, render, site_of, user_of
+from chipwatch.web.site import form_action, page, redirect, render, row_id, site_of, user_of
 
 MAX_OPML_BYTES = 2 * 1024 * 1024
 
@@ -37,7 +37,7 @@ def _enable(request: Request, form: FormData) -> Response:
     on = form.get("enabled") == "1"
     with site.sessions.begin() as session:
         found = set_source_enabled(
-            session, int(request.path_params["source_id"]), on, f"disabled by {user.name}"
+            session, row_id(request, "source_id"), on, f"disabled by {user.name}"
         )
     if not found:
         raise HTTPException(404)

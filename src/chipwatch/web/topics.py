@@ -150,9 +150,18 @@ def topic_block(topic_id: str, name: str, description: str, terms: Sequence[str]
 
 
 def append_topic(topics_path: Path, block: str) -> None:
-    """Append a [[topic]] to topics.toml only if the whole file still loads; atomically."""
+    """Append a [[topic]] to topics.toml only if the whole file still loads; atomically.
+    Never the packaged topics or a checkout's tracked ones (a ConfigError says so)."""
     from chipwatch.classify import load_topics
+    from chipwatch.settings import shipped_file
 
+    if shipped_file(topics_path):
+        raise ConfigError(
+            str(topics_path),
+            "",
+            "the shipped topics are never written: run `chipwatch init` for an editable "
+            "copy and serve with it",
+        )
     text = topics_path.read_text(encoding="utf-8")
     trial = topics_path.with_name(f".{topics_path.name}.{os.getpid()}.new")
     trial.write_text(text.rstrip("\n") + "\n" + block, encoding="utf-8")
