@@ -562,3 +562,5 @@ def test_an_id_no_row_could_have_is_not_found(client: httpx.Client) -> None:
     for path in (f"/articles/{huge}/label", f"/sources/{huge}/enabled"):
         answer = client.post(path, data={"csrf": token, "relevant": "0", "enabled": "1"})
         assert answer.status_code == 404, path
+    form = {"csrf": csrf_of(client.get("/topics").text), "name": "X", "terms": "x"}
+    assert client.post("/topics", data={**form, "examples": huge}).status_code == 400

@@ -32,7 +32,17 @@ from chipwatch.store.review import (
 )
 from chipwatch.web.articles import current_topics
 from chipwatch.web.charts import bar_chart, daily_series
-from chipwatch.web.site import Site, form_action, now_utc, page, redirect, render, site_of, user_of
+from chipwatch.web.site import (
+    MAX_ROW_ID,
+    Site,
+    form_action,
+    now_utc,
+    page,
+    redirect,
+    render,
+    site_of,
+    user_of,
+)
 
 CHART_DAYS = 90
 EXAMPLES_SHOWN = 5
@@ -212,6 +222,8 @@ def _add_topic(request: Request, form: FormData) -> Response:
     examples = sorted({int(v) for v in re.findall(r"\d+", str(form.get("examples", "")))})
     if not name or not terms or not examples:
         raise HTTPException(400, "a topic needs a name, at least one term and one example")
+    if examples[-1] > MAX_ROW_ID:
+        raise HTTPException(400, "an example is not a stored article")
     known = {t.id for t in site.topics()}
     topic_id = topic_id_for(name, known)
     description = str(form.get("description", "")).strip()[:500] or f"Topic of articles {examples}."
