@@ -325,3 +325,19 @@ def test_corpus_add_on_a_config_with_no_corpus_copies_the_packaged_one(tmp_path:
     assert sorted(p.name for p in (PACKAGED_CONFIG_DIR / "corpus").iterdir()) == packaged
     copied = sorted(p.name for p in (tmp_path / "corpus").iterdir())
     assert set(packaged) < set(copied) and len(copied) == len(packaged) + 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("label", str(2**80), "--not-relevant"),
+        ("label", "0", "--not-relevant"),
+        ("feeds", "remove", str(2**80)),
+        ("prune", "--older-than", str(2**80)),
+        ("prune", "--older-than", "-5"),
+    ],
+)
+def test_numbers_out_of_any_range_are_usage_errors(config: Path, args: tuple[str, ...]) -> None:
+    result = run(config, *args)  # were tracebacks (OverflowError) for the huge ones
+    assert result.returncode == ExitCode.CONFIG, result.stderr
+    assert "Traceback" not in result.stderr

@@ -464,7 +464,10 @@ def evaluate(
 @app.command()
 def label(
     article_id: Annotated[
-        int, typer.Argument(metavar="ID", help="Stored article id (see the digest).")
+        int,
+        typer.Argument(
+            metavar="ID", help="Stored article id (see the digest).", min=1, max=2**63 - 1
+        ),
     ],
     topics: Annotated[
         str | None,
@@ -618,7 +621,13 @@ def run() -> None:
 def prune(
     older_than: Annotated[
         int | None,
-        typer.Option("--older-than", metavar="DAYS", help="Age limit (default [retention] days)."),
+        typer.Option(
+            "--older-than",
+            metavar="DAYS",
+            help="Age limit (default [retention] days).",
+            min=1,
+            max=36_500,
+        ),
     ] = None,
 ) -> None:
     """Remove old articles and what hangs on them; labels and the corpus stay."""

@@ -123,7 +123,9 @@ def add_source(
 def get_source(session: Session, key: int | str) -> SourceRow | None:
     """By id (int or digits) or by exact URL."""
     if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
-        return session.get(SourceRow, int(key))
+        number = int(key)
+        # Beyond a database integer no row can have it (and the driver refuses to bind it).
+        return session.get(SourceRow, number) if 0 < number < 2**63 else None
     return session.scalars(select(SourceRow).where(SourceRow.url == key)).first()
 
 
