@@ -313,3 +313,35 @@ def test_without_topics_or_corpus_beside_it_a_config_uses_the_packaged_ones(
     beside = load_settings(config)  # the ones next to the file come first
     assert beside.topics_path == tmp_path / "topics.toml"
     assert beside.corpus_dir == tmp_path / "corpus"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        ('[[recipients]]\naddress = "a@example.org"\ntopics = ["licensing"]\n',
+         "recipients[0].topics", "unknown topic ids: licensing"),
+        ('[web]\npublic_url = "http://[::1"\n', "web.public_url", "IPv6"),
+        ('[web]\npublic_url = "https://"\n', "web.public_url", "no host name"),
+        ('database_url = "sqlite:////no/such/folder/w.db"\n', "database_url", "no such folder"),
+    ],
+)  # fmt: skip
+def test_settings_that_could_only_fail_later_are_refused_at_start_up(
+    tmp_path: Path, body: str, field: str, says: str
+) -> None:
+    config = tmp_path / "chipwatch.toml"
+    config.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert caught.value.field == field and says in caught.value.message
+
+
+def test_a_recipient_may_name_the_users_own_topics(tmp_path: Path) -> None:
+    config = tmp_path / "chipwatch.toml"
+    config.write_text(
+        '[[recipients]]\naddress = "a@example.org"\ntopics = ["entity-list"]\n', encoding="utf-8"
+    )
+    (tmp_path / "user-topics.toml").write_text(
+        '[[topic]]\nid = "entity-list"\nname = "Entity List"\ndescription = "Additions."\n',
+        encoding="utf-8",
+    )
+    assert load_settings(config).recipients[0].topics == ("entity-list",)

@@ -20,10 +20,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chipwatch.errors import ConfigError
-from chipwatch.store.url import SQLITE_FILENAME, DatabaseUrlError, normalise_url, sqlite_url
+from chipwatch.store.url import (
+    SQLITE_FILENAME,
+    DatabaseUrlError,
+    is_sqlite,
+    normalise_url,
+    sqlite_url,
+)
 
 ENV_PREFIX = "CHIPWATCH_"
 CONFIG_FILE = "chipwatch.toml"
@@ -548,9 +555,14 @@ def _database_url(env: Mapping[str, str], raw: Mapping[str, Any], source: str) -
     if not value.strip():
         return ""
     try:
-        return normalise_url(value)
+        url = normalise_url(value)
     except DatabaseUrlError as exc:
         raise ConfigError(where, "database_url", str(exc)) from None
+    if is_sqlite(url):
+        folder = Path(url.partition(":///")[2].partition("?")[0]).parent
+        if not folder.is_dir():
+            raise ConfigError(where, "database_url", f"no such folder: {folder}")
+    return url
 
 
 def with_overrides(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
@@ -754,6 +766,7 @@ def _validate(settings: Settings, origin: Callable[[str], str]) -> None:
             recipient.schedule or digest.schedule,
             recipient.timezone or digest.timezone,
         )
+    _check_recipient_topics(settings)
     _validate_web(settings.web, origin)
     _check_tick_cron(origin("workers.tick_cron"), settings.workers.tick_cron)
     for i, feed in enumerate(settings.sources):
@@ -787,6 +800,31 @@ def _validate_web(web: WebSettings, origin: Callable[[str], str]) -> None:
         raise ConfigError(
             origin("web.public_url"), "web.public_url", "must start with http:// or https://"
         )
+    try:
+        parts = urlsplit(web.public_url)
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError as exc:
+        raise ConfigError(origin("web.public_url"), "web.public_url", str(exc)) from None
+    if not parts.hostname:
+        raise ConfigError(origin("web.public_url"), "web.public_url", "no host name")
+
+
+def _check_recipient_topics(settings: Settings) -> None:
+    """A recipient's topic ids must be topics: a typo would mean digests without them."""
+    wanted = [(i, r.topics) for i, r in enumerate(settings.recipients) if r.topics]
+    if not wanted:
+        return
+    from chipwatch.classify.topics import load_topics  # classify imports settings
+
+    known = {t.id for t in load_topics(settings.topics_path, settings.user_topics_path)}
+    for i, topics in wanted:
+        unknown = [t for t in topics if t not in known]
+        if unknown:
+            raise ConfigError(
+                str(settings.config_path),
+                f"recipients[{i}].topics",
+                f"unknown topic ids: {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+            )
 
 
 def _check_schedule(source: str, where: str, cron: str, timezone: str) -> None:
