@@ -28,6 +28,7 @@ from chipwatch.errors import (
 from chipwatch.lock import job_lock
 from chipwatch.logs import configure_logging, set_chipwatch_level
 from chipwatch.settings import Settings, ensure_data_dir, load_settings
+from chipwatch.types import MAX_ROW_ID
 
 app = typer.Typer(
     help="chipwatch: a multilingual news watch on chip export controls.",
@@ -466,7 +467,7 @@ def label(
     article_id: Annotated[
         int,
         typer.Argument(
-            metavar="ID", help="Stored article id (see the digest).", min=1, max=2**63 - 1
+            metavar="ID", help="Stored article id (see the digest).", min=1, max=MAX_ROW_ID
         ),
     ],
     topics: Annotated[

@@ -501,19 +501,23 @@ def writable_copy(settings: Settings, environ: Mapping[str, str] | None = None) 
     return UserPaths(copy.config_dir, copy.config_path, copy.topics_path, copy.corpus_dir)
 
 
+def _packaged(path: Path) -> bool:
+    """Whether `path` is (in) the packaged defaults."""
+    resolved, packaged = path.resolve(), PACKAGED_CONFIG_DIR.resolve()
+    return resolved == packaged or packaged in resolved.parents
+
+
 def shipped_file(path: Path) -> bool:
     """Whether `path` is (in) the packaged defaults or a checkout's tracked config/."""
     resolved = path.resolve()
-    packaged = PACKAGED_CONFIG_DIR.resolve()
     folder = resolved if resolved.is_dir() else resolved.parent
-    return resolved == packaged or packaged in resolved.parents or _in_checkout(folder)
+    return _packaged(path) or _in_checkout(folder)
 
 
 def _own(path: Path, beside: Path) -> Path:
     """`path`, or, when it is the packaged one (the config names none and has none beside
     it), a copy of it beside the config: the package is never written."""
-    packaged = PACKAGED_CONFIG_DIR.resolve()
-    if path.resolve() != packaged and packaged not in path.resolve().parents:
+    if not _packaged(path):
         return path
     try:
         if path.is_dir():

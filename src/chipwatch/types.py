@@ -14,6 +14,10 @@ from functools import cached_property
 from chipwatch.errors import FeedError
 from chipwatch.markup import to_text
 
+# The largest id a database integer column holds: a larger number names no row (and
+# the drivers refuse to bind it).
+MAX_ROW_ID = 2**63 - 1
+
 
 class TextKind(StrEnum):
     """How much of an article the classifier gets: news-search feeds give a headline only."""

@@ -15,8 +15,7 @@ from pathlib import Path
 from chipwatch.classify.corpus import CORPUS_FILE, load_corpus
 from chipwatch.classify.embed import Embedder, get_embedder
 from chipwatch.classify.model import ClassifierParams, FittedClassifier, fit
-from chipwatch.classify.topics import load_scope, load_topics
-from chipwatch.errors import ConfigError
+from chipwatch.classify.topics import load_scope, load_topics, read_file
 from chipwatch.types import Label
 
 # Bump when the fitted structure or the features change, so old caches are ignored.
@@ -31,28 +30,18 @@ def fit_key(
     user_topics: Path | None = None,
 ) -> str:
     digest = hashlib.sha256(MODEL_VERSION.encode())
-    digest.update(_content(topics_path))
+    digest.update(read_file(topics_path))
     if user_topics is not None and user_topics.exists():
         digest.update(b"user-topics")
-        digest.update(_content(user_topics))
-    digest.update(_content(corpus_dir / CORPUS_FILE))
+        digest.update(read_file(user_topics))
+    digest.update(read_file(corpus_dir / CORPUS_FILE))
     for path in sorted(corpus_dir.glob("*.txt")):
         digest.update(path.name.encode())
-        digest.update(_content(path))
+        digest.update(read_file(path))
     for label in sorted(labels, key=lambda lb: lb.article_id):
         digest.update(json.dumps(asdict(label), sort_keys=True, default=list).encode())
     digest.update(json.dumps(asdict(params), sort_keys=True, default=list).encode())
     return digest.hexdigest()
-
-
-def _content(path: Path) -> bytes:
-    """A file the fit depends on; one that cannot be read is the user's to fix."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(str(path), "(file)", "file not found") from None
-    except OSError as exc:  # a folder, no permission, an I/O error
-        raise ConfigError(str(path), "(file)", f"cannot read: {exc.strerror or exc}") from None
 
 
 def load_or_fit(

@@ -40,14 +40,19 @@ class ScopeTerms:
     novel_examples: tuple[str, ...] = ()
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def read_file(path: Path) -> bytes:
+    """A file the classifier is fitted from; one that cannot be read is the user's to fix."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        return path.read_bytes()
     except FileNotFoundError as exc:
         raise ConfigError(str(path), "(file)", "file not found") from exc
     except OSError as exc:  # a folder, no permission, an I/O error
         raise ConfigError(str(path), "(file)", f"cannot read: {exc.strerror or exc}") from exc
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(read_file(path).decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), "(file)", f"not UTF-8 text: {exc.reason}") from exc
     except tomllib.TOMLDecodeError as exc:

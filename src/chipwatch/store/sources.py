@@ -21,7 +21,7 @@ from chipwatch.settings import PollSettings, SourceConfig
 from chipwatch.store.dialect import placeholder, text_value
 from chipwatch.store.lookup import PARAMS_PER_QUERY
 from chipwatch.store.models import SourceRow
-from chipwatch.types import Source
+from chipwatch.types import MAX_ROW_ID, Source
 
 MAX_ERROR_CHARS = 500
 NAME_CHARS = 300  # the columns' lengths (models.SourceRow), which PostgreSQL enforces
@@ -124,8 +124,7 @@ def get_source(session: Session, key: int | str) -> SourceRow | None:
     """By id (int or digits) or by exact URL."""
     if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
         number = int(key)
-        # Beyond a database integer no row can have it (and the driver refuses to bind it).
-        return session.get(SourceRow, number) if 0 < number < 2**63 else None
+        return session.get(SourceRow, number) if 1 <= number <= MAX_ROW_ID else None
     return session.scalars(select(SourceRow).where(SourceRow.url == key)).first()
 
 

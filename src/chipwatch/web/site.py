@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from chipwatch.settings import Settings
 from chipwatch.store.users import User
-from chipwatch.types import Topic
+from chipwatch.types import MAX_ROW_ID, Topic
 from chipwatch.web.security import (
     LoginLimiter,
     csrf_ok,
@@ -163,11 +163,6 @@ def form_action(body: FormBody, *, csrf: bool = True) -> Callable[[Request], Awa
 
     endpoint.__name__ = body.__name__
     return endpoint
-
-
-# The largest id a database integer column holds: a larger number names no row (and
-# SQLite would refuse to bind it).
-MAX_ROW_ID = 2**63 - 1
 
 
 def row_id(request: Request, name: str) -> int:

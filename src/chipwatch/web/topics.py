@@ -30,10 +30,10 @@ from chipwatch.store.review import (
     topic_daily_counts,
     topic_decisions,
 )
+from chipwatch.types import MAX_ROW_ID
 from chipwatch.web.articles import current_topics
 from chipwatch.web.charts import bar_chart, daily_series
 from chipwatch.web.site import (
-    MAX_ROW_ID,
     Site,
     form_action,
     now_utc,
