@@ -193,3 +193,47 @@ def test_the_no_terms_protocol_judges_every_article_by_meaning_alone(tmp_path: P
     assert verdicts["a"].relevant and verdicts["b"].relevant  # no term list needed
     assert "rare-earths-leverage" in verdicts["b"].topics
     assert not verdicts["f"].relevant
+
+
+def test_two_runs_saving_one_embedding_cache_each_leave_a_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `eval` runs on one data folder save the same cache file; the second saves while
+    the first is between writing and moving its file (the interleaving that failed with a
+    shared temporary name: FileNotFoundError, a traceback of the whole run)."""
+    from chipwatch.classify import embed
+
+    path = tmp_path / "cache" / "embeddings-hashing.npz"
+    first = embed.CachedEmbedder(embed.HashingEmbedder(), path)
+    second = embed.CachedEmbedder(embed.HashingEmbedder(), path)
+    real_replace = embed.os.replace
+    interleaved = []
+
+    def replace_after_the_other_saves(src: str, dst: object) -> None:
+        if not interleaved:
+            interleaved.append(src)
+            second.embed(["Beijing answers with rare-earth limits."])
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(embed.os, "replace", replace_after_the_other_saves)
+    first.embed(["Washington bans the export of AI chips."])
+    assert interleaved
+    monkeypatch.setattr(embed.os, "replace", real_replace)
+    again = embed.CachedEmbedder(embed.HashingEmbedder(), path)
+    assert len(again._vectors) == 1  # a whole file: the last one moved in place
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
+
+
+def test_an_embedding_cache_that_cannot_be_written_costs_only_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from chipwatch.classify import embed
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go\n", encoding="utf-8")
+    cached = embed.CachedEmbedder(embed.HashingEmbedder(), blocker / "embeddings.npz")
+    texts = ["Washington bans the export of AI chips.", "Nvidia sells fewer chips in China."]
+    vectors = cached.embed(texts)
+    assert vectors.shape[0] == 2
+    assert (vectors == embed.HashingEmbedder().embed(texts)).all()
+    assert "embedding cache" in caplog.text and "not written" in caplog.text

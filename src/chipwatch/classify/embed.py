@@ -10,7 +10,9 @@ embeddings serve evidence and topic suggestions.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -18,6 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from chipwatch.errors import ClassifierError
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -94,11 +98,8 @@ def _use_cache_path() -> Path | None:
 
 
 def _restore_or_cache_backend(model: Any) -> None:
-    import logging
     import pickle
-    import tempfile
 
-    log = logging.getLogger(__name__)
     try:
         path = _use_cache_path()
     except (OSError, ImportError, ValueError) as exc:
@@ -264,12 +265,25 @@ class CachedEmbedder:
         return np.stack([self._vectors[k] for k in keys]).astype(np.float32)
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(
-            tmp, keys=np.array(list(self._vectors)), vectors=np.stack(list(self._vectors.values()))
-        )
-        os.replace(tmp, self.path)
+        """Write the vectors beside the cache under a name of this write's own, then move
+        it in place: two `eval` runs on one data folder each leave a whole file (a shared
+        temporary name let one move the other's away: FileNotFoundError). A cache that
+        cannot be written costs time, never the run."""
+        tmp = ""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.stem, suffix=".tmp")
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(
+                    handle,
+                    keys=np.array(list(self._vectors)),
+                    vectors=np.stack(list(self._vectors.values())),
+                )
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("embedding cache %s not written: %s", self.path, exc)
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
