@@ -207,7 +207,7 @@ def test_two_runs_saving_one_embedding_cache_each_leave_a_whole_file(
     first = embed.CachedEmbedder(embed.HashingEmbedder(), path)
     second = embed.CachedEmbedder(embed.HashingEmbedder(), path)
     real_replace = embed.os.replace
-    interleaved = []
+    interleaved: list[str] = []
 
     def replace_after_the_other_saves(src: str, dst: object) -> None:
         if not interleaved:
