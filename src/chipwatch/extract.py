@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from chipwatch.dedupe import content_hash, hash_identity, key_identity
-from chipwatch.types import Article, FeedEntry, Source
+from chipwatch.types import UNDETERMINED, UNSURE_BELOW, Article, FeedEntry, Source
 
 # Query parameters that only track the reader; dropping them makes URLs comparable.
 TRACKING_PARAMS = {
@@ -113,11 +113,13 @@ def detect_language(text: str, hint: str = "") -> str:
     """ISO 639-1 code; the source's configured language wins when evidence is thin."""
     sample = text[:LANGUAGE_SAMPLE_CHARS]
     if not _THREE_WORD_CHARS.search(sample):
-        return hint or "und"
+        return hint or UNDETERMINED
     language, confidence = _identifier().classify(sample)
     if hint and (len(sample) < MIN_CONFIDENT_CHARS or confidence < MIN_CONFIDENCE):
         return hint
-    return str(language)
+    # A guess is not stored as a language: the classifier trusts the language it is given,
+    # and reads an undetermined Latin-script text against every term list.
+    return str(language) if confidence >= UNSURE_BELOW else UNDETERMINED
 
 
 def article_language(title: str, text: str, hint: str = "") -> str:

@@ -18,6 +18,14 @@ from chipwatch.markup import to_text
 # the drivers refuse to bind it).
 MAX_ROW_ID = 2**63 - 1
 
+# The language of a text the identifier cannot tell (or of one with no words).
+UNDETERMINED = "und"
+# Below this probability the language identifier's answer is a guess, not stored as the
+# text's language (a design choice, not tuned on dev: headlines in the identifier's
+# languages come out above 0.9; the misread short ones of the real feeds, such as "DOOM 3"
+# as Dutch, under 0.5).
+UNSURE_BELOW = 0.5
+
 
 class TextKind(StrEnum):
     """How much of an article the classifier gets: news-search feeds give a headline only."""

@@ -19,7 +19,7 @@ from chipwatch.classify.topics import load_scope, load_topics, read_file
 from chipwatch.types import Label
 
 # Bump when the fitted structure or the features change, so old caches are ignored.
-MODEL_VERSION = "7"
+MODEL_VERSION = "8"
 
 
 def fit_key(

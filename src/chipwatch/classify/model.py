@@ -41,11 +41,12 @@ from chipwatch.classify.semantic import (
     fit_semantic,
 )
 from chipwatch.classify.text import (
-    TERM_LANGUAGES,
     clean_text,
     detect_language,
     fold,
+    judged_by_terms,
     split_units,
+    substantive,
     tokenize,
 )
 from chipwatch.classify.topics import ScopeTerms
@@ -293,7 +294,7 @@ class FittedClassifier:
         # the cheap gate. The gate runs first: a rejected article is only checked against
         # the exemplars that the gate itself would reject. An article in a language
         # without term lists always goes on: its relevance is the embedder's to judge.
-        termed = language in TERM_LANGUAGES
+        termed = judged_by_terms(language, title, text)
         by_terms = self.matcher.passes_gate(title, text)
         passes = not gate or not termed or by_terms
         label = self._label_match(item, self.exemplars if passes else self.ungated)
@@ -583,7 +584,7 @@ def corpus_passages(
     ai-chip-licensing)."""
     out: list[CorpusPassage] = []
     for doc in corpus:
-        for unit_text in split_units(doc.text):
+        for unit_text in reference_units(doc.text):
             unit: UnitMatches = matcher.unit(unit_text, doc.language)
             tagged = frozenset(t for t in doc.topics if unit.topics.get(t))
             out.append(CorpusPassage(doc.id, unit_text, tagged))
@@ -603,6 +604,11 @@ def _corpus_exemplar(doc: CorpusDocument, matcher: Matcher) -> LabelExemplar:
     )
 
 
+def reference_units(text: str) -> list[str]:
+    """A corpus document's units that can stand for its topics (furniture left out)."""
+    return [unit for unit in split_units(text) if substantive(unit)]
+
+
 def _references(
     corpus: Sequence[CorpusDocument], labels: Sequence[Label]
 ) -> tuple[list[Reference], int]:
@@ -611,11 +617,11 @@ def _references(
     refs = [
         Reference(unit, frozenset(doc.topics), doc.relevant)
         for doc in corpus
-        for unit in split_units(doc.text)
+        for unit in reference_units(doc.text)
     ]
     n_corpus = len(refs)
     for label in labels:
-        units = [label.title, *split_units(clean_text(label.text))][:6]
+        units = [label.title, *reference_units(clean_text(label.text))][:6]
         refs += [Reference(u, frozenset(label.topics), label.relevant) for u in units if u]
     return refs, n_corpus
 
