@@ -99,3 +99,21 @@ def test_bad_outline_urls_are_skipped_and_named_while_the_import_goes_on() -> No
     assert all(line.startswith("feeds.opml: outline ") for line in read.skipped)
     assert "scheme 'ftp'" in read.skipped[0] and "0177.0.0.1" in read.skipped[1]
     assert "99999" in read.skipped[2] and "user name or password" in read.skipped[3]
+
+
+def _nested(depth: int) -> bytes:
+    opening = "".join(f'<outline text="level {n}">' for n in range(depth))
+    feed = '<outline text="Deep wire" xmlUrl="https://deep.test/rss"/>'
+    return f"<opml><body>{opening}{feed}{'</outline>' * depth}</body></opml>".encode()
+
+
+def test_a_deep_but_plausible_folder_tree_imports() -> None:
+    read = parse_opml(_nested(40))
+    assert [s.url for s in read.sources] == ["https://deep.test/rss"]
+    assert read.sources[0].tags[-1] == "level 39"
+
+
+def test_outlines_nested_a_thousand_deep_are_a_clear_error() -> None:
+    # The recursive walk ran out of stack here: a RecursionError traceback.
+    with pytest.raises(UsageError, match="nested deeper than"):
+        parse_opml(_nested(1000), "feeds.opml")

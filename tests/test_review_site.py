@@ -4,6 +4,8 @@ CSRF, sessions, signed digest links, unsubscribe, the API, Atom feeds, search.""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -359,6 +361,30 @@ def test_users_add_refuses_an_existing_name(site: ReviewSite) -> None:
     assert again.returncode == 2
     assert "exists already" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_users_add_refuses_a_password_that_is_not_text_and_a_header_in_the_email(
+    site: ReviewSite,
+) -> None:
+    binary = subprocess.run(
+        [sys.executable, "-m", "chipwatch", "--config", str(site.config), "users", "add", "dan"],
+        input=b"\xff\xfe not utf-8 at all\n",
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert binary.returncode == 2, binary.stderr
+    assert b"not UTF-8" in binary.stderr and b"Traceback" not in binary.stderr
+    header = run_cli(
+        site.config,
+        "users",
+        "add",
+        "erin",
+        "--email",
+        "e@example.org\r\nBcc: x@example.org",
+        stdin="erin's password\n",
+    )
+    assert header.returncode == 2 and "--email" in header.stderr, header.stderr
 
 
 def test_users_add_reads_the_password_from_stdin(site: ReviewSite) -> None:

@@ -105,6 +105,30 @@ def test_data_dir_flag_beats_environment(tmp_path: Path) -> None:
         ("[[sources]]\nurl = 'https://x.org/f'\nfull_text = 'yes'\n", "sources[0].full_text"),
         ("[classify]\nrelevance_threshold = 1.5\n", "classify.relevance_threshold"),
         ("[poll\n", ""),
+        # Mail headers: one address each, no line break (a Bcc: of its own).
+        (
+            '[[recipients]]\naddress = "a@example.org\\r\\nBcc: b@example.org"\n',
+            "recipients[0].address",
+        ),
+        (
+            "[[recipients]]\naddress = 'Ann <a@example.org>, b@example.org'\n",
+            "recipients[0].address",
+        ),
+        (
+            "[[recipients]]\naddress = 'a@example.org'\n[[recipients]]\naddress = 'A@Example.ORG'\n",
+            "recipients[1].address",
+        ),
+        ("[smtp]\nsender = 'not an address'\n", "smtp.sender"),
+        ("[smtp]\nsender = ''\n", "smtp.sender"),
+        ('[digest]\nsubject_prefix = "news\\nBcc: b@example.org"\n', "digest.subject_prefix"),
+        # Valid cron that never fires: 30 February.
+        ("[digest]\nschedule = '0 0 30 2 *'\n", "digest.schedule"),
+        (
+            "[[recipients]]\naddress = 'a@example.org'\nschedule = '0 0 31 4 *'\n",
+            "recipients[0].schedule",
+        ),
+        # prune would refuse it: articles pruned before their lookback ends come back as new.
+        ("[retention]\ndays = 3\n[digest]\nlookback_days = 7\n", "retention.days"),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path: Path, text: str, field: str) -> None:
@@ -345,3 +369,37 @@ def test_a_recipient_may_name_the_users_own_topics(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert load_settings(config).recipients[0].topics == ("entity-list",)
+
+
+def test_addresses_with_a_display_name_or_a_local_host_are_kept(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        "[smtp]\nsender = 'chipwatch <watch@example.org>'\n"
+        "[[recipients]]\naddress = 'Ann Analyst <ann@example.org>'\n"
+        "[[recipients]]\naddress = 'reader@localhost'\n",
+    )
+    settings = load_settings(path, environ={})
+    assert [r.address for r in settings.recipients] == [
+        "Ann Analyst <ann@example.org>",
+        "reader@localhost",
+    ]
+
+
+def test_relative_cache_and_textfile_paths_are_taken_from_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    path = write_config(folder, "[classify]\ncache_dir = 'fits'\n[metrics]\ntextfile = 'm.prom'\n")
+    monkeypatch.chdir(tmp_path)  # a cron job's working directory must not decide
+    settings = load_settings(path, environ={})
+    assert settings.cache_dir == folder / "fits"
+    assert settings.metrics_textfile == folder / "m.prom"
+
+
+def test_a_cache_dir_that_is_a_file_is_refused_at_start_up(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file of the user's\n", encoding="utf-8")
+    path = write_config(tmp_path, "[classify]\ncache_dir = 'taken/fits'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert caught.value.field == "classify.cache_dir" and "is a file" in str(caught.value)

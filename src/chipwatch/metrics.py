@@ -122,11 +122,11 @@ def serve(settings: Settings) -> int | None:
 
 def write_textfile(settings: Settings) -> Path | None:
     """Write the metrics to [metrics] textfile (atomically: a temporary file, renamed)."""
-    if not settings.metrics.textfile:
+    path = settings.metrics_textfile
+    if path is None:
         return None
     from prometheus_client import write_to_textfile
 
-    path = Path(settings.metrics.textfile)
     try:
         write_to_textfile(str(path), registry_for(settings))
     except OSError as exc:

@@ -54,7 +54,7 @@ def parse_opml(data: bytes, origin: str = "OPML") -> OpmlImport:
         raise UsageError(f"{origin}: OPML without <body>")
     sources: dict[str, SourceConfig] = {}
     skipped: list[str] = []
-    for number, (outline, folders) in enumerate(_walk(body, ()), start=1):
+    for number, (outline, folders) in enumerate(_walk(body, (), origin), start=1):
         try:
             config = _outline(outline, folders)
         except FetchError as exc:
@@ -65,14 +65,24 @@ def parse_opml(data: bytes, origin: str = "OPML") -> OpmlImport:
     return OpmlImport(tuple(sources.values()), tuple(skipped))
 
 
+# Folders inside folders deeper than this are no feed list anyone wrote (a hostile file
+# nested 1,000 deep ran the recursive walk out of stack: a traceback).
+MAX_DEPTH = 64
+
+
 def _walk(
-    parent: ET.Element, folders: tuple[str, ...]
+    parent: ET.Element, folders: tuple[str, ...], origin: str = "OPML"
 ) -> Iterator[tuple[ET.Element, tuple[str, ...]]]:
     """Every outline in document order, with the titles of the folders around it."""
-    for outline in parent.findall("outline"):
-        yield outline, folders
+    pending = [(outline, folders, 1) for outline in reversed(parent.findall("outline"))]
+    while pending:
+        outline, around, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise UsageError(f"{origin}: outlines nested deeper than {MAX_DEPTH} levels")
+        yield outline, around
         title = (outline.get("title") or outline.get("text") or "").strip()
-        yield from _walk(outline, (*folders, title) if title else folders)
+        inner = (*around, title) if title else around
+        pending.extend((child, inner, depth + 1) for child in reversed(outline.findall("outline")))
 
 
 def _tags(outline: ET.Element, folders: tuple[str, ...]) -> tuple[str, ...]:

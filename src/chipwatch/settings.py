@@ -313,7 +313,17 @@ class Settings:
 
     @property
     def cache_dir(self) -> Path:
-        return Path(self.classify.cache_dir) if self.classify.cache_dir else self.data_dir / "cache"
+        """[classify] cache_dir (relative to the config file's folder, as the config's other
+        paths; it was taken relative to the working directory), else <data_dir>/cache."""
+        if self.classify.cache_dir:
+            return _relative_to(self.config_dir, self.classify.cache_dir)
+        return self.data_dir / "cache"
+
+    @property
+    def metrics_textfile(self) -> Path | None:
+        """[metrics] textfile, relative to the config file's folder; None when off."""
+        textfile = self.metrics.textfile
+        return _relative_to(self.config_dir, textfile) if textfile else None
 
     @property
     def smtp_password(self) -> str:
@@ -756,10 +766,36 @@ def _validate(settings: Settings, origin: Callable[[str], str]) -> None:
     if smtp.ca_file and not Path(smtp.ca_file).is_file():
         raise ConfigError(origin("smtp.ca_file"), "smtp.ca_file", f"no such file: {smtp.ca_file}")
     _check_schedule(origin("digest.schedule"), "digest", digest.schedule, digest.timezone)
+    _check_mail_fields(settings, origin)
+    if settings.classify.cache_dir:
+        for candidate in (settings.cache_dir, *settings.cache_dir.parents):
+            if candidate.exists() and not candidate.is_dir():
+                raise ConfigError(
+                    origin("classify.cache_dir"),
+                    "classify.cache_dir",
+                    f"{candidate} is a file, not a folder",
+                )
+    if 0 < settings.retention.days < digest.lookback_days:
+        # prune would refuse it (see manage.prune): a pruned article still in its feed
+        # would be stored again as new and mailed a second time.
+        raise ConfigError(
+            origin("retention.days"),
+            "retention.days",
+            f"{settings.retention.days} is shorter than digest.lookback_days "
+            f"({digest.lookback_days})",
+        )
+    seen: dict[str, int] = {}
     for i, recipient in enumerate(settings.recipients):
         where = f"recipients[{i}]"
-        if "@" not in recipient.address:
-            raise ConfigError(str(settings.config_path), f"{where}.address", "not an email address")
+        key = mailbox(recipient.address).casefold()
+        if key in seen:
+            raise ConfigError(
+                str(settings.config_path),
+                f"{where}.address",
+                f"the same mailbox as recipients[{seen[key]}] (addresses ignore case): "
+                "it would get every digest twice",
+            )
+        seen[key] = i
         if recipient.when_empty not in {"skip", "send"}:
             raise ConfigError(
                 str(settings.config_path), f"{where}.when_empty", "must be skip or send"
@@ -775,6 +811,42 @@ def _validate(settings: Settings, origin: Callable[[str], str]) -> None:
     _check_tick_cron(origin("workers.tick_cron"), settings.workers.tick_cron)
     for i, feed in enumerate(settings.sources):
         _check_source_url(str(settings.config_path), f"sources[{i}].url", feed.url)
+
+
+def mailbox(value: str) -> str:
+    """The one address of a header value ("Name <a@example.org>" -> a@example.org), or ""
+    when it holds none, several, or a line break (a header of its own: Bcc injection)."""
+    from email.utils import getaddresses
+
+    if any(ch in value for ch in "\r\n\0"):
+        return ""
+    found = getaddresses([value])
+    if len(found) != 1:
+        return ""
+    address = found[0][1]
+    local, at, domain = address.rpartition("@")
+    plausible = bool(local) and ("." in domain.strip(".") or domain == "localhost")
+    return address if at and plausible else ""
+
+
+def _check_mail_fields(settings: Settings, origin: Callable[[str], str]) -> None:
+    """Addresses and the subject go into mail headers: one address each, no line breaks."""
+    if not mailbox(settings.smtp.sender):
+        raise ConfigError(
+            origin("smtp.sender"),
+            "smtp.sender",
+            f"not one email address: {settings.smtp.sender!r} (e.g. chipwatch <watch@example.org>)",
+        )
+    prefix = settings.digest.subject_prefix
+    if any(ch in prefix for ch in "\r\n\0"):
+        raise ConfigError(origin("digest.subject_prefix"), "digest.subject_prefix", "a line break")
+    for i, recipient in enumerate(settings.recipients):
+        if not mailbox(recipient.address):
+            raise ConfigError(
+                str(settings.config_path),
+                f"recipients[{i}].address",
+                f"not one email address: {recipient.address!r}",
+            )
 
 
 def _check_source_url(source: str, where: str, url: str) -> None:
@@ -839,6 +911,11 @@ def _check_schedule(source: str, where: str, cron: str, timezone: str) -> None:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(source, f"{where}.timezone", f"unknown timezone {timezone!r}") from None
     try:
-        cron_trigger(cron, zone)
+        trigger = cron_trigger(cron, zone)
     except (ValueError, IndexError) as exc:
         raise ConfigError(source, f"{where}.schedule", f"invalid cron expression: {exc}") from None
+    from datetime import datetime
+
+    if trigger.get_next_fire_time(None, datetime.now(zone)) is None:
+        # "0 0 30 2 *" (30 February) is valid cron: no digest would ever go out.
+        raise ConfigError(source, f"{where}.schedule", f"{cron!r} never fires")

@@ -7,7 +7,7 @@ import sys
 
 from chipwatch.errors import ConfigError
 from chipwatch.pipeline import open_sessions
-from chipwatch.settings import Settings
+from chipwatch.settings import Settings, mailbox
 from chipwatch.store.users import add_user
 from chipwatch.web.passwords import hash_password
 from chipwatch.web.site import now_utc
@@ -27,8 +27,12 @@ def add_account(settings: Settings, name: str, password: str, email: str = "") -
         raise ConfigError("users add", "NAME", "a name is 1-100 characters without spaces")
     if len(password) < MIN_PASSWORD:
         raise ConfigError("users add", "password", f"at least {MIN_PASSWORD} characters")
-    if email and "@" not in email:
-        raise ConfigError("users add", "--email", "not an email address")
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 on standard input
+        raise ConfigError("users add", "password", "not UTF-8 text") from None
+    if email and not mailbox(email):
+        raise ConfigError("users add", "--email", f"not one email address: {email!r}")
     with open_sessions(settings).begin() as session:
         user = add_user(session, name, hash_password(password), email or None, now_utc())
     if user is None:
