@@ -205,6 +205,12 @@ def test_classify_jsonl_through_the_command(config: Path, tmp_path: Path) -> Non
     assert broken.returncode != 0
     assert "in.jsonl:1" in broken.stderr
 
+    # A language is a code, not markup (it came out cut to "<s").
+    source.write_text('{"id": "l", "title": "t", "text": "x", "language": "<script>"}\n')
+    tagged = run(config, "classify", "--input", str(source))
+    assert tagged.returncode != 0 and "Traceback" not in tagged.stderr
+    assert "in.jsonl:1: field 'language': not a language code" in tagged.stderr
+
 
 @pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
 def test_topics_list_and_suggest(config: Path, feeds: tuple[str, list[str]]) -> None:

@@ -151,3 +151,13 @@ def test_sources_in_the_config_with_another_url_of_a_feed_are_not_stored_twice(
     settings = load_settings(config, environ={})
     pipeline.sync_config_sources(settings, pipeline.open_sessions(settings))
     assert list(rows(settings)) == [feeds[0]]
+
+
+def test_a_language_that_is_no_language_code_is_refused(tmp_path: Path, feeds: list[str]) -> None:
+    # It is stored, compared with each article's language and shown in the site.
+    config = write_config(tmp_path, [])
+    result = run_chipwatch(config, "feeds", "add", feeds[0], "--language", "<script>")
+    assert result.returncode == 2 and "--language: not a language code" in result.stderr
+    assert "Traceback" not in result.stderr
+    added = run_chipwatch(config, "feeds", "add", feeds[0], "--language", "pt-BR")
+    assert added.returncode == 0, added.stderr

@@ -99,6 +99,7 @@ def test_bad_outline_urls_are_skipped_and_named_while_the_import_goes_on() -> No
     assert all(line.startswith("feeds.opml: outline ") for line in read.skipped)
     assert "scheme 'ftp'" in read.skipped[0] and "0177.0.0.1" in read.skipped[1]
     assert "99999" in read.skipped[2] and "user name or password" in read.skipped[3]
+    assert "pw" not in read.skipped[3] and "***@a.test" in read.skipped[3]  # never echoed
 
 
 def _nested(depth: int) -> bytes:

@@ -103,6 +103,7 @@ def test_data_dir_flag_beats_environment(tmp_path: Path) -> None:
         ("[[recipients]]\naddress = 'a@b.c'\nwhen_empty = 'maybe'\n", "recipients[0].when_empty"),
         ("[[sources]]\nurl = 'ftp://example.org/feed'\n", "sources[0].url"),
         ("[[sources]]\nurl = 'https://x.org/f'\nfull_text = 'yes'\n", "sources[0].full_text"),
+        ("[[sources]]\nurl = 'https://x.org/f'\nlanguage = '<b>fr'\n", "sources[0].language"),
         ("[classify]\nrelevance_threshold = 1.5\n", "classify.relevance_threshold"),
         ("[poll\n", ""),
         # Mail headers: one address each, no line break (a Bcc: of its own).
@@ -115,7 +116,8 @@ def test_data_dir_flag_beats_environment(tmp_path: Path) -> None:
             "recipients[0].address",
         ),
         (
-            "[[recipients]]\naddress = 'a@example.org'\n[[recipients]]\naddress = 'A@Example.ORG'\n",
+            "[[recipients]]\naddress = 'a@example.org'\n"
+            "[[recipients]]\naddress = 'A@Example.ORG'\n",
             "recipients[1].address",
         ),
         ("[smtp]\nsender = 'not an address'\n", "smtp.sender"),

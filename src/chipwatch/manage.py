@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 from chipwatch.errors import ConfigError, NotFound
 from chipwatch.pipeline import open_sessions, sync_config_sources
 from chipwatch.settings import Settings
+from chipwatch.types import language_code_problem
 
 if TYPE_CHECKING:
     from chipwatch.store.sources import FeedHealth
@@ -83,6 +84,9 @@ def add_feed(
     from chipwatch.urls import check_url
 
     url = check_url(url.strip())
+    problem = language_code_problem(language) if language else None
+    if problem:
+        raise UsageError(f"--language: {problem}")
     sessions = open_sessions(settings)
     sync_config_sources(settings, sessions)
     with sessions() as session:

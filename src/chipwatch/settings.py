@@ -31,6 +31,7 @@ from chipwatch.store.url import (
     normalise_url,
     sqlite_url,
 )
+from chipwatch.types import language_code_problem
 
 ENV_PREFIX = "CHIPWATCH_"
 CONFIG_FILE = "chipwatch.toml"
@@ -710,6 +711,9 @@ def _build_source(item: dict[str, Any], where: str, source: str) -> SourceConfig
     config: SourceConfig = _build_list_item(SourceConfig, item, where, source, required="url")
     if config.article_text not in ("", *ARTICLE_TEXT_MODES):
         raise ConfigError(source, f"{where}.article_text", "must be feed or fetch")
+    problem = language_code_problem(config.language) if config.language else None
+    if problem:
+        raise ConfigError(source, f"{where}.language", problem)
     return config
 
 

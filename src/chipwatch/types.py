@@ -5,6 +5,7 @@ Source -> FetchResult -> FeedEntry -> Article -> Classification -> DigestItem ->
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,17 @@ UNDETERMINED = "und"
 # languages come out above 0.9; the misread short ones of the real feeds, such as "DOOM 3"
 # as Dutch, under 0.5).
 UNSURE_BELOW = 0.5
+
+# A language code as BCP 47 starts (en, fr, pt-BR, zh-Hant): a feed's or an input's
+# language is compared, stored and shown, never markup or free text.
+LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+
+
+def language_code_problem(value: str) -> str | None:
+    """Why `value` is not a language code, or None when it is one."""
+    if LANGUAGE_CODE.fullmatch(value):
+        return None
+    return f"not a language code: {value[:40]!r} (two or three letters: en, fr, pt-BR)"
 
 
 class TextKind(StrEnum):

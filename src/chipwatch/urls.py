@@ -49,7 +49,9 @@ def _check_authority(url: str) -> None:
     except ValueError as exc:  # a bad port or an unclosed IPv6 bracket
         raise InvalidURLError(url, f"malformed URL: {exc}") from None
     if "@" in parts.netloc:
-        raise InvalidURLError(url, "user name or password in URL refused")
+        # The message is printed and logged: the password must not be.
+        hidden = url.replace(parts.netloc, "***@" + parts.netloc.rpartition("@")[2], 1)
+        raise InvalidURLError(hidden, "user name or password in URL refused")
     if not parts.hostname:
         raise InvalidURLError(url, "no host in URL")
     if port is not None and not 0 < port < 65536:

@@ -11,7 +11,7 @@ import chipwatch.classify.evaluate as ev
 from chipwatch.classify.model import FittedClassifier
 from chipwatch.errors import ClassifierError
 from chipwatch.markup import json_document
-from chipwatch.types import ClassifyInput, CorpusDocument, TextKind
+from chipwatch.types import ClassifyInput, CorpusDocument, TextKind, language_code_problem
 
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "title", "text")
 OPTIONAL_FIELDS: tuple[str, ...] = ("url", "published", "language", "text_kind")
@@ -35,6 +35,10 @@ def parse_input_line(line: str, source: str, number: int) -> ClassifyInput:
     for key in OPTIONAL_FIELDS:
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise ClassifierError(f"{source}:{number}: field {key!r} must be a string or null")
+    language = raw.get("language")
+    problem = language_code_problem(language) if language else None
+    if problem:
+        raise ClassifierError(f"{source}:{number}: field 'language': {problem}")
     kind = raw.get("text_kind")
     if kind is not None and kind not in {k.value for k in TextKind}:
         known = ", ".join(k.value for k in TextKind)
