@@ -4,6 +4,7 @@ server = SmtpServer().start()
 ... settings with smtp.host=server.host, smtp.port=server.port, security="none" ...
 server.messages        # list of email.message.EmailMessage received, in order
 server.refuse = "451 4.3.0 Try again later"   # answer DATA with this instead
+server.refuse_rcpt = "550 5.1.1 No such user"  # answer RCPT TO with this instead
 server.stop(); server.start()                  # down (connection refused), up again
 """
 
@@ -31,6 +32,14 @@ class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
+    async def handle_RCPT(
+        self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.server.refuse_rcpt:
+            return self.server.refuse_rcpt
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
         if self.server.refuse:
             return self.server.refuse
@@ -49,6 +58,7 @@ class SmtpServer:
         self.host = host
         self.port = port or free_port()
         self.refuse: str | None = None  # e.g. "451 4.3.0 Try again later"
+        self.refuse_rcpt: str | None = None  # answer RCPT TO with this, e.g. "550 no such user"
         self.messages: list[EmailMessage] = []
         self.raw: list[bytes] = []
         self.envelopes: list[tuple[str, list[str]]] = []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import mailbox
+import socket
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -219,3 +221,37 @@ def test_recipient_filters(tmp_path: Path, server: SmtpServer) -> None:
     assert str(by_rcpt["rare@example.org"]["Subject"]) == "chipwatch: 1 story, 1 rare earths"
     french = by_rcpt["french@example.org"].get_body(("plain",)).get_content()
     assert "Puces H20" in french and "Washington lets" not in french
+
+
+def test_a_refusal_is_recorded_as_the_server_said_it(setup, server) -> None:  # noqa: ANN001
+    settings, factory = setup
+    server.refuse_rcpt = "550 5.1.1 No such user here"
+    built, report = run(settings, factory)
+    assert len(report.failed) == 1
+    with factory() as session:
+        error = session.get(DigestRow, built[0]).last_error
+    assert "550 5.1.1 No such user here" in error and "b'" not in error  # was a bytes repr
+
+
+def test_a_server_that_is_not_smtp_is_named_so(tmp_path: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def greet_with_noise() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"\x00\xff binary noise, no reply code\r\n")
+
+    threading.Thread(target=greet_with_noise, daemon=True).start()
+    settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=listener.getsockname()[1])
+    factory = open_db(settings)
+    with factory() as session:
+        seed(session)
+    built, report = run(settings, factory)
+    listener.close()
+    assert len(report.failed) == 1
+    with factory() as session:
+        error = session.get(DigestRow, built[0]).last_error
+    # (was "-1 inary noise, no reply code")
+    assert error.endswith("not an SMTP server: its reply has no SMTP reply code"), error

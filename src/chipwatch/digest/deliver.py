@@ -123,12 +123,22 @@ class SmtpTransport:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
-        error = exc.smtp_error
-        text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
-        return f"{exc.smtp_code} {text}"
+        if exc.smtp_code == -1:  # smtplib's code for a reply it could not read
+            # (smtplib has cut the line's first four characters: not worth echoing)
+            return "not an SMTP server: its reply has no SMTP reply code"
+        return f"{exc.smtp_code} {_server_text(exc.smtp_error)}"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return "; ".join(f"{r}: {code} {msg!r}" for r, (code, msg) in exc.recipients.items())
+        return "; ".join(
+            f"{r}: {code} {_server_text(msg)}" for r, (code, msg) in exc.recipients.items()
+        )
     return f"{type(exc).__name__}: {exc}"
+
+
+def _server_text(reply: object, limit: int = 200) -> str:
+    """A server's reply as one printable line (it may be bytes, binary, or long)."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    printable = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(printable.split())[:limit]
 
 
 @dataclass
