@@ -161,3 +161,6 @@ def test_a_language_that_is_no_language_code_is_refused(tmp_path: Path, feeds: l
     assert "Traceback" not in result.stderr
     added = run_chipwatch(config, "feeds", "add", feeds[0], "--language", "pt-BR")
     assert added.returncode == 0, added.stderr
+    # A line break in a name would split the rows of `feeds list` and `feeds status`.
+    named = run_chipwatch(config, "feeds", "add", feeds[0], "--name", "Wire\nservice")
+    assert named.returncode == 2 and "--name: a line break" in named.stderr

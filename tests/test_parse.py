@@ -107,3 +107,15 @@ def test_a_json_feed_with_a_lone_surrogate_escape_keeps_its_entries() -> None:
     entry = feed.entries[0]
     assert entry.title == "\ufffd Chip rules"
     assert entry.summary.encode("utf-8").decode("utf-8") == "Body \ufffd and \U0001f600"
+
+
+def test_json_feed_fields_of_the_wrong_type_are_no_text() -> None:
+    body = (
+        b'{"version": "https://jsonfeed.org/version/1.1", "title": ["J"], "items": ['
+        b'{"id": "1", "url": "http://j.test/1", "title": ["list"], "content_text": {"a": 1}},'
+        b'{"id": "2", "url": "http://j.test/2", "title": 2026, "summary": true}]}'
+    )
+    feed = parse_feed(body, "http://j.test/feed.json", "application/json")
+    assert feed.title == ""
+    assert [e.title for e in feed.entries] == ["", "2026"]  # was "['list']"
+    assert [e.summary for e in feed.entries] == ["", ""]  # was "{'a': 1}" and "True"

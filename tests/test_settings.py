@@ -104,6 +104,9 @@ def test_data_dir_flag_beats_environment(tmp_path: Path) -> None:
         ("[[sources]]\nurl = 'ftp://example.org/feed'\n", "sources[0].url"),
         ("[[sources]]\nurl = 'https://x.org/f'\nfull_text = 'yes'\n", "sources[0].full_text"),
         ("[[sources]]\nurl = 'https://x.org/f'\nlanguage = '<b>fr'\n", "sources[0].language"),
+        ("[web]\nhost = '999.1.1.1'\n", "web.host"),
+        ('[[sources]]\nurl = "https://x.org/f"\nname = "two\\nlines"\n', "sources[0].name"),
+        ("[web]\nhost = 'my host'\n", "web.host"),
         ("[classify]\nrelevance_threshold = 1.5\n", "classify.relevance_threshold"),
         ("[poll\n", ""),
         # Mail headers: one address each, no line break (a Bcc: of its own).

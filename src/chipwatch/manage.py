@@ -87,6 +87,8 @@ def add_feed(
     problem = language_code_problem(language) if language else None
     if problem:
         raise UsageError(f"--language: {problem}")
+    if name and not name.isprintable():  # a line break would split the feeds tables
+        raise UsageError("--name: a line break or control character")
     sessions = open_sessions(settings)
     sync_config_sources(settings, sessions)
     with sessions() as session:

@@ -798,24 +798,35 @@ def parse_json_feed(content: bytes, url: str, max_entries: int, max_chars: int) 
         if isinstance(item, dict)
     ]
     return ParsedFeed(
-        title=to_text(str(document.get("title") or ""))[:300],
+        title=to_text(_json_text(document.get("title")))[:300],
         entries=tuple(entries),
         site_url=_clean_id(document.get("home_page_url")),
     )
 
 
+def _json_text(value: object) -> str:
+    """A JSON Feed text field: a string (or a number, written as one); a list, an object or
+    a boolean is no text (it was stored as its Python repr, "['list']")."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
 def _json_entry(item: dict[str, Any], max_chars: int) -> FeedEntry:
-    texts = [str(item.get(k) or "") for k in ("content_html", "content_text", "summary")]
+    texts = [_json_text(item.get(k)) for k in ("content_html", "content_text", "summary")]
     authors = item.get("authors") or (
         [item["author"]] if isinstance(item.get("author"), dict) else []
     )
     author = next(
-        (str(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name")), None
+        (_json_text(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name")),
+        None,
     )
     return FeedEntry(
         guid=_clean_id(str(item["id"])) if item.get("id") is not None else None,
         url=_clean_id(item.get("url") or item.get("external_url")),
-        title=to_text(str(item.get("title") or ""))[:1000],
+        title=to_text(_json_text(item.get("title")))[:1000],
         markup=max(texts, key=len),
         published=_iso_date(item.get("date_published") or item.get("date_modified")),
         author_markup=author,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shutil
 import tomllib
 from collections.abc import Callable, Mapping
@@ -714,6 +715,8 @@ def _build_source(item: dict[str, Any], where: str, source: str) -> SourceConfig
     problem = language_code_problem(config.language) if config.language else None
     if problem:
         raise ConfigError(source, f"{where}.language", problem)
+    if not config.name.isprintable():
+        raise ConfigError(source, f"{where}.name", "a line break or control character")
     return config
 
 
@@ -875,7 +878,30 @@ def _check_tick_cron(source: str, cron: str) -> None:
         )
 
 
+def _host_problem(host: str) -> str | None:
+    """Why `host` cannot be listened on by name or address, or None."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return None
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    if all(label.isdigit() for label in labels):
+        return f"{host!r} is not an IP address"  # 999.1.1.1
+    if not all(_DNS_LABEL.fullmatch(label) for label in labels) or len(host) > 253:
+        return f"{host!r} is not a host name or an IP address"
+    return None
+
+
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
 def _validate_web(web: WebSettings, origin: Callable[[str], str]) -> None:
+    problem = _host_problem(web.host)
+    if problem:
+        raise ConfigError(origin("web.host"), "web.host", problem)
     if not web.public_url.startswith(("http://", "https://")):
         raise ConfigError(
             origin("web.public_url"), "web.public_url", "must start with http:// or https://"
