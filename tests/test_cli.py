@@ -227,6 +227,8 @@ def test_topics_list_and_suggest(config: Path, feeds: tuple[str, list[str]]) -> 
     assert suggested.returncode == 0, suggested.stderr
     assert "description:" in suggested.stdout and "ASML" in suggested.stdout
     assert "chipwatch topics accept 1" in suggested.stdout
+    blank = run(config, "topics", "accept", "1", "--id", "")  # an empty shell variable
+    assert blank.returncode == 2 and "--id: empty" in blank.stderr
     accepted = run(config, "topics", "accept", "1", "--id", "equipment-controls")
     assert accepted.returncode == 0, accepted.stderr
     assert "equipment-controls" in run(config, "topics", "list").stdout
@@ -285,6 +287,19 @@ def test_a_malformed_labelled_file_is_named_with_its_line(
     assert result.returncode == ExitCode.CONFIG, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
     assert "labelled.jsonl" in result.stderr and says in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [(["--seeds", "3"], "add --cross-validate"), (["--seeds", "0", "--cross-validate"], "--seeds")],
+)
+def test_eval_seeds_without_cross_validation_or_out_of_range_are_refused(
+    config: Path, tmp_path: Path, options: list[str], says: str
+) -> None:
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("", encoding="utf-8")
+    result = run(config, "eval", str(labelled), *options)
+    assert result.returncode == ExitCode.CONFIG and says in result.stderr, result.stderr
 
 
 def _not_utf8(path: Path) -> None:

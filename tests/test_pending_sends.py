@@ -99,6 +99,15 @@ def test_digest_and_outbox_say_what_waits_and_retry_now_sends(
     assert still_down.returncode == ExitCode.ALL_FAILED
     assert "failed 1" in still_down.stdout and "pending after a failed send" in still_down.stdout
     server.start()
+    # --no-send with --retry-now sent anyway; now nothing happens and it says why.
+    for extra in (
+        ["--no-send"],
+        ["--preview", str(tmp_path / "p.html")],
+        ["--recipient", "x@y.org"],
+    ):
+        refused = run_chipwatch(config, "digest", "--retry-now", *extra)
+        assert refused.returncode == ExitCode.CONFIG and "--retry-now" in refused.stderr
+    assert server.messages == [] and not (tmp_path / "p.html").exists()
     sent = run_chipwatch(config, "digest", "--retry-now")
     assert sent.returncode == 0, sent.stderr
     assert sent.stdout.strip() == "retried pending digests: sent 1, failed 0"

@@ -215,6 +215,8 @@ def test_export_refuses_a_bad_date(config_with_db: tuple[Path, dict[str, int]]) 
     result = run_chipwatch(config, "stories", "--since", "last tuesday")
     assert result.returncode == 2
     assert "--since" in result.stderr and "Traceback" not in result.stderr
+    empty = run_chipwatch(config, "stories", "--since", "")  # was every story, unfiltered
+    assert empty.returncode == 2 and "--since" in empty.stderr
 
 
 # The development each BUSY_WEEK article reports (our labels, in the fixture's order).

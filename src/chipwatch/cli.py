@@ -420,12 +420,22 @@ def evaluate(
     ] = True,
     seeds: Annotated[
         int,
-        typer.Option("--seeds", metavar="N", help="CV shuffles pooled (with --cross-validate)."),
+        typer.Option(
+            "--seeds",
+            metavar="N",
+            min=1,
+            max=50,
+            help="CV shuffles pooled (with --cross-validate).",
+        ),
     ] = 1,
 ) -> None:
     """Score the classifier on a labelled file: relevance, topics, novel, per language."""
 
     def body() -> None:
+        if seeds > 1 and not cross_validate:  # it would be ignored: one fit, one score
+            raise UsageError(
+                f"--seeds {seeds}: pools cross-validation shuffles; add --cross-validate"
+            )
         if not path.is_file():
             raise NotFound(f"no such file: {path}")
         s = settings()
@@ -528,6 +538,12 @@ def digest(
     from chipwatch import pipeline
 
     def body() -> None:
+        if retry_now and (preview is not None or not send or recipient is not None):
+            # It sends every pending digest: "--no-send" or one recipient would be ignored.
+            raise UsageError(
+                "--retry-now sends every pending digest: not with --preview, --no-send "
+                "or --recipient"
+            )
         s = settings()
         if retry_now:
             with job_lock(s.data_dir, "digest"):
@@ -569,7 +585,7 @@ def stories(
 
     def body() -> None:
         try:
-            start = datetime.fromisoformat(since) if since else None
+            start = datetime.fromisoformat(since) if since is not None else None
         except ValueError:
             raise ConfigError("--since", "DATE", f"not an ISO date: {since!r}") from None
         found = pipeline.export_stories(settings(), start)
@@ -880,7 +896,12 @@ def topics_accept(
     """Add a suggested topic with its example articles as corpus documents."""
     from chipwatch import manage
 
-    guarded(lambda: typer.echo(manage.accept_suggestion(settings(), number, topic_id)))
+    def body() -> None:
+        if topic_id is not None and not topic_id.strip():  # an empty shell variable
+            raise UsageError("--id: empty (leave it out to take the suggested id)")
+        typer.echo(manage.accept_suggestion(settings(), number, topic_id))
+
+    guarded(body)
 
 
 # --- review site -------------------------------------------------------------------------
