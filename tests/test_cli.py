@@ -8,7 +8,10 @@ fixture) and, where it fetches, the demo's feed server on 127.0.0.1.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -362,3 +365,37 @@ def test_numbers_out_of_any_range_are_usage_errors(config: Path, args: tuple[str
     result = run(config, *args)  # were tracebacks (OverflowError) for the huge ones
     assert result.returncode == ExitCode.CONFIG, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _chipwatch_at_home(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A run whose default config and data folders are under `home`, never the user's."""
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_DATA_HOME": str(home / "data"),
+    }
+    env.pop("CHIPWATCH_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "chipwatch", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_init_writes_where_it_is_told(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    told = _chipwatch_at_home(tmp_path, "init", str(mine))
+    assert told.returncode == 0, told.stderr
+    assert (mine / "chipwatch.toml").is_file() and (mine / "topics.toml").is_file()
+    # The global --config names the folder too (it was ignored: the copy went to the
+    # default folder).
+    flagged = tmp_path / "flagged"
+    by_flag = _chipwatch_at_home(tmp_path, "--config", str(flagged), "init")
+    assert by_flag.returncode == 0, by_flag.stderr
+    assert (flagged / "chipwatch.toml").is_file()
+    assert not (tmp_path / "config" / "chipwatch").exists()
+    empty = _chipwatch_at_home(tmp_path, "init", "")
+    assert empty.returncode == ExitCode.CONFIG and "DIR: empty" in empty.stderr

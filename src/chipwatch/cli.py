@@ -178,9 +178,10 @@ def _log_traceback() -> None:
 @app.command()
 def init(
     folder: Annotated[
-        Path | None,
+        str | None,  # not Path: Typer reads "" as ".", the working directory
         typer.Argument(
-            metavar="[DIR]", help="Where to write (default $XDG_CONFIG_HOME/chipwatch)."
+            metavar="[DIR]",
+            help="Where to write (default: --config, else $XDG_CONFIG_HOME/chipwatch).",
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing copy.")] = False,
@@ -190,8 +191,10 @@ def init(
     from chipwatch.settings import PACKAGED_CONFIG_DIR, copy_config, user_config_dir
 
     def body() -> None:
+        if folder is not None and not folder.strip():
+            raise UsageError("DIR: empty (leave it out for the default folder)")
         defaults = load_settings(PACKAGED_CONFIG_DIR, state.data_dir)
-        target = folder if folder is not None else user_config_dir()
+        target = Path(folder).expanduser() if folder is not None else _init_target()
         copy_config(defaults, target, force=force)
         written = load_settings(target, state.data_dir)
         pipeline.open_sessions(written)  # creates the database and its schema
@@ -201,6 +204,16 @@ def init(
             typer.echo(f"use it with --config {target} or CHIPWATCH_CONFIG={target}")
 
     guarded(body)
+
+
+def _init_target() -> Path:
+    """`chipwatch --config X init` writes to X (the folder, or the file's folder): the
+    global option was ignored and the copy went to the default folder."""
+    from chipwatch.settings import user_config_dir
+
+    if state.config is None:
+        return user_config_dir()
+    return state.config.parent if state.config.suffix == ".toml" else state.config
 
 
 # --- collect -----------------------------------------------------------------------------
