@@ -399,3 +399,21 @@ def test_init_writes_where_it_is_told(tmp_path: Path) -> None:
     assert not (tmp_path / "config" / "chipwatch").exists()
     empty = _chipwatch_at_home(tmp_path, "init", "")
     assert empty.returncode == ExitCode.CONFIG and "DIR: empty" in empty.stderr
+
+
+def test_a_page_without_article_text_is_one_line_without_the_extractor_s_logs(
+    config: Path,
+) -> None:
+    from feedserver import FeedServer
+
+    with FeedServer() as server:
+        server.add(
+            "/empty.html", "<html><body></body></html>", headers={"Content-Type": "text/html"}
+        )
+        result = run(
+            config, "corpus", "add", server.url("/empty.html"), "--topics", "security-debate"
+        )
+    assert result.returncode != 0
+    # trafilatura logged "ERROR trafilatura.utils: parsed tree length: 0" lines before ours.
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "no article text" in result.stderr

@@ -13,6 +13,9 @@ import logging
 from datetime import UTC, datetime
 
 QUIET_LIBRARIES = ("alembic", "apscheduler", "httpx", "httpcore", "trafilatura", "urllib3")
+# Text extraction libraries log their views of a page ("ERROR trafilatura.utils: parsed
+# tree length: 0") beside our own one-line error about it: shown with --verbose only.
+EXTRACTION_LIBRARIES = ("trafilatura", "htmldate", "courlan", "justext")
 
 
 class OneLineFormatter(logging.Formatter):
@@ -50,6 +53,8 @@ def configure_logging(*, verbose: bool, json_lines: bool, level: int | None = No
     set_chipwatch_level(level if level is not None else logging.INFO if verbose else None)
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in EXTRACTION_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.CRITICAL)
 
 
 def set_chipwatch_level(level: int | None) -> None:
