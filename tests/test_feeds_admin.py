@@ -164,3 +164,12 @@ def test_a_language_that_is_no_language_code_is_refused(tmp_path: Path, feeds: l
     # A line break in a name would split the rows of `feeds list` and `feeds status`.
     named = run_chipwatch(config, "feeds", "add", feeds[0], "--name", "Wire\nservice")
     assert named.returncode == 2 and "--name: a line break" in named.stderr
+
+
+def test_an_internationalised_host_is_one_feed_however_it_is_spelt() -> None:
+    from chipwatch.store.source_admin import feed_key
+
+    # Stored as two feeds before: the same host in Unicode and in its DNS (punycode) form.
+    assert feed_key("http://bücher.example/feed") == feed_key("http://xn--bcher-kva.example/feed")
+    assert feed_key("http://Bücher.example:8080/feed") == "xn--bcher-kva.example:8080/feed"
+    assert feed_key("http://bücher.example/feed") != feed_key("http://buecher.example/feed")

@@ -24,7 +24,21 @@ def feed_key(url: str) -> str:
     without_scheme = canonical.split("://", 1)[-1]
     host, _, rest = without_scheme.partition("/")
     path, _, query = rest.partition("?")
-    return f"{host}/{path.rstrip('/')}" + (f"?{query}" if query else "")
+    return f"{_ascii_host(host)}/{path.rstrip('/')}" + (f"?{query}" if query else "")
+
+
+def _ascii_host(host: str) -> str:
+    """An internationalised host as DNS spells it: bücher.example and xn--bcher-kva.example
+    are one host (they were two feeds)."""
+    if host.isascii():
+        return host
+    name, colon, port = (
+        host.rpartition(":") if host.rpartition(":")[2].isdigit() else (host, "", "")
+    )
+    try:
+        return name.encode("idna").decode("ascii") + colon + port
+    except UnicodeError:
+        return host
 
 
 def same_feed(session: Session, url: str) -> SourceRow | None:
