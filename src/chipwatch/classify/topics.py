@@ -13,6 +13,11 @@ from chipwatch.errors import ConfigError
 from chipwatch.types import Topic
 
 _ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# An id names a file (<data>/feeds/<id>.xml) and shows in URLs and the digest: bounded
+# well below any file system's name limit. Name and description are read in the digest.
+MAX_ID_CHARS = 64
+MAX_NAME_CHARS = 200
+MAX_DESCRIPTION_CHARS = 2000
 # The groups of the [scope] table; `goods` feeds the cheap gate.
 SCOPE_GROUPS: tuple[str, ...] = ("goods", "controls", "places")
 
@@ -77,12 +82,26 @@ def _string(table: Mapping[str, Any], key: str, source: str, where: str) -> str:
     return value.strip()
 
 
+def _bounded(value: str, limit: int, source: str, where: str) -> str:
+    if len(value) > limit:
+        raise ConfigError(source, where, f"{len(value):,} characters; at most {limit:,}")
+    return value
+
+
+def _check_id(topic_id: str, source: str, where: str) -> None:
+    if len(topic_id) > MAX_ID_CHARS:
+        raise ConfigError(
+            source, where, f"{len(topic_id):,} characters; an id has at most {MAX_ID_CHARS}"
+        )
+    if not _ID_RE.match(topic_id):
+        raise ConfigError(source, where, f"{topic_id!r} is not a lowercase-dashed id")
+
+
 def _topic(raw: object, source: str, where: str) -> Topic:
     if not isinstance(raw, dict):
         raise ConfigError(source, where, "must be a table")
     topic_id = _string(raw, "id", source, where)
-    if not _ID_RE.match(topic_id):
-        raise ConfigError(source, f"{where}.id", f"{topic_id!r} is not a lowercase-dashed id")
+    _check_id(topic_id, source, f"{where}.id")
     alert = raw.get("alert", False)
     if not isinstance(alert, bool):
         raise ConfigError(source, f"{where}.alert", "must be true or false")
@@ -90,8 +109,13 @@ def _topic(raw: object, source: str, where: str) -> Topic:
     terms = _terms(raw.get("terms", {}), source, f"{where}.terms")
     return Topic(
         id=topic_id,
-        name=_string(raw, "name", source, where),
-        description=_string(raw, "description", source, where),
+        name=_bounded(_string(raw, "name", source, where), MAX_NAME_CHARS, source, f"{where}.name"),
+        description=_bounded(
+            _string(raw, "description", source, where),
+            MAX_DESCRIPTION_CHARS,
+            source,
+            f"{where}.description",
+        ),
         terms=terms,
         alert=alert,
     )
@@ -144,11 +168,14 @@ def add_user_topic(
     """Append a topic to the user's topics file (created if absent); never touches the
     shipped topics.toml. The id must be new and lowercase-dashed."""
     source = str(user_path)
-    if not _ID_RE.match(topic_id):
-        raise ConfigError(source, "id", f"{topic_id!r} is not a lowercase-dashed id")
-    for key, value in (("name", name), ("description", description)):
+    _check_id(topic_id, source, "id")
+    for key, value, limit in (
+        ("name", name, MAX_NAME_CHARS),
+        ("description", description, MAX_DESCRIPTION_CHARS),
+    ):
         if not value.strip():
             raise ConfigError(source, key, "must not be empty")
+        _bounded(" ".join(value.split()), limit, source, key)
     if any(t.id == topic_id for t in load_topics(topics_path, user_path)):
         raise ConfigError(source, "id", f"topic {topic_id!r} already exists")
     block = (

@@ -1,0 +1,75 @@
+"""Hostile or mistaken input to the files and commands a user edits and runs: each is one
+line naming its source (file and field, or option) and a documented exit code.
+
+Real files and real `chipwatch` runs in a subprocess; the texts are written for these tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from chipwatch_cli import run_chipwatch as run
+
+from chipwatch.errors import ExitCode
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def config(tmp_path: Path) -> Path:
+    """A config with its own copies of topics.toml and the corpus (edited by the tests)."""
+    shutil.copytree(REPO / "config" / "corpus", tmp_path / "corpus")
+    shutil.copy(REPO / "config" / "topics.toml", tmp_path / "topics.toml")
+    path = tmp_path / "chipwatch.toml"
+    path.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n'
+        f'topics = "{tmp_path / "topics.toml"}"\n'
+        f'corpus_dir = "{tmp_path / "corpus"}"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def one_line(result: subprocess.CompletedProcess[str], code: int = ExitCode.CONFIG) -> str:
+    """The one stderr line of a refused command (and that it exited with `code`)."""
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+# --- 1. topic ids, names and descriptions are bounded ----------------------------------
+
+
+def test_topics_add_refuses_an_overlong_id_name_or_description(config: Path) -> None:
+    long_id = run(config, "topics", "add", "a" * 5000, "--name", "N", "--description", "D")
+    says = one_line(long_id)
+    assert "user-topics.toml: id:" in says and "at most 64" in says
+    long_name = run(config, "topics", "add", "x", "--name", "n" * 201, "--description", "D")
+    assert "name:" in one_line(long_name) and "at most 200" in long_name.stderr
+    long_text = run(config, "topics", "add", "x", "--name", "N", "--description", "d" * 2001)
+    assert "description:" in one_line(long_text) and "at most 2,000" in long_text.stderr
+    assert not (config.parent / "user-topics.toml").exists()  # nothing was written
+    longest = run(config, "topics", "add", "a" * 64, "--name", "N", "--description", "D")
+    assert longest.returncode == 0, longest.stderr
+
+
+def test_an_overlong_id_in_a_topics_file_is_named_with_its_field(config: Path) -> None:
+    (config.parent / "user-topics.toml").write_text(
+        f'[[topic]]\nid = "{"a" * 300}"\nname = "N"\ndescription = "D"\n', encoding="utf-8"
+    )
+    says = one_line(run(config, "topics", "list"))
+    assert "user-topics.toml: topic[0].id:" in says and "at most 64" in says
+
+
+def test_a_digest_whose_atom_feeds_cannot_be_written_still_runs(config: Path) -> None:
+    feeds = config.parent / "data" / "feeds"
+    feeds.parent.mkdir(parents=True)
+    feeds.write_text("a file where the feeds folder goes\n", encoding="utf-8")
+    result = run(config, "digest", "--no-send")  # was a traceback (FileExistsError)
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert "Traceback" not in result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if "Atom feeds" in line]
+    assert str(feeds) in error
