@@ -73,3 +73,61 @@ def test_a_digest_whose_atom_feeds_cannot_be_written_still_runs(config: Path) ->
     assert "Traceback" not in result.stderr
     (error,) = [line for line in result.stderr.splitlines() if "Atom feeds" in line]
     assert str(feeds) in error
+
+
+# --- 3. no key of topics.toml or corpus.toml is ignored; no term matches all or nothing ---
+
+FIRST_TERMS = '[topic.terms]\nany = ["H20"'
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "says"),
+    [
+        ("[topic.terms]", "[topic.trems]", "topic[0].trems", "unknown key; did you mean terms?"),
+        ("counter_examples =", "counter_exmples =", "scope.counter_exmples", "counter_examples?"),
+        ("[scope]", "bogus_top = 1\n[scope]", "bogus_top", "unknown key"),
+        ("[scope.places]", "[scope.placs]", "scope.placs", "did you mean places?"),
+        (FIRST_TERMS, '[topic.terms]\nxx = ["H20"]\nany = ["H20"', "topic[0].terms.xx", "unknown"),
+        (FIRST_TERMS, '[topic.terms]\nany = ["*", "H20"', "topic[0].terms.any[0]", "lone *"),
+        (FIRST_TERMS, '[topic.terms]\nany = ["H20", ""', "topic[0].terms.any[1]", "empty"),
+        (FIRST_TERMS, '[topic.terms]\nany = ["  ", "H20"', "topic[0].terms.any[0]", "empty"),
+        (FIRST_TERMS, '[topic.terms]\nany = ["H20", "* *"', "topic[0].terms.any[1]", "lone *"),
+        (FIRST_TERMS, '[topic.terms]\nany = ["--", "H20"', "topic[0].terms.any[0]", "no word"),
+    ],
+)
+def test_a_mistake_in_topics_toml_is_refused_naming_the_key(
+    config: Path, old: str, new: str, field: str, says: str
+) -> None:
+    topics = config.parent / "topics.toml"
+    text = topics.read_text(encoding="utf-8")
+    assert old in text
+    topics.write_text(text.replace(old, new, 1), encoding="utf-8")
+    line = one_line(run(config, "topics", "list"))  # was accepted, dropping what it held
+    assert f"{topics}: {field}: " in line and says in line
+
+
+def test_a_scope_key_in_the_users_topics_file_is_refused(config: Path) -> None:
+    user_topics = config.parent / "user-topics.toml"
+    user_topics.write_text(
+        '[scope]\ndescription = "Mine."\n[[topic]]\nid = "mine"\nname = "N"\ndescription = "D"\n',
+        encoding="utf-8",
+    )
+    line = one_line(run(config, "topics", "list"))  # only topics.toml's [scope] is read
+    assert f"{user_topics}: scope: unknown key" in line
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("[[document]]", "[[documnt]]", "documnt"),
+        ('language = "fr"', 'langage = "fr"', "document[0].langage"),
+    ],
+)
+def test_a_mistake_in_corpus_toml_is_refused_naming_the_key(
+    config: Path, old: str, new: str, field: str
+) -> None:
+    corpus = config.parent / "corpus" / "corpus.toml"
+    text = corpus.read_text(encoding="utf-8")
+    corpus.write_text(text.replace(old, new, 1), encoding="utf-8")
+    line = one_line(run(config, "corpus", "list"))  # the document vanished silently
+    assert f"{corpus}: {field}: unknown key" in line

@@ -8,13 +8,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from chipwatch.classify.topics import read_toml
+from chipwatch.classify.topics import check_keys, read_toml
 from chipwatch.errors import ConfigError
 from chipwatch.types import CorpusDocument
 
 CORPUS_FILE = "corpus.toml"
 # Corpus files may open with a "date YYYY-MM[-DD]" marker left by the clipping tool.
 _DATE_MARKER = re.compile(r"^\s*date\s+(\d{4}-\d{2}(?:-\d{2})?)\s+")
+# The keys corpus.toml may hold: a typo ([[documnt]]) would drop a document silently.
+_TOP_KEYS = ("document",)
+_DOCUMENT_KEYS = ("id", "file", "language", "topics", "relevant", "title")
 
 
 def _field(raw: Mapping[str, Any], key: str, source: str, where: str) -> str:
@@ -29,6 +32,7 @@ def _document(
 ) -> CorpusDocument:
     if not isinstance(raw, dict):
         raise ConfigError(source, where, "must be a table")
+    check_keys(raw, _DOCUMENT_KEYS, source, where)
     doc_id = _field(raw, "id", source, where)
     file_name = _field(raw, "file", source, where)
     language = _field(raw, "language", source, where)
@@ -72,6 +76,7 @@ def load_corpus(
     source_path = corpus_dir / CORPUS_FILE
     data = read_toml(source_path)
     source = str(source_path)
+    check_keys(data, _TOP_KEYS, source, "")
     raw_docs = data.get("document", [])
     if not isinstance(raw_docs, list):
         raise ConfigError(source, "document", "must be an array of [[document]] tables")
