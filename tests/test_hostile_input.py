@@ -131,3 +131,35 @@ def test_a_mistake_in_corpus_toml_is_refused_naming_the_key(
     corpus.write_text(text.replace(old, new, 1), encoding="utf-8")
     line = one_line(run(config, "corpus", "list"))  # the document vanished silently
     assert f"{corpus}: {field}: unknown key" in line
+
+
+# --- 2. a corpus document is no longer than the classifier reads of an article -----------
+
+SENTENCE = "Officials in the capital discuss the weather and the harvest at length. "
+
+
+def test_corpus_add_refuses_a_document_beyond_the_limit(config: Path, tmp_path: Path) -> None:
+    huge = tmp_path / "huge.txt"
+    huge.write_text(SENTENCE * 4000, encoding="utf-8")  # 288,000 characters
+    line = one_line(run(config, "corpus", "add", str(huge), "--topics", "rare-earths-leverage"))
+    assert f"{huge}: longer than 200,000 characters" in line
+    assert "huge" not in (config.parent / "corpus" / "corpus.toml").read_text(encoding="utf-8")
+    assert len(list((config.parent / "corpus").glob("*.txt"))) == 5  # nothing copied
+
+
+def test_a_huge_document_put_in_the_corpus_by_hand_is_cut_not_a_stall(
+    config: Path, tmp_path: Path
+) -> None:
+    corpus = config.parent / "corpus"
+    (corpus / "huge.txt").write_text(SENTENCE * 70_000, encoding="utf-8")  # 5 MB
+    with (corpus / "corpus.toml").open("a", encoding="utf-8") as handle:
+        handle.write(
+            '\n[[document]]\nid = "huge"\nfile = "huge.txt"\nlanguage = "en"\n'
+            'topics = ["rare-earths-leverage"]\nrelevant = false\n'
+        )
+    articles = tmp_path / "one.jsonl"
+    articles.write_text('{"id": "a", "title": "US bans H20 exports", "text": ""}\n')
+    result = run(config, "classify", "--input", str(articles))  # was killed after 60 s
+    assert result.returncode == ExitCode.OK, result.stderr
+    (warning,) = result.stderr.splitlines()
+    assert "document[5].file: huge.txt is longer than 200,000 characters" in warning

@@ -253,6 +253,7 @@ def add_corpus_document(
         language=language or None,
         title=title,
         known_topics=known,
+        origin=source,
     )
     return f"added {doc.id} to the corpus ({paths.corpus_dir}) with topics {', '.join(doc.topics)}"
 
@@ -417,6 +418,7 @@ def accept_suggestion(settings: Settings, number: int, topic_id: str | None) -> 
     import json
 
     from chipwatch.classify import add_document, load_topics
+    from chipwatch.classify.corpus import MAX_DOCUMENT_CHARS
     from chipwatch.classify.topics import add_user_topic
     from chipwatch.settings import USER_TOPICS_FILE, writable_copy
 
@@ -434,7 +436,8 @@ def accept_suggestion(settings: Settings, number: int, topic_id: str | None) -> 
     known = [t.id for t in load_topics(paths.topics_path, user_topics)]
     added = 0
     for example in entry["examples"]:
-        text = f"{example['title']}\n{example['text']}".strip()
+        # What the classifier reads of an article: a longer one would be refused.
+        text = f"{example['title']}\n{example['text']}".strip()[:MAX_DOCUMENT_CHARS]
         try:
             add_document(
                 paths.corpus_dir,
