@@ -6,6 +6,7 @@ Real files and real `chipwatch` runs in a subprocess; the texts are written for 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -163,3 +164,49 @@ def test_a_huge_document_put_in_the_corpus_by_hand_is_cut_not_a_stall(
     assert result.returncode == ExitCode.OK, result.stderr
     (warning,) = result.stderr.splitlines()
     assert "document[5].file: huge.txt is longer than 200,000 characters" in warning
+
+
+# --- 4. label --topics: an empty value is no judgement; each id once -------------------
+
+
+def test_label_with_an_empty_topics_value_is_a_usage_error(config: Path) -> None:
+    line = one_line(run(config, "label", "1", "--topics", ""))  # was: "not relevant", exit 0
+    assert "--topics: no topic id given" in line
+    line = one_line(run(config, "label", "1", "--topics", " , "))
+    assert "--topics" in line
+
+
+@pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
+def test_label_stores_a_topic_given_twice_once(config: Path) -> None:
+    from chipwatch.classify import load_corpus
+    from chipwatch.demo.server import serve_demo_feeds
+
+    with serve_demo_feeds(load_corpus(REPO / "config" / "corpus")) as (_, urls):
+        config.write_text(
+            config.read_text(encoding="utf-8")
+            + f'[fetch]\nallow_private_networks = true\n[[sources]]\nurl = "{urls[1]}"\n',
+            encoding="utf-8",
+        )
+        polled = run(config, "poll", "--no-classify")
+        assert polled.returncode == ExitCode.OK, polled.stderr
+    labelled = run(config, "label", "1", "--topics", "security-debate,security-debate")
+    assert labelled.returncode == ExitCode.OK, labelled.stderr
+    assert labelled.stdout.strip() == "labelled article 1: security-debate"
+    assert stored_label_topics(config, 1) == ["security-debate"]
+
+
+def stored_label_topics(config: Path, article_id: int) -> list[str]:
+    from backends import configured_url
+    from sqlalchemy import text
+
+    from chipwatch.store.db import create_engine
+
+    url = configured_url() or f"sqlite:///{config.parent / 'data' / 'chipwatch.sqlite3'}"
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            query = text("SELECT topics FROM labels WHERE article_id = :id")
+            topics = connection.execute(query, {"id": article_id}).scalar_one()
+    finally:
+        engine.dispose()
+    return json.loads(topics) if isinstance(topics, str) else list(topics)
