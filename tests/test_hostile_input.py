@@ -210,3 +210,33 @@ def stored_label_topics(config: Path, article_id: int) -> list[str]:
     finally:
         engine.dispose()
     return json.loads(topics) if isinstance(topics, str) else list(topics)
+
+
+# --- 5. corpus add names the input it refuses ---------------------------------------------
+
+
+@pytest.mark.parametrize("content", ["", "  \n\t\n"])
+def test_corpus_add_of_an_empty_file_names_that_file(
+    config: Path, tmp_path: Path, content: str
+) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text(content, encoding="utf-8")
+    line = one_line(run(config, "corpus", "add", str(empty), "--topics", "security-debate"))
+    assert f"{empty}: the document is empty" in line and "corpus.toml" not in line
+
+
+def test_corpus_add_with_an_empty_topics_value_names_the_option(
+    config: Path, tmp_path: Path
+) -> None:
+    document = tmp_path / "memo.txt"
+    document.write_text("Export rules widen\nThe ministry widens its export rules.\n")
+    line = one_line(run(config, "corpus", "add", str(document), "--topics", ""))
+    assert "--topics: no topic id given; valid ids: ai-chip-licensing" in line
+    assert "unknown" not in line  # was "unknown topic ids: none"
+
+
+def test_corpus_add_of_a_url_of_another_scheme_says_so(config: Path) -> None:
+    source = "javascript:alert(document.cookie)"
+    line = one_line(run(config, "corpus", "add", source, "--topics", "security-debate"))
+    assert f"{source}: not a file, and javascript: URLs are not fetched" in line
+    assert "no such file" not in line

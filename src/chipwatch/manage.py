@@ -6,6 +6,7 @@ that inspect or change its inputs, so `cli.py` keeps to parsing arguments.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -219,6 +220,10 @@ def export_opml(settings: Settings) -> str:
 # --- corpus and topics -------------------------------------------------------------------
 
 
+# What `corpus add` takes for a URL rather than a file name: a scheme and a colon.
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
 def add_corpus_document(
     settings: Settings, source: str, topics: Sequence[str], language: str
 ) -> str:
@@ -233,17 +238,27 @@ def add_corpus_document(
     from chipwatch.settings import writable_copy
 
     known = [t.id for t in load_topics(settings.topics_path, settings.user_topics_path)]
+    if not topics:
+        raise UsageError(f"--topics: no topic id given; valid ids: {', '.join(known)}")
     unknown = [t for t in topics if t not in known]
-    if unknown or not topics:
-        given = ", ".join(unknown) if unknown else "none"
-        raise UsageError(f"--topics: unknown topic ids: {given}; valid ids: {', '.join(known)}")
+    if unknown:
+        raise UsageError(
+            f"--topics: unknown topic ids: {', '.join(unknown)}; valid ids: {', '.join(known)}"
+        )
     content: Path | str = Path(source)
     title = None
-    if source.startswith(("http://", "https://")):
+    scheme = _URL_SCHEME.match(source)
+    if scheme and scheme.group(1).lower() in ("http", "https"):
         from chipwatch.urls import check_url
 
         title, content = fetch_page_text(settings, check_url(source.strip()))
     elif not Path(source).is_file():
+        if scheme and not Path(source).exists():
+            # "javascript:..." is no file name anyone meant: say what is fetched instead.
+            raise UsageError(
+                f"{source[:200]}: not a file, and {scheme.group(1)}: URLs are not fetched "
+                "(http and https only)"
+            )
         raise NotFound(f"no such file: {source}")
     paths = writable_copy(settings)
     doc = add_document(

@@ -157,7 +157,7 @@ def add_document(
             "have (the classifier reads no more of an article): add an excerpt",
         )
     if not text.strip():
-        raise ConfigError(source, "text", "the document is empty")
+        raise ConfigError(origin or "the document", "", "the document is empty (nothing to add)")
     existing = load_corpus(corpus_dir, known_topics)
     known = set(known_topics) if known_topics is not None else None
     for topic in topics:
