@@ -240,3 +240,42 @@ def test_corpus_add_of_a_url_of_another_scheme_says_so(config: Path) -> None:
     line = one_line(run(config, "corpus", "add", source, "--topics", "security-debate"))
     assert f"{source}: not a file, and javascript: URLs are not fetched" in line
     assert "no such file" not in line
+
+
+# --- 6. eval --cross-validate on too few labelled rows --------------------------------
+
+
+def labelled_file(path: Path, relevant: int, not_relevant: int) -> Path:
+    rows = [
+        {
+            "id": f"r{i}",
+            "title": f"Washington tightens chip export licences, step {i}",
+            "text": "The Commerce Department requires licences for accelerator sales to China.",
+            "relevant": True,
+            "topics": ["ai-chip-licensing"],
+            "novel": False,
+        }
+        for i in range(relevant)
+    ] + [
+        {
+            "id": f"n{i}",
+            "title": f"The football club wins match {i}",
+            "text": "The supporters celebrated in the town square until late.",
+            "relevant": False,
+            "topics": [],
+            "novel": False,
+        }
+        for i in range(not_relevant)
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("relevant", "not_relevant"), [(3, 0), (2, 1), (4, 6), (9, 2)])
+def test_cross_validation_on_too_few_rows_says_what_it_needs(
+    config: Path, tmp_path: Path, relevant: int, not_relevant: int
+) -> None:
+    path = labelled_file(tmp_path / "few.jsonl", relevant, not_relevant)
+    line = one_line(run(config, "eval", str(path), "--cross-validate"))  # was sklearn's traceback
+    assert f"{path}: 5-fold cross-validation needs at least 5 relevant and 5 not relevant" in line
+    assert f"the file has {relevant} relevant and {not_relevant} not relevant" in line

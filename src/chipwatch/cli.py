@@ -429,6 +429,10 @@ def evaluate(
         if not path.is_file():
             raise NotFound(f"no such file: {path}")
         s = settings()
+        if cross_validate:  # before the fit: a file too small for folds is known at once
+            from chipwatch.classify.evaluate import check_folds, load_rows
+
+            check_folds(path, load_rows(path), 5)
         from chipwatch.classify import get_embedder, load_corpus, load_or_fit, run_eval
         from chipwatch.classify.embed import CachedEmbedder
         from chipwatch.progress import status
