@@ -47,3 +47,19 @@ def test_feeds_per_topic_and_novel(tmp_path: Path) -> None:
         write_feeds(session, settings, TOPICS, NOW)
     again = ET.parse(settings.data_dir / "feeds" / "china-response.xml").getroot()
     assert again.find(f"{A}entry").findtext(f"{A}id") == entry.findtext(f"{A}id")
+
+
+def test_a_feed_that_cannot_be_written_is_logged_and_the_others_are_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path)
+    blocked = settings.data_dir / "feeds" / "security-debate.xml.tmp"
+    blocked.mkdir(parents=True)  # a folder where the temporary file goes: an OSError
+    with open_db(settings)() as session:
+        seed(session)
+        paths = write_feeds(session, settings, TOPICS, NOW)  # raised IsADirectoryError
+    names = {p.name for p in paths}
+    assert "security-debate.xml" not in names and "ai-chip-licensing.xml" in names
+    assert len(names) == len(TOPICS)  # the four other topics and novel.xml
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "security-debate.xml" in errors[0]

@@ -452,6 +452,10 @@ def evaluate(
         if not path.is_file():
             raise NotFound(f"no such file: {path}")
         s = settings()
+        if cross_validate:  # before the fit: a file too small for folds is known at once
+            from chipwatch.classify.evaluate import check_folds, load_rows
+
+            check_folds(path, load_rows(path), 5)
         from chipwatch.classify import get_embedder, load_corpus, load_or_fit, run_eval
         from chipwatch.classify.embed import CachedEmbedder
         from chipwatch.progress import status
@@ -509,6 +513,12 @@ def label(
         if not_relevant == (topics is not None):
             raise typer.BadParameter("give either --topics a,b or --not-relevant")
         chosen = _topic_ids(topics or "")
+        if topics is not None and not chosen:
+            # An empty shell variable must not turn into "not relevant": that judgement
+            # is --not-relevant's alone.
+            raise UsageError(
+                "--topics: no topic id given (for an off-subject article: --not-relevant)"
+            )
         s = settings()
         known = {t.id for t in load_topics(s.topics_path, s.user_topics_path)}
         unknown = sorted(set(chosen) - known)
@@ -522,7 +532,8 @@ def label(
 
 
 def _topic_ids(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",") if t.strip())
+    """The ids of a comma-separated option, each once, in the order given."""
+    return tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
 
 
 # --- digest ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ that inspect or change its inputs, so `cli.py` keeps to parsing arguments.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -225,6 +226,10 @@ def export_opml(settings: Settings) -> str:
 # --- corpus and topics -------------------------------------------------------------------
 
 
+# What `corpus add` takes for a URL rather than a file name: a scheme and a colon.
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
 def add_corpus_document(
     settings: Settings, source: str, topics: Sequence[str], language: str
 ) -> str:
@@ -239,17 +244,27 @@ def add_corpus_document(
     from chipwatch.settings import writable_copy
 
     known = [t.id for t in load_topics(settings.topics_path, settings.user_topics_path)]
+    if not topics:
+        raise UsageError(f"--topics: no topic id given; valid ids: {', '.join(known)}")
     unknown = [t for t in topics if t not in known]
-    if unknown or not topics:
-        given = ", ".join(unknown) if unknown else "none"
-        raise UsageError(f"--topics: unknown topic ids: {given}; valid ids: {', '.join(known)}")
+    if unknown:
+        raise UsageError(
+            f"--topics: unknown topic ids: {', '.join(unknown)}; valid ids: {', '.join(known)}"
+        )
     content: Path | str = Path(source)
     title = None
-    if source.startswith(("http://", "https://")):
+    scheme = _URL_SCHEME.match(source)
+    if scheme and scheme.group(1).lower() in ("http", "https"):
         from chipwatch.urls import check_url
 
         title, content = fetch_page_text(settings, check_url(source.strip()))
     elif not Path(source).is_file():
+        if scheme and not Path(source).exists():
+            # "javascript:..." is no file name anyone meant: say what is fetched instead.
+            raise UsageError(
+                f"{source[:200]}: not a file, and {scheme.group(1)}: URLs are not fetched "
+                "(http and https only)"
+            )
         raise NotFound(f"no such file: {source}")
     paths = writable_copy(settings)
     doc = add_document(
@@ -259,6 +274,7 @@ def add_corpus_document(
         language=language or None,
         title=title,
         known_topics=known,
+        origin=source,
     )
     return f"added {doc.id} to the corpus ({paths.corpus_dir}) with topics {', '.join(doc.topics)}"
 
@@ -423,6 +439,7 @@ def accept_suggestion(settings: Settings, number: int, topic_id: str | None) -> 
     import json
 
     from chipwatch.classify import add_document, load_topics
+    from chipwatch.classify.corpus import MAX_DOCUMENT_CHARS
     from chipwatch.classify.topics import add_user_topic
     from chipwatch.settings import USER_TOPICS_FILE, writable_copy
 
@@ -440,7 +457,8 @@ def accept_suggestion(settings: Settings, number: int, topic_id: str | None) -> 
     known = [t.id for t in load_topics(paths.topics_path, user_topics)]
     added = 0
     for example in entry["examples"]:
-        text = f"{example['title']}\n{example['text']}".strip()
+        # What the classifier reads of an article: a longer one would be refused.
+        text = f"{example['title']}\n{example['text']}".strip()[:MAX_DOCUMENT_CHARS]
         try:
             add_document(
                 paths.corpus_dir,

@@ -108,6 +108,8 @@ def run_eval(
     a number of characters); `cross_validate` re-tunes the shared weights per fold.
     """
     rows = ev.load_rows(path)
+    if cross_validate:
+        ev.check_folds(path, rows, folds)
     text = ev.check_text_mode(text)
     if protocol == "new-topic":
         return _new_topic_report(rows, classifier, corpus, text, cross_validate, folds, by_lang)

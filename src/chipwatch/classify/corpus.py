@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from chipwatch.classify.topics import read_toml
+from chipwatch.classify.text import MAX_TEXT_CHARS
+from chipwatch.classify.topics import check_keys, read_toml
 from chipwatch.errors import ConfigError
 from chipwatch.types import CorpusDocument
 
 CORPUS_FILE = "corpus.toml"
+# A corpus document is read as an article is: no further than the classifier reads one
+# (a 50 MB document made every fit, and so every poll, run out of time and memory).
+MAX_DOCUMENT_CHARS = MAX_TEXT_CHARS
+log = logging.getLogger(__name__)
 # Corpus files may open with a "date YYYY-MM[-DD]" marker left by the clipping tool.
 _DATE_MARKER = re.compile(r"^\s*date\s+(\d{4}-\d{2}(?:-\d{2})?)\s+")
+# The keys corpus.toml may hold: a typo ([[documnt]]) would drop a document silently.
+_TOP_KEYS = ("document",)
+_DOCUMENT_KEYS = ("id", "file", "language", "topics", "relevant", "title")
+
+
+def read_bounded(path: Path) -> tuple[str, bool]:
+    """The file's text up to MAX_DOCUMENT_CHARS, and whether it goes on beyond them; a
+    huge file is never read whole."""
+    with path.open(encoding="utf-8") as handle:
+        text = handle.read(MAX_DOCUMENT_CHARS + 1)
+    return text[:MAX_DOCUMENT_CHARS], len(text) > MAX_DOCUMENT_CHARS
 
 
 def _field(raw: Mapping[str, Any], key: str, source: str, where: str) -> str:
@@ -29,6 +46,7 @@ def _document(
 ) -> CorpusDocument:
     if not isinstance(raw, dict):
         raise ConfigError(source, where, "must be a table")
+    check_keys(raw, _DOCUMENT_KEYS, source, where)
     doc_id = _field(raw, "id", source, where)
     file_name = _field(raw, "file", source, where)
     language = _field(raw, "language", source, where)
@@ -45,9 +63,20 @@ def _document(
     if path.resolve().parent != corpus_dir.resolve():
         raise ConfigError(source, f"{where}.file", "must name a file inside the corpus folder")
     try:
-        text = path.read_text(encoding="utf-8")
+        text, longer = read_bounded(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(source, f"{where}.file", f"cannot read {file_name}: {exc}") from exc
+    if longer:
+        # Cut, not refused: a corpus edited by hand keeps the watch running, on what the
+        # classifier would have read of it anyway.
+        log.warning(
+            "%s: %s.file: %s is longer than %s characters; only its first %s are used",
+            source,
+            where,
+            file_name,
+            f"{MAX_DOCUMENT_CHARS:,}",
+            f"{MAX_DOCUMENT_CHARS:,}",
+        )
     marker = _DATE_MARKER.match(text)
     published = marker.group(1) if marker else None
     text = _DATE_MARKER.sub("", text).strip()
@@ -72,6 +101,7 @@ def load_corpus(
     source_path = corpus_dir / CORPUS_FILE
     data = read_toml(source_path)
     source = str(source_path)
+    check_keys(data, _TOP_KEYS, source, "")
     raw_docs = data.get("document", [])
     if not isinstance(raw_docs, list):
         raise ConfigError(source, "document", "must be an array of [[document]] tables")
@@ -99,24 +129,35 @@ def add_document(
     title: str | None = None,
     known_topics: Iterable[str] | None = None,
     relevant: bool = True,
+    origin: str = "",
 ) -> CorpusDocument:
     """Copy a text into the corpus folder and append its [[document]] to corpus.toml.
 
-    `file_or_text` is a Path to a UTF-8 file, or the text itself. The id is
-    "<next index>_<16 hex of the text's SHA-256>", like the seed documents.
+    `file_or_text` is a Path to a UTF-8 file, or the text itself (from `origin`, e.g. the
+    URL it was extracted from, which errors name). A text longer than MAX_DOCUMENT_CHARS
+    is refused. The id is "<next index>_<16 hex of the text's SHA-256>", like the seed
+    documents.
     """
     from chipwatch.classify.text import detect_language
 
     source = str(corpus_dir / CORPUS_FILE)
     if isinstance(file_or_text, Path):
+        origin = str(file_or_text)
         try:
-            text = file_or_text.read_text(encoding="utf-8")
+            text, longer = read_bounded(file_or_text)
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(str(file_or_text), "(file)", f"cannot read: {exc}") from exc
+            raise ConfigError(origin, "(file)", f"cannot read: {exc}") from exc
     else:
-        text = file_or_text
+        text, longer = file_or_text, len(file_or_text) > MAX_DOCUMENT_CHARS
+    if longer:
+        raise ConfigError(
+            origin or "the document",
+            "",
+            f"longer than {MAX_DOCUMENT_CHARS:,} characters, the most a corpus document may "
+            "have (the classifier reads no more of an article): add an excerpt",
+        )
     if not text.strip():
-        raise ConfigError(source, "text", "the document is empty")
+        raise ConfigError(origin or "the document", "", "the document is empty (nothing to add)")
     existing = load_corpus(corpus_dir, known_topics)
     known = set(known_topics) if known_topics is not None else None
     for topic in topics:

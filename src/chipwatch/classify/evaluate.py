@@ -322,6 +322,20 @@ def load_rows(path: Path) -> list[dict[str, object]]:
     return rows
 
 
+def check_folds(path: Path, rows: Sequence[Row], folds: int) -> None:
+    """Cross-validation needs `folds` rows of each relevance class, so that every fold is
+    tuned and scored on both (sklearn's ValueError named neither the file nor the need)."""
+    relevant = sum(1 for r in rows if r["relevant"])
+    counts = {"relevant": relevant, "not relevant": len(rows) - relevant}
+    short = [name for name, count in counts.items() if count < folds]
+    if short:
+        raise ClassifierError(
+            f"{path}: {folds}-fold cross-validation needs at least {folds} relevant and "
+            f"{folds} not relevant labelled rows; the file has {relevant} relevant and "
+            f"{len(rows) - relevant} not relevant"
+        )
+
+
 _ROW_TYPES: dict[str, tuple[type, ...]] = {
     "id": (str, int),
     "title": (str,),

@@ -61,7 +61,9 @@ class TopicSuggestion:
         """A first description the user may edit: the group's terms and its most central
         headline (an example the embedder will measure new articles against)."""
         terms = ", ".join(self.label_terms)
-        return f"Export-control news about {terms}; for example: {central_title.strip()}"
+        # Cut so that `topics accept` stays within a topic description's bound.
+        example = " ".join(central_title.split())[:300]
+        return f"Export-control news about {terms}; for example: {example}"
 
 
 _ID_WORD = re.compile(r"[a-z0-9]+")

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chipwatch.classify.text import TERM_LANGUAGES, fold, tokenize
 from chipwatch.errors import ConfigError
 from chipwatch.types import Topic
 
 _ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# An id names a file (<data>/feeds/<id>.xml) and shows in URLs and the digest: bounded
+# well below any file system's name limit. Name and description are read in the digest.
+MAX_ID_CHARS = 64
+MAX_NAME_CHARS = 200
+MAX_DESCRIPTION_CHARS = 2000
 # The groups of the [scope] table; `goods` feeds the cheap gate.
 SCOPE_GROUPS: tuple[str, ...] = ("goods", "controls", "places")
+# The keys a term table may have: the languages with term lists, and "any".
+TERM_KEYS: tuple[str, ...] = ("any", *TERM_LANGUAGES)
+# Every key the files may hold: a typo ([topic.trems]) would silently drop what it holds.
+_TOP_KEYS = ("scope", "topic")
+_USER_TOP_KEYS = ("topic",)
+_SCOPE_KEYS = ("description", *SCOPE_GROUPS, "counter_examples", "novel_examples")
+_TOPIC_KEYS = ("id", "name", "description", "alert", "terms", "anchors")
 
 Terms = Mapping[str, tuple[str, ...]]
 
@@ -59,14 +73,41 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "(syntax)", f"invalid TOML: {exc}") from exc
 
 
+def check_keys(table: Mapping[str, Any], known: Sequence[str], source: str, where: str) -> None:
+    """Refuse a key the file format does not have, naming it (and the likely meant one)."""
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            field_name = f"{where}.{key}" if where else key
+            raise ConfigError(source, field_name, f"unknown key{hint}")
+
+
+def _term_problem(term: str) -> str:
+    """Why a term cannot be matched usefully, or "" (matching tokenizes it the same way)."""
+    if not term.strip():
+        return "an empty term matches nothing"
+    words = tokenize(fold(term.strip()).replace("*", "_STAR_"))
+    if not words:
+        return f"{term!r} has no word in it and matches nothing"
+    if any(not w.removesuffix("_STAR_") for w in words):
+        return f"{term!r}: a lone * matches every word"
+    return ""
+
+
 def _terms(raw: object, source: str, where: str) -> dict[str, tuple[str, ...]]:
     if not isinstance(raw, dict):
         raise ConfigError(source, where, "must be a table of language = [terms]")
+    check_keys(raw, TERM_KEYS, source, where)
     out: dict[str, tuple[str, ...]] = {}
     for lang, terms in raw.items():
         if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
             raise ConfigError(source, f"{where}.{lang}", "must be a list of strings")
-        out[str(lang)] = tuple(t for t in terms if t.strip())
+        for index, term in enumerate(terms):
+            problem = _term_problem(term)
+            if problem:
+                raise ConfigError(source, f"{where}.{lang}[{index}]", problem)
+        out[str(lang)] = tuple(terms)
     return out
 
 
@@ -77,12 +118,27 @@ def _string(table: Mapping[str, Any], key: str, source: str, where: str) -> str:
     return value.strip()
 
 
+def _bounded(value: str, limit: int, source: str, where: str) -> str:
+    if len(value) > limit:
+        raise ConfigError(source, where, f"{len(value):,} characters; at most {limit:,}")
+    return value
+
+
+def _check_id(topic_id: str, source: str, where: str) -> None:
+    if len(topic_id) > MAX_ID_CHARS:
+        raise ConfigError(
+            source, where, f"{len(topic_id):,} characters; an id has at most {MAX_ID_CHARS}"
+        )
+    if not _ID_RE.match(topic_id):
+        raise ConfigError(source, where, f"{topic_id!r} is not a lowercase-dashed id")
+
+
 def _topic(raw: object, source: str, where: str) -> Topic:
     if not isinstance(raw, dict):
         raise ConfigError(source, where, "must be a table")
+    check_keys(raw, _TOPIC_KEYS, source, where)
     topic_id = _string(raw, "id", source, where)
-    if not _ID_RE.match(topic_id):
-        raise ConfigError(source, f"{where}.id", f"{topic_id!r} is not a lowercase-dashed id")
+    _check_id(topic_id, source, f"{where}.id")
     alert = raw.get("alert", False)
     if not isinstance(alert, bool):
         raise ConfigError(source, f"{where}.alert", "must be true or false")
@@ -90,8 +146,13 @@ def _topic(raw: object, source: str, where: str) -> Topic:
     terms = _terms(raw.get("terms", {}), source, f"{where}.terms")
     return Topic(
         id=topic_id,
-        name=_string(raw, "name", source, where),
-        description=_string(raw, "description", source, where),
+        name=_bounded(_string(raw, "name", source, where), MAX_NAME_CHARS, source, f"{where}.name"),
+        description=_bounded(
+            _string(raw, "description", source, where),
+            MAX_DESCRIPTION_CHARS,
+            source,
+            f"{where}.description",
+        ),
         terms=terms,
         alert=alert,
     )
@@ -114,6 +175,9 @@ def load_topics(path: Path, user_path: Path | None = None) -> tuple[Topic, ...]:
 def _topics_of(path: Path, *, required: bool) -> list[Topic]:
     data = read_toml(path)
     source = str(path)
+    check_keys(data, _TOP_KEYS if required else _USER_TOP_KEYS, source, "")
+    if required:
+        _check_scope_keys(data.get("scope"), source)
     raw_topics = data.get("topic", [])
     if not isinstance(raw_topics, list) or (required and not raw_topics):
         raise ConfigError(source, "topic", "no [[topic]] table")
@@ -124,6 +188,17 @@ def _topics_of(path: Path, *, required: bool) -> list[Topic]:
             raise ConfigError(source, f"topic[{index}].id", f"duplicate id {topic.id!r}")
         topics.append(topic)
     return topics
+
+
+def _check_scope_keys(raw: object, source: str) -> None:
+    """The keys of [scope] and its term tables, also where the scope is not read (`topics
+    list`): a typo there is reported by every command, not only by those that classify."""
+    if not isinstance(raw, dict):
+        return  # load_scope names what is wrong with the table itself
+    check_keys(raw, _SCOPE_KEYS, source, "scope")
+    for group in SCOPE_GROUPS:
+        if isinstance(raw.get(group), dict):
+            check_keys(raw[group], TERM_KEYS, source, f"scope.{group}")
 
 
 _USER_HEADER = """# Your topics, added by `chipwatch topics add` (or `topics accept`); the shipped
@@ -144,11 +219,14 @@ def add_user_topic(
     """Append a topic to the user's topics file (created if absent); never touches the
     shipped topics.toml. The id must be new and lowercase-dashed."""
     source = str(user_path)
-    if not _ID_RE.match(topic_id):
-        raise ConfigError(source, "id", f"{topic_id!r} is not a lowercase-dashed id")
-    for key, value in (("name", name), ("description", description)):
+    _check_id(topic_id, source, "id")
+    for key, value, limit in (
+        ("name", name, MAX_NAME_CHARS),
+        ("description", description, MAX_DESCRIPTION_CHARS),
+    ):
         if not value.strip():
             raise ConfigError(source, key, "must not be empty")
+        _bounded(" ".join(value.split()), limit, source, key)
     if any(t.id == topic_id for t in load_topics(topics_path, user_path)):
         raise ConfigError(source, "id", f"topic {topic_id!r} already exists")
     block = (
@@ -166,9 +244,11 @@ def load_scope(path: Path) -> ScopeTerms:
     """The [scope] table of config/topics.toml."""
     data = read_toml(path)
     source = str(path)
+    check_keys(data, _TOP_KEYS, source, "")
     raw = data.get("scope")
     if not isinstance(raw, dict):
         raise ConfigError(source, "scope", "missing [scope] table")
+    check_keys(raw, _SCOPE_KEYS, source, "scope")
     groups = {g: _terms(raw.get(g, {}), source, f"scope.{g}") for g in SCOPE_GROUPS}
     if not any(groups["goods"].values()):
         raise ConfigError(source, "scope.goods", "the gate needs at least one goods term")

@@ -9,6 +9,7 @@ join the story later.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -28,6 +29,7 @@ from chipwatch.types import Topic
 ATOM_NS = "http://www.w3.org/2005/Atom"
 MAX_ENTRIES = 100
 ET.register_namespace("", ATOM_NS)
+log = logging.getLogger(__name__)
 
 
 def _tag(name: str) -> str:
@@ -111,7 +113,11 @@ def write_feeds(
     *,
     embed: Embedder | None = None,
 ) -> list[Path]:
-    """Write one feed per topic plus novel.xml (empty feeds too, so URLs stay valid)."""
+    """Write one feed per topic plus novel.xml (empty feeds too, so URLs stay valid).
+
+    A feed that cannot be written (full disk, a name the file system refuses, a folder
+    that is a file) is logged and skipped: the feeds are a side product, and failing
+    here would keep the digest itself from being sent. Returns the feeds written."""
     reader = Recipient(
         address="feeds@chipwatch", min_relevance=settings.classify.relevance_threshold
     )
@@ -120,11 +126,20 @@ def write_feeds(
     grouped = stories_by_topic(stored_stories(session, items, embed), topics)
     names = {t.id: t.name for t in topics} | {NOVEL: "Novel: no topic yet"}
     folder = settings.data_dir / "feeds"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.error("Atom feeds not written: cannot create %s: %s", folder, exc.strerror or exc)
+        return []
     written = []
     for topic_id, stories in grouped.items():
         path = folder / f"{feed_filename(topic_id)}.xml"
-        _write_atomically(path, build_feed(topic_id, names.get(topic_id, topic_id), stories, now))
+        data = build_feed(topic_id, names.get(topic_id, topic_id), stories, now)
+        try:
+            _write_atomically(path, data)
+        except OSError as exc:
+            log.error("Atom feed not written: %s: %s", path, exc.strerror or exc)
+            continue
         written.append(path)
     return written
 
@@ -132,5 +147,9 @@ def write_feeds(
 def _write_atomically(path: Path, data: bytes) -> None:
     # A feed reader polling mid-write must never see half a file.
     temporary = path.with_suffix(".xml.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # no half-written file left behind
+        raise

@@ -199,12 +199,14 @@ def _corpus(request: Request, form: FormData) -> Response:
         title = plain_text(detail.article.title or "")
         text = plain_text(detail.article.text or "")
         language = detail.article.language or None
+    from chipwatch.classify.corpus import MAX_DOCUMENT_CHARS
     from chipwatch.errors import ConfigError
 
     try:
         add_document(
             site.settings.corpus_dir,
-            f"{title}\n\n{text}",
+            # What the classifier reads of an article: a longer one would be refused.
+            f"{title}\n\n{text}"[:MAX_DOCUMENT_CHARS],
             [topic],
             language=language,
             title=title,
