@@ -119,3 +119,21 @@ def test_json_feed_fields_of_the_wrong_type_are_no_text() -> None:
     assert feed.title == ""
     assert [e.title for e in feed.entries] == ["", "2026"]  # was "['list']"
     assert [e.summary for e in feed.entries] == ["", ""]  # was "{'a': 1}" and "True"
+
+
+@pytest.mark.parametrize(
+    ("date", "published"),
+    [
+        ("Mon, 01 Dec 2025 10:00:00 +9999", None),  # was shifted by 99 h 99 min
+        ("Mon, 01 Dec 2025 10:00:00 +2500", None),
+        ("Mon, 01 Dec 2025 10:00:00 +0100", datetime(2025, 12, 1, 9, 0)),
+        ("Mon, 01 Dec 2025 10:00:00 -1400", datetime(2025, 12, 2, 0, 0)),
+    ],
+)
+def test_a_date_with_an_offset_no_zone_has_is_no_date(date: str, published: object) -> None:
+    body = (
+        '<rss version="2.0"><channel><title>T</title><item><title>Chip rules</title>'
+        f"<link>http://a.test/1</link><pubDate>{date}</pubDate></item></channel></rss>"
+    )
+    feed = parse_feed(body.encode(), "http://a.test/feed")
+    assert feed.entries[0].published == published

@@ -884,12 +884,24 @@ def _clean_id(value: object) -> str | None:
 
 
 def _date(entry: Any) -> datetime | None:
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(key)
+    for key in ("published", "updated", "created"):
+        value = entry.get(f"{key}_parsed")
         if value:
+            if _impossible_offset(entry.get(key)):
+                return None  # then dated by its fetch, as an undated entry
             with contextlib.suppress(TypeError, ValueError):
                 return datetime(*value[:6])  # feedparser gives UTC struct_time
     return None
+
+
+# A zone offset at the end of a date: feedparser applies "+9999" as 99 h 99 min.
+_OFFSET = re.compile(r"[+-](\d\d):?(\d\d)\s*$")
+
+
+def _impossible_offset(raw: object) -> bool:
+    """An offset no zone has (beyond 14 hours, or 60 minutes and more): the date is a guess."""
+    found = _OFFSET.search(raw) if isinstance(raw, str) else None
+    return bool(found) and (int(found.group(1)) > 14 or int(found.group(2)) > 59)
 
 
 def _int_or_none(value: object) -> int | None:
