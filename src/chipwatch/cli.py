@@ -968,7 +968,9 @@ def db_backup(
 
 @app.command()
 def demo() -> None:
-    """Run poll, classify and digest once on loopback sample feeds, into a Maildir."""
+    """Run poll, classify and digest once on loopback sample feeds, into a Maildir, in
+    --data-dir (default ./demo-data): an empty folder or an earlier demo's, reset each run;
+    database_url is not used."""
     from chipwatch.demo.run import run_demo
 
     def body() -> None:
