@@ -646,16 +646,21 @@ def prune(
 def export(
     csv: Annotated[bool, typer.Option("--csv", help="CSV (the one format so far).")] = False,
     output: Annotated[
-        Path | None, typer.Option("--output", metavar="FILE", help="Default: standard output.")
+        str | None,
+        typer.Option(
+            "--output", metavar="FILE", help="Default: standard output. Replaced once complete."
+        ),
     ] = None,
     days: Annotated[
-        int | None, typer.Option("--days", metavar="N", help="Only the last N days.")
+        int | None,
+        typer.Option("--days", metavar="N", help="Only the last N days.", min=1, max=36_500),
     ] = None,
 ) -> None:
     """Write the classified articles for a spreadsheet."""
     import sys
 
     from chipwatch import manage
+    from chipwatch.outfile import output_path, write_replacing
 
     def body() -> None:
         if not csv:
@@ -663,12 +668,10 @@ def export(
         if output is None:
             manage.export_csv(settings(), sys.stdout, days)
             return
-        try:
-            with output.open("w", encoding="utf-8", newline="") as handle:
-                count = manage.export_csv(settings(), handle, days)
-        except OSError as exc:
-            raise UsageError(f"--output {output}: {exc.strerror or exc}") from None
-        typer.echo(f"wrote {count} articles to {output}")
+        target = output_path(output, "--output")
+        s = settings()
+        count = write_replacing(target, "--output", lambda out: manage.export_csv(s, out, days))
+        typer.echo(f"wrote {count} articles to {target}")
 
     guarded(body)
 
