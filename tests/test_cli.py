@@ -389,3 +389,31 @@ def test_export_output_that_cannot_be_a_file_is_one_line(
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "--output" in lines[0]
     assert not (tmp_path / "new").exists() and not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize(
+    "where", ["missing-folder", "folder", "trailing-slash", "empty", "full", "a-file"]
+)
+def test_digest_preview_path_is_checked_and_a_write_failure_is_one_line(
+    config: Path, tmp_path: Path, where: str
+) -> None:
+    given = {
+        "missing-folder": str(tmp_path / "nowhere" / "x.html"),  # was created
+        "folder": str(tmp_path),
+        "trailing-slash": f"{tmp_path / 'new'}/",
+        "empty": "",
+        "full": "/dev/full",
+        "a-file": str(tmp_path / "old.html"),
+    }[where]
+    (tmp_path / "old.html").write_text("an older preview\n", encoding="utf-8")
+    result = run(config, "digest", "--preview", given)
+    if where == "a-file":  # replaced once complete, nothing left beside it
+        assert result.returncode == 0, result.stderr
+        assert "<html" in (tmp_path / "old.html").read_text(encoding="utf-8").lower()
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".old.html")]
+        return
+    assert result.returncode == ExitCode.CONFIG, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert given in lines[0] if given else "--preview" in lines[0]
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "new").exists()

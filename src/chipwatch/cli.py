@@ -508,7 +508,7 @@ def _topic_ids(text: str) -> tuple[str, ...]:
 @app.command()
 def digest(
     preview: Annotated[
-        Path | None,
+        str | None,
         typer.Option("--preview", metavar="FILE", help="Write the HTML here; mark nothing."),
     ] = None,
     send: Annotated[
@@ -537,7 +537,9 @@ def digest(
                 raise typer.Exit(ExitCode.PARTIAL if result.sent else ExitCode.ALL_FAILED)
             return
         if preview is not None:
-            written = pipeline.preview_digest(s, preview, recipient)
+            from chipwatch.outfile import output_path
+
+            written = pipeline.preview_digest(s, output_path(preview, "--preview"), recipient)
             typer.echo(f"preview written to {written}")
             return
         from chipwatch import metrics
