@@ -552,6 +552,17 @@ def test_db_check_reports_integrity_and_revision(folder: Path) -> None:
     assert report.returncode == 0 and "revision 0001 (the next command upgrades" in report.stdout
 
 
+def test_db_check_on_a_missing_database_reports_it_and_creates_nothing(folder: Path) -> None:
+    config = write_config(folder)  # data_dir = folder/data, which does not exist
+    check = chipwatch(config, "db", "check")
+    line = assert_storage_line(check, folder / "data" / DB_NAME)
+    assert "no such database file" in line and "data_dir" in line  # was "integrity ok"
+    assert not (folder / "data").exists()  # neither the folder nor the file was made
+    (folder / "data").mkdir()
+    assert_storage_line(chipwatch(config, "db", "check"), folder / "data" / DB_NAME)
+    assert list((folder / "data").iterdir()) == []
+
+
 def test_db_backup_writes_a_consistent_copy_and_never_overwrites(folder: Path) -> None:
     make_database(folder / "data", rows=40)
     config = write_config(folder)

@@ -930,11 +930,13 @@ def users_add(
 @db_app.command("check")
 def db_check() -> None:
     """Report the database's integrity and schema revision; changes nothing (exit 5 if
-    damaged)."""
+    damaged or missing)."""
     from chipwatch.store import maintenance
 
     def body() -> None:
-        report = maintenance.check(settings().store_url)
+        # Not settings(): that makes the data folder, and a check creates nothing.
+        s = state.settings or load_settings(state.config, state.data_dir)
+        report = maintenance.check(s.store_url)
         typer.echo(report)
         if not report.ok:
             raise typer.Exit(ExitCode.STORAGE)
