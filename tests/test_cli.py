@@ -339,6 +339,11 @@ def test_corpus_add_on_a_config_with_no_corpus_copies_the_packaged_one(tmp_path:
         ("export", "--csv", "--days", "99999999999999999999"),
         ("export", "--csv", "--days", "0"),
         ("export", "--csv", "--days", "-5"),
+        ("topics", "suggest", "--days", "1000000"),
+        ("topics", "suggest", "--days", "0"),
+        ("topics", "suggest", "--days", "-1"),
+        ("topics", "suggest", "--count", "0"),  # said "no novel articles in the last 30 days"
+        ("topics", "suggest", "--count", str(2**80)),
     ],
 )
 def test_numbers_out_of_any_range_are_usage_errors(config: Path, args: tuple[str, ...]) -> None:

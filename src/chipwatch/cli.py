@@ -862,10 +862,14 @@ def topics_add(
 @topics_app.command("suggest")
 def topics_suggest(
     days: Annotated[
-        int, typer.Option("--days", metavar="N", help="Novel articles of this many days.")
+        int,
+        typer.Option(
+            "--days", metavar="N", help="Novel articles of this many days.", min=1, max=36_500
+        ),
     ] = 30,
     count: Annotated[
-        int, typer.Option("--count", metavar="N", help="At most this many suggestions.")
+        int,
+        typer.Option("--count", metavar="N", help="At most this many suggestions.", min=1, max=100),
     ] = 5,
 ) -> None:
     """Cluster recent novel articles and propose new topics (name, description, examples)."""
