@@ -222,6 +222,10 @@ def test_database_path_that_is_a_folder(folder: Path) -> None:
     for args in (("outbox",), ("poll",), ("db", "check")):
         line = assert_storage_line(chipwatch(config, *args), folder / "data" / DB_NAME)
         assert "folder" in line
+    backup = chipwatch(config, "db", "backup", str(folder / "copy.sqlite3"))
+    line = assert_storage_line(backup, folder / "data" / DB_NAME)
+    assert "a folder" in line and "data_dir or database_url" in line  # no setting database_path
+    assert not (folder / "copy.sqlite3").exists()
 
 
 def test_data_dir_that_is_a_file(folder: Path) -> None:
@@ -582,6 +586,11 @@ def test_db_backup_writes_a_consistent_copy_and_never_overwrites(folder: Path) -
     assert digest_of(copy) == before
     missing = chipwatch(config, "db", "backup", str(folder / "nowhere" / "b.sqlite3"))
     assert missing.returncode == ExitCode.CONFIG
+    # A trailing / names a folder: refused, not a file named "newdir" (it was written).
+    slashed = chipwatch(config, "db", "backup", f"{folder / 'newdir'}/")
+    assert slashed.returncode == ExitCode.CONFIG, slashed.stderr
+    assert len(slashed.stderr.strip().splitlines()) == 1 and "names a folder" in slashed.stderr
+    assert not (folder / "newdir").exists()
 
 
 @pytest.mark.usefixtures("database_url")

@@ -950,18 +950,21 @@ def db_check() -> None:
 
 @db_app.command("backup")
 def db_backup(
-    path: Annotated[Path, typer.Argument(help="The copy to write (must not exist yet).")],
+    path: Annotated[
+        str, typer.Argument(metavar="PATH", help="The copy to write (must not exist yet).")
+    ],
 ) -> None:
     """Write a consistent copy of the SQLite database (safe while a poll runs)."""
+    from chipwatch.outfile import output_path
     from chipwatch.store import maintenance
 
     def body() -> None:
-        if path.exists():
-            raise typer.BadParameter(f"{path} exists; chipwatch never overwrites a file")
-        if not path.parent.is_dir():
-            raise typer.BadParameter(f"no such folder: {path.parent}")
+        # The text as typed: a trailing / names a folder, and Path would drop it.
+        target = output_path(path, "db backup")
+        if target.exists():
+            raise typer.BadParameter(f"{target} exists; chipwatch never overwrites a file")
         try:
-            written = maintenance.backup(settings().store_url, path)
+            written = maintenance.backup(settings().store_url, target)
         except ValueError:
             typer.echo(
                 "error: db backup copies SQLite files; on PostgreSQL use pg_dump "

@@ -106,8 +106,7 @@ def backup(url: str, destination: Path) -> Path:
         engine.dispose()
     if destination.exists():
         raise FileExistsError(str(destination))
-    if not Path(source).is_file():
-        raise StorageError(source, "no such database file", "check data_dir or database_path")
+    require_database_file(source)
     partial = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
     try:
         with sqlite3.connect(f"{Path(source).resolve().as_uri()}?mode=ro", uri=True) as src:
