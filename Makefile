@@ -20,8 +20,9 @@ demo: $(STAMP)
 	$(BIN)/chipwatch --data-dir $(DEMO_DIR) demo
 
 ## The review site on the demo's data (after `make demo`): http://127.0.0.1:8080/, demo / demo-password.
+## An empty CHIPWATCH_DATABASE_URL: the demo's SQLite file even where database_url is set.
 serve-demo: $(STAMP)
-	CHIPWATCH_DIGEST_LOOKBACK_DAYS=3650 $(BIN)/chipwatch --data-dir $(DEMO_DIR) serve
+	CHIPWATCH_DATABASE_URL= CHIPWATCH_DIGEST_LOOKBACK_DAYS=3650 $(BIN)/chipwatch --data-dir $(DEMO_DIR) serve
 
 ## Install what the tests need (browser included, where the machine allows) and run them.
 test: $(STAMP) browser

@@ -359,6 +359,15 @@ def test_corpus_add_on_a_config_with_no_corpus_copies_the_packaged_one(tmp_path:
         ("feeds", "remove", str(2**80)),
         ("prune", "--older-than", str(2**80)),
         ("prune", "--older-than", "-5"),
+        ("export", "--csv", "--days", "1000000"),
+        ("export", "--csv", "--days", "99999999999999999999"),
+        ("export", "--csv", "--days", "0"),
+        ("export", "--csv", "--days", "-5"),
+        ("topics", "suggest", "--days", "1000000"),
+        ("topics", "suggest", "--days", "0"),
+        ("topics", "suggest", "--days", "-1"),
+        ("topics", "suggest", "--count", "0"),  # said "no novel articles in the last 30 days"
+        ("topics", "suggest", "--count", str(2**80)),
     ],
 )
 def test_numbers_out_of_any_range_are_usage_errors(config: Path, args: tuple[str, ...]) -> None:
@@ -417,3 +426,75 @@ def test_a_page_without_article_text_is_one_line_without_the_extractor_s_logs(
     # trafilatura logged "ERROR trafilatura.utils: parsed tree length: 0" lines before ours.
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "no article text" in result.stderr
+
+
+def test_export_output_is_replaced_only_once_complete(config: Path, tmp_path: Path) -> None:
+    kept = tmp_path / "k.csv"
+    kept.write_text("old\n", encoding="utf-8")
+    kept.chmod(0o640)
+    broken = tmp_path / "broken.toml"
+    broken.write_text('data_dir = "a quote never closed\n', encoding="utf-8")
+    failed = run(broken, "export", "--csv", "--output", str(kept))
+    assert failed.returncode == ExitCode.CONFIG, failed.stderr
+    assert kept.read_text(encoding="utf-8") == "old\n"  # was emptied before the config failed
+
+    database = tmp_path / "data" / "chipwatch.sqlite3"
+    database.parent.mkdir()
+    database.write_text("these lines of ours are no SQLite database\n" * 200, encoding="utf-8")
+    damaged = run(config, "export", "--csv", "--output", str(kept))
+    assert damaged.returncode == ExitCode.STORAGE, damaged.stderr
+    assert kept.read_text(encoding="utf-8") == "old\n"  # was left header-only or empty
+
+    database.unlink()
+    done = run(config, "export", "--csv", "--output", str(kept))
+    assert done.returncode == 0, done.stderr
+    assert kept.read_text(encoding="utf-8").startswith("id,published,")
+    assert kept.stat().st_mode & 0o777 == 0o640  # the user's file keeps its mode
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".k.csv")]
+
+
+@pytest.mark.parametrize("where", ["folder", "missing-folder", "trailing-slash", "empty", "full"])
+def test_export_output_that_cannot_be_a_file_is_one_line(
+    config: Path, tmp_path: Path, where: str
+) -> None:
+    given = {
+        "folder": str(tmp_path),
+        "missing-folder": str(tmp_path / "nowhere" / "k.csv"),
+        "trailing-slash": f"{tmp_path / 'new'}/",
+        "empty": "",
+        "full": "/dev/full",  # every write fails with ENOSPC, as on a full disk
+    }[where]
+    result = run(config, "export", "--csv", "--output", given)
+    assert result.returncode == ExitCode.CONFIG, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "--output" in lines[0]
+    assert not (tmp_path / "new").exists() and not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize(
+    "where", ["missing-folder", "folder", "trailing-slash", "empty", "full", "a-file"]
+)
+def test_digest_preview_path_is_checked_and_a_write_failure_is_one_line(
+    config: Path, tmp_path: Path, where: str
+) -> None:
+    given = {
+        "missing-folder": str(tmp_path / "nowhere" / "x.html"),  # was created
+        "folder": str(tmp_path),
+        "trailing-slash": f"{tmp_path / 'new'}/",
+        "empty": "",
+        "full": "/dev/full",
+        "a-file": str(tmp_path / "old.html"),
+    }[where]
+    (tmp_path / "old.html").write_text("an older preview\n", encoding="utf-8")
+    result = run(config, "digest", "--preview", given)
+    if where == "a-file":  # replaced once complete, nothing left beside it
+        assert result.returncode == 0, result.stderr
+        assert "<html" in (tmp_path / "old.html").read_text(encoding="utf-8").lower()
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".old.html")]
+        return
+    assert result.returncode == ExitCode.CONFIG, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert given in lines[0] if given else "--preview" in lines[0]
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "new").exists()

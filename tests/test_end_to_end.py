@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 from chipwatch_cli import run_chipwatch as chipwatch
 from smtpserver import SmtpServer, smtp_server
+from sqlalchemy import text
 
 from chipwatch.classify import load_corpus
 from chipwatch.demo.run import oldest_sample
 from chipwatch.demo.samples import ENGLISH_WIRE, FRENCH_GENERAL
 from chipwatch.demo.server import serve_demo_feeds
 from chipwatch.errors import ExitCode
+from chipwatch.store.db import create_engine
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("database_url")  # on SQLite and PostgreSQL
@@ -141,20 +143,54 @@ def test_preview_marks_nothing(
     assert len(smtp.messages) == 1  # the preview reserved nothing
 
 
-def test_demo_puts_relevant_samples_in_the_digest_and_nothing_else(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "chipwatch", "--data-dir", str(tmp_path / "demo"), "demo"],
+def run_demo(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chipwatch", "--data-dir", str(data_dir), "demo"],
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
         cwd=REPO,
     )
-    assert result.returncode == 0, result.stderr
+
+
+def test_demo_puts_relevant_samples_in_the_digest_and_nothing_else(
+    tmp_path: Path, database_url: str
+) -> None:
+    first = run_demo(tmp_path / "demo")
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr
+    # A second run (`make demo` twice) resets the demo's own folder and finds it all again.
+    result = run_demo(tmp_path / "demo")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     relevant = 5 + sum(s.relevant for s in [*ENGLISH_WIRE, *FRENCH_GENERAL])
     off_subject = sum(not s.relevant for s in [*ENGLISH_WIRE, *FRENCH_GENERAL])
     assert f"check: {relevant}/{relevant} relevant samples" in result.stdout, result.stdout
     assert f"0/{off_subject} off-subject samples" in result.stdout, result.stdout
     assert "log in as demo / demo-password" in result.stdout  # the review site's account
     assert (tmp_path / "demo" / "digest-preview.html").is_file()
-    assert list((tmp_path / "demo" / "maildir" / "new").iterdir())
+    assert len(list((tmp_path / "demo" / "maildir" / "new").iterdir())) == 1
+    assert (tmp_path / "demo" / "chipwatch.sqlite3").is_file()
+    if database_url:  # the configured PostgreSQL is left alone: the demo runs on its SQLite
+        assert "ignores it" in result.stdout and "CHIPWATCH_DATABASE_URL= " in result.stdout
+        engine = create_engine(database_url)
+        with engine.connect() as connection:
+            for table in ("sources", "articles", "users"):
+                count = connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+                assert count == 0, table
+        engine.dispose()
+
+
+def test_demo_refuses_a_data_folder_it_did_not_make(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    config = tmp_path / "chipwatch.toml"
+    config.write_text(f'data_dir = "{data}"\n', encoding="utf-8")
+    assert chipwatch(config, "outbox").returncode == 0  # a real database of the user's
+    (data / "maildir" / "new").mkdir(parents=True)
+    (data / "maildir" / "new" / "kept").write_text("a digest the user keeps\n")
+    before = sorted((p.relative_to(data), p.stat().st_size) for p in data.rglob("*"))
+    result = run_demo(data)
+    assert result.returncode == ExitCode.CONFIG, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert str(data) in lines[0] and "pass an empty --data-dir" in lines[0]
+    assert sorted((p.relative_to(data), p.stat().st_size) for p in data.rglob("*")) == before

@@ -173,7 +173,7 @@ def test_crash_after_maildir_delivery_leaves_one_copy(tmp_path: Path) -> None:
 
 def test_preview_writes_html_and_marks_nothing(setup, server, tmp_path: Path) -> None:  # noqa: ANN001
     settings, factory = setup
-    target = tmp_path / "out" / "preview.html"
+    target = tmp_path / "preview.html"  # an existing folder: preview makes none
     with factory() as session:
         rendered = preview(session, settings, TOPICS, [], target, now=NOW)
     assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")

@@ -222,6 +222,10 @@ def test_database_path_that_is_a_folder(folder: Path) -> None:
     for args in (("outbox",), ("poll",), ("db", "check")):
         line = assert_storage_line(chipwatch(config, *args), folder / "data" / DB_NAME)
         assert "folder" in line
+    backup = chipwatch(config, "db", "backup", str(folder / "copy.sqlite3"))
+    line = assert_storage_line(backup, folder / "data" / DB_NAME)
+    assert "a folder" in line and "data_dir or database_url" in line  # no setting database_path
+    assert not (folder / "copy.sqlite3").exists()
 
 
 def test_data_dir_that_is_a_file(folder: Path) -> None:
@@ -552,6 +556,17 @@ def test_db_check_reports_integrity_and_revision(folder: Path) -> None:
     assert report.returncode == 0 and "revision 0001 (the next command upgrades" in report.stdout
 
 
+def test_db_check_on_a_missing_database_reports_it_and_creates_nothing(folder: Path) -> None:
+    config = write_config(folder)  # data_dir = folder/data, which does not exist
+    check = chipwatch(config, "db", "check")
+    line = assert_storage_line(check, folder / "data" / DB_NAME)
+    assert "no such database file" in line and "data_dir" in line  # was "integrity ok"
+    assert not (folder / "data").exists()  # neither the folder nor the file was made
+    (folder / "data").mkdir()
+    assert_storage_line(chipwatch(config, "db", "check"), folder / "data" / DB_NAME)
+    assert list((folder / "data").iterdir()) == []
+
+
 def test_db_backup_writes_a_consistent_copy_and_never_overwrites(folder: Path) -> None:
     make_database(folder / "data", rows=40)
     config = write_config(folder)
@@ -571,6 +586,11 @@ def test_db_backup_writes_a_consistent_copy_and_never_overwrites(folder: Path) -
     assert digest_of(copy) == before
     missing = chipwatch(config, "db", "backup", str(folder / "nowhere" / "b.sqlite3"))
     assert missing.returncode == ExitCode.CONFIG
+    # A trailing / names a folder: refused, not a file named "newdir" (it was written).
+    slashed = chipwatch(config, "db", "backup", f"{folder / 'newdir'}/")
+    assert slashed.returncode == ExitCode.CONFIG, slashed.stderr
+    assert len(slashed.stderr.strip().splitlines()) == 1 and "names a folder" in slashed.stderr
+    assert not (folder / "newdir").exists()
 
 
 @pytest.mark.usefixtures("database_url")

@@ -542,7 +542,7 @@ def _topic_ids(text: str) -> tuple[str, ...]:
 @app.command()
 def digest(
     preview: Annotated[
-        Path | None,
+        str | None,
         typer.Option("--preview", metavar="FILE", help="Write the HTML here; mark nothing."),
     ] = None,
     send: Annotated[
@@ -577,7 +577,9 @@ def digest(
                 raise typer.Exit(ExitCode.PARTIAL if result.sent else ExitCode.ALL_FAILED)
             return
         if preview is not None:
-            written = pipeline.preview_digest(s, preview, recipient)
+            from chipwatch.outfile import output_path
+
+            written = pipeline.preview_digest(s, output_path(preview, "--preview"), recipient)
             typer.echo(f"preview written to {written}")
             return
         from chipwatch import metrics
@@ -686,16 +688,21 @@ def prune(
 def export(
     csv: Annotated[bool, typer.Option("--csv", help="CSV (the one format so far).")] = False,
     output: Annotated[
-        Path | None, typer.Option("--output", metavar="FILE", help="Default: standard output.")
+        str | None,
+        typer.Option(
+            "--output", metavar="FILE", help="Default: standard output. Replaced once complete."
+        ),
     ] = None,
     days: Annotated[
-        int | None, typer.Option("--days", metavar="N", help="Only the last N days.")
+        int | None,
+        typer.Option("--days", metavar="N", help="Only the last N days.", min=1, max=36_500),
     ] = None,
 ) -> None:
     """Write the classified articles for a spreadsheet."""
     import sys
 
     from chipwatch import manage
+    from chipwatch.outfile import output_path, write_replacing
 
     def body() -> None:
         if not csv:
@@ -703,12 +710,10 @@ def export(
         if output is None:
             manage.export_csv(settings(), sys.stdout, days)
             return
-        try:
-            with output.open("w", encoding="utf-8", newline="") as handle:
-                count = manage.export_csv(settings(), handle, days)
-        except OSError as exc:
-            raise UsageError(f"--output {output}: {exc.strerror or exc}") from None
-        typer.echo(f"wrote {count} articles to {output}")
+        target = output_path(output, "--output")
+        s = settings()
+        count = write_replacing(target, "--output", lambda out: manage.export_csv(s, out, days))
+        typer.echo(f"wrote {count} articles to {target}")
 
     guarded(body)
 
@@ -897,10 +902,14 @@ def topics_add(
 @topics_app.command("suggest")
 def topics_suggest(
     days: Annotated[
-        int, typer.Option("--days", metavar="N", help="Novel articles of this many days.")
+        int,
+        typer.Option(
+            "--days", metavar="N", help="Novel articles of this many days.", min=1, max=36_500
+        ),
     ] = 30,
     count: Annotated[
-        int, typer.Option("--count", metavar="N", help="At most this many suggestions.")
+        int,
+        typer.Option("--count", metavar="N", help="At most this many suggestions.", min=1, max=100),
     ] = 5,
 ) -> None:
     """Cluster recent novel articles and propose new topics (name, description, examples)."""
@@ -970,11 +979,13 @@ def users_add(
 @db_app.command("check")
 def db_check() -> None:
     """Report the database's integrity and schema revision; changes nothing (exit 5 if
-    damaged)."""
+    damaged or missing)."""
     from chipwatch.store import maintenance
 
     def body() -> None:
-        report = maintenance.check(settings().store_url)
+        # Not settings(): that makes the data folder, and a check creates nothing.
+        s = state.settings or load_settings(state.config, state.data_dir)
+        report = maintenance.check(s.store_url)
         typer.echo(report)
         if not report.ok:
             raise typer.Exit(ExitCode.STORAGE)
@@ -984,18 +995,21 @@ def db_check() -> None:
 
 @db_app.command("backup")
 def db_backup(
-    path: Annotated[Path, typer.Argument(help="The copy to write (must not exist yet).")],
+    path: Annotated[
+        str, typer.Argument(metavar="PATH", help="The copy to write (must not exist yet).")
+    ],
 ) -> None:
     """Write a consistent copy of the SQLite database (safe while a poll runs)."""
+    from chipwatch.outfile import output_path
     from chipwatch.store import maintenance
 
     def body() -> None:
-        if path.exists():
-            raise typer.BadParameter(f"{path} exists; chipwatch never overwrites a file")
-        if not path.parent.is_dir():
-            raise typer.BadParameter(f"no such folder: {path.parent}")
+        # The text as typed: a trailing / names a folder, and Path would drop it.
+        target = output_path(path, "db backup")
+        if target.exists():
+            raise typer.BadParameter(f"{target} exists; chipwatch never overwrites a file")
         try:
-            written = maintenance.backup(settings().store_url, path)
+            written = maintenance.backup(settings().store_url, target)
         except ValueError:
             typer.echo(
                 "error: db backup copies SQLite files; on PostgreSQL use pg_dump "
@@ -1013,7 +1027,9 @@ def db_backup(
 
 @app.command()
 def demo() -> None:
-    """Run poll, classify and digest once on loopback sample feeds, into a Maildir."""
+    """Run poll, classify and digest once on loopback sample feeds, into a Maildir, in
+    --data-dir (default ./demo-data): an empty folder or an earlier demo's, reset each run;
+    database_url is not used."""
     from chipwatch.demo.run import run_demo
 
     def body() -> None:

@@ -20,6 +20,7 @@ from chipwatch import pipeline
 from chipwatch.classify import load_corpus
 from chipwatch.demo.samples import ENGLISH_WIRE, FRENCH_GENERAL
 from chipwatch.demo.server import corpus_items, serve_demo_feeds
+from chipwatch.errors import UsageError
 from chipwatch.settings import Settings, SmtpSettings, SourceConfig, load_settings, with_overrides
 from chipwatch.types import CorpusDocument
 
@@ -42,7 +43,9 @@ def demo_settings(
         "general-fr": "Actualités générales (démo)",
     }
     sources = tuple(SourceConfig(url=url, name=names.get(Path(url).stem, url)) for url in feed_urls)
-    settings = replace(base, sources=sources, smtp=SmtpSettings(), recipients=())
+    # database_url is dropped: the demo's feeds, articles and account go into the SQLite
+    # file of its own folder, never into the user's (PostgreSQL) database.
+    settings = replace(base, sources=sources, smtp=SmtpSettings(), recipients=(), database_url="")
     window: dict[str, dict[str, object]] = {}
     if oldest is not None:
         days = (datetime.now(UTC) - oldest).days + 2
@@ -58,8 +61,35 @@ def oldest_sample(corpus: list[CorpusDocument]) -> datetime:
     return min(datetime.fromisoformat(item.published.replace("Z", "+00:00")) for item in items)
 
 
+DEMO_MARKER = ".chipwatch-demo"
+
+
+def claim_data_dir(data_dir: Path) -> None:
+    """Make `data_dir` the demo's own, or refuse it: every run resets the folder, so it
+    must hold nothing but what an earlier demo made (its marker file says so). A missing
+    or empty folder is taken and marked before anything else is written there, so a demo
+    cut short still leaves a folder the next one recognises."""
+    if (data_dir / DEMO_MARKER).is_file():
+        return
+    if data_dir.exists() and not data_dir.is_dir():
+        raise UsageError(f"--data-dir {data_dir}: a file, not a folder; pass an empty --data-dir")
+    if data_dir.is_dir() and any(data_dir.iterdir()):
+        raise UsageError(
+            f"--data-dir {data_dir}: holds files the demo did not make (no {DEMO_MARKER}), "
+            "which its reset would delete; pass an empty --data-dir"
+        )
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / DEMO_MARKER).write_text(
+            "made by `chipwatch demo`, which resets this folder at each run\n", encoding="utf-8"
+        )
+    except OSError as exc:
+        raise UsageError(f"--data-dir {data_dir}: cannot write: {exc.strerror or exc}") from None
+
+
 def reset_demo_data(data_dir: Path) -> None:
-    """Each demo starts from an empty database and Maildir; the fitted classifier is kept."""
+    """Each demo starts from an empty database and Maildir; the fitted classifier is kept.
+    Only called on a folder `claim_data_dir` accepted: the demo's own."""
     for name in ("chipwatch.sqlite3", "chipwatch.sqlite3-wal", "chipwatch.sqlite3-shm"):
         (data_dir / name).unlink(missing_ok=True)
     shutil.rmtree(data_dir / "maildir", ignore_errors=True)
@@ -67,9 +97,14 @@ def reset_demo_data(data_dir: Path) -> None:
 
 
 def run_demo(config_path: Path | None, data_dir: Path) -> int:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    claim_data_dir(data_dir)
     reset_demo_data(data_dir)
     base = load_settings(config_path, data_dir.resolve())
+    if base.database_url:
+        print(
+            "database_url is set: the demo ignores it and uses its own SQLite file, "
+            f"{base.database_path}"
+        )
     corpus = load_corpus(base.corpus_dir)
     with serve_demo_feeds(corpus) as (base_url, feed_urls):
         print(f"serving {len(feed_urls)} sample feeds on {base_url}")
@@ -94,14 +129,16 @@ def run_demo(config_path: Path | None, data_dir: Path) -> int:
     if picture is not None:
         print(f"screenshot: {picture.resolve()}")
     code = check_digest(message, [item.slug for item in corpus_items(corpus)])
-    print_review_page(settings, config_path, data_dir)
+    print_review_page(settings, config_path, data_dir, bool(base.database_url))
     return code
 
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
 
 
-def print_review_page(settings: Settings, config_path: Path | None, data_dir: Path) -> None:
+def print_review_page(
+    settings: Settings, config_path: Path | None, data_dir: Path, user_database: bool
+) -> None:
     """Make the demo account (the digest's recipient) and say how to open the review site."""
     from chipwatch.digest import DEFAULT_RECIPIENT
     from chipwatch.web.users import add_account
@@ -110,6 +147,8 @@ def print_review_page(settings: Settings, config_path: Path | None, data_dir: Pa
     config = f" --config {config_path}" if config_path else ""
     # The samples are dated: the site's window (the digest's lookback) must reach them.
     window = f"CHIPWATCH_DIGEST_LOOKBACK_DAYS={settings.digest.lookback_days}"
+    if user_database:  # an empty variable outranks the file: serve reads the demo's SQLite
+        window = f"CHIPWATCH_DATABASE_URL= {window}"
     print(
         f"review site: {window} chipwatch{config} --data-dir {data_dir} serve "
         f"(or `make serve-demo`), then open {settings.web.public_url} and log in as "

@@ -284,13 +284,16 @@ def preview(
     now: datetime | None = None,
     embed: Embedder | None = None,
 ) -> RenderedDigest:
-    """Write the next digest's HTML to `path`. Marks nothing and stores nothing."""
+    """Write the next digest's HTML to `path` (replaced once complete; an OSError is a
+    UsageError naming it). Marks nothing and stores nothing."""
     recipient = recipient or recipients_of(settings)[0]
     rendered = render_for(
         session, settings, topics, health, recipient, now or datetime.now(UTC), embed
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(rendered.html, encoding="utf-8")
+    from chipwatch.outfile import write_replacing
+
+    # No folder is made: a missing one is the user's typo (the command refuses it first).
+    write_replacing(path, "digest preview", lambda out: out.write(rendered.html))
     return rendered
 
 

@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from chipwatch.errors import StorageError
 from chipwatch.store import faults
@@ -22,6 +22,7 @@ from chipwatch.store.db import (
     refuse_unknown_revision,
 )
 from chipwatch.store.dialect import Backend, backend_of
+from chipwatch.store.url import normalise_url
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class CheckReport:
 def check(url: str) -> CheckReport:
     """Integrity (SQLite: PRAGMA integrity_check, whole file) and schema revision; raises
     StorageError where the database cannot be read at all or is of a newer revision."""
+    database = _sqlite_file(url)
+    if database is not None:  # before the engine: it makes the folder, connecting the file
+        require_database_file(database)
     engine = create_engine(url)
     try:
         backend = backend_of(engine)
@@ -68,6 +72,27 @@ def check(url: str) -> CheckReport:
         engine.dispose()
 
 
+DATABASE_HINT = "check data_dir or database_url"  # the settings that name the database
+
+
+def _sqlite_file(url: str) -> str | None:
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
+
+
+def require_database_file(path: str) -> None:
+    """A SQLite database that is not there is reported, not made: SQLite creates a missing
+    file on connecting, and a check or a backup must leave the disk as it found it."""
+    if Path(path).is_dir():
+        raise StorageError(path, "a folder, not a database file", DATABASE_HINT)
+    if not Path(path).exists():
+        raise StorageError(
+            path, "no such database file", f"{DATABASE_HINT} (any other command creates it)"
+        )
+
+
 def backup(url: str, destination: Path) -> Path:
     """A consistent copy of the SQLite database (the backup API: pages copied under a read
     lock, so a poll writing meanwhile is safe), written beside `destination` and renamed
@@ -81,8 +106,7 @@ def backup(url: str, destination: Path) -> Path:
         engine.dispose()
     if destination.exists():
         raise FileExistsError(str(destination))
-    if not Path(source).is_file():
-        raise StorageError(source, "no such database file", "check data_dir or database_path")
+    require_database_file(source)
     partial = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
     try:
         with sqlite3.connect(f"{Path(source).resolve().as_uri()}?mode=ro", uri=True) as src:
