@@ -901,7 +901,9 @@ _OFFSET = re.compile(r"[+-](\d\d):?(\d\d)\s*$")
 def _impossible_offset(raw: object) -> bool:
     """An offset no zone has (beyond 14 hours, or 60 minutes and more): the date is a guess."""
     found = _OFFSET.search(raw) if isinstance(raw, str) else None
-    return bool(found) and (int(found.group(1)) > 14 or int(found.group(2)) > 59)
+    if found is None:
+        return False
+    return int(found.group(1)) > 14 or int(found.group(2)) > 59
 
 
 def _int_or_none(value: object) -> int | None:
