@@ -46,7 +46,6 @@ from chipwatch.classify.text import (
     fold,
     judged_by_terms,
     split_units,
-    substantive,
     tokenize,
 )
 from chipwatch.classify.topics import ScopeTerms
@@ -584,7 +583,7 @@ def corpus_passages(
     ai-chip-licensing)."""
     out: list[CorpusPassage] = []
     for doc in corpus:
-        for unit_text in reference_units(doc.text):
+        for unit_text in split_units(doc.text):
             unit: UnitMatches = matcher.unit(unit_text, doc.language)
             tagged = frozenset(t for t in doc.topics if unit.topics.get(t))
             out.append(CorpusPassage(doc.id, unit_text, tagged))
@@ -604,11 +603,6 @@ def _corpus_exemplar(doc: CorpusDocument, matcher: Matcher) -> LabelExemplar:
     )
 
 
-def reference_units(text: str) -> list[str]:
-    """A corpus document's units that can stand for its topics (furniture left out)."""
-    return [unit for unit in split_units(text) if substantive(unit)]
-
-
 def _references(
     corpus: Sequence[CorpusDocument], labels: Sequence[Label]
 ) -> tuple[list[Reference], int]:
@@ -617,11 +611,11 @@ def _references(
     refs = [
         Reference(unit, frozenset(doc.topics), doc.relevant)
         for doc in corpus
-        for unit in reference_units(doc.text)
+        for unit in split_units(doc.text)
     ]
     n_corpus = len(refs)
     for label in labels:
-        units = [label.title, *reference_units(clean_text(label.text))][:6]
+        units = [label.title, *split_units(clean_text(label.text))][:6]
         refs += [Reference(u, frozenset(label.topics), label.relevant) for u in units if u]
     return refs, n_corpus
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chipwatch.classify.embed import Embedder
+from chipwatch.classify.text import substantive
 
 # Characters of each unit that are embedded: cost grows with length, and a unit's
 # opening says what it is about.
@@ -160,7 +161,11 @@ def fit_semantic(
     off = [i for i, r in enumerate(references) if not r.relevant]
     if not len(reference_vectors):
         reference_vectors = np.zeros((0, desc_vectors.shape[1]), dtype=np.float32)
-    positive = np.vstack([reference_vectors[relevant], desc_vectors])
+    # What the subject reads like: corpus furniture ("L'info en 3 points") is not, and as
+    # a reference it made any short text with a "3" look on-subject. (The topics keep
+    # every passage: dropping them from the examples cost the new-topic protocol.)
+    on_subject = [i for i in relevant if substantive(references[i].text)]
+    positive = np.vstack([reference_vectors[on_subject], desc_vectors])
     negative = np.vstack([reference_vectors[off], counter])
     # On-subject texts: a z-score then says "more about this topic than the subject's
     # usual text", which is what separates topics (off-subject text is the gate's job).
