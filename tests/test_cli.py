@@ -153,6 +153,10 @@ def test_corpus_add_and_list(config: Path, tmp_path: Path) -> None:
     )
     bad = run(config, "corpus", "add", str(document), "--topics", "made-up")
     assert bad.returncode == 2
+    tagged = run(
+        config, "corpus", "add", str(document), "--topics", "security-debate", "--language", "<b>"
+    )
+    assert tagged.returncode == 2 and "--language: not a language code" in tagged.stderr
     added = run(config, "corpus", "add", str(document), "--topics", "security-debate")
     assert added.returncode == 0, added.stderr
     listing = run(config, "corpus", "list").stdout

@@ -243,6 +243,9 @@ def add_corpus_document(
     from chipwatch.errors import UsageError
     from chipwatch.settings import writable_copy
 
+    problem = language_code_problem(language) if language else None
+    if problem:  # written into corpus.toml and listed
+        raise UsageError(f"--language: {problem}")
     known = [t.id for t in load_topics(settings.topics_path, settings.user_topics_path)]
     if not topics:
         raise UsageError(f"--topics: no topic id given; valid ids: {', '.join(known)}")
