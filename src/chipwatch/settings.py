@@ -791,18 +791,8 @@ def _validate(settings: Settings, origin: Callable[[str], str]) -> None:
             f"{settings.retention.days} is shorter than digest.lookback_days "
             f"({digest.lookback_days})",
         )
-    seen: dict[str, int] = {}
     for i, recipient in enumerate(settings.recipients):
         where = f"recipients[{i}]"
-        key = mailbox(recipient.address).casefold()
-        if key in seen:
-            raise ConfigError(
-                str(settings.config_path),
-                f"{where}.address",
-                f"the same mailbox as recipients[{seen[key]}] (addresses ignore case): "
-                "it would get every digest twice",
-            )
-        seen[key] = i
         if recipient.when_empty not in {"skip", "send"}:
             raise ConfigError(
                 str(settings.config_path), f"{where}.when_empty", "must be skip or send"
@@ -820,12 +810,16 @@ def _validate(settings: Settings, origin: Callable[[str], str]) -> None:
         _check_source_url(str(settings.config_path), f"sources[{i}].url", feed.url)
 
 
+# Characters that end a mail header line (and NUL): never inside a header value.
+_LINE_BREAKS = "\r\n\0"
+
+
 def mailbox(value: str) -> str:
     """The one address of a header value ("Name <a@example.org>" -> a@example.org), or ""
     when it holds none, several, or a line break (a header of its own: Bcc injection)."""
     from email.utils import getaddresses
 
-    if any(ch in value for ch in "\r\n\0"):
+    if any(ch in value for ch in _LINE_BREAKS):
         return ""
     found = getaddresses([value])
     if len(found) != 1:
@@ -844,16 +838,24 @@ def _check_mail_fields(settings: Settings, origin: Callable[[str], str]) -> None
             "smtp.sender",
             f"not one email address: {settings.smtp.sender!r} (e.g. chipwatch <watch@example.org>)",
         )
-    prefix = settings.digest.subject_prefix
-    if any(ch in prefix for ch in "\r\n\0"):
+    if any(ch in settings.digest.subject_prefix for ch in _LINE_BREAKS):
         raise ConfigError(origin("digest.subject_prefix"), "digest.subject_prefix", "a line break")
+    seen: dict[str, int] = {}  # mailbox -> the first recipient with it
     for i, recipient in enumerate(settings.recipients):
-        if not mailbox(recipient.address):
+        where = f"recipients[{i}].address"
+        key = mailbox(recipient.address).casefold()
+        if not key:
+            raise ConfigError(
+                str(settings.config_path), where, f"not one email address: {recipient.address!r}"
+            )
+        if key in seen:
             raise ConfigError(
                 str(settings.config_path),
-                f"recipients[{i}].address",
-                f"not one email address: {recipient.address!r}",
+                where,
+                f"the same mailbox as recipients[{seen[key]}] (addresses ignore case): "
+                "it would get every digest twice",
             )
+        seen[key] = i
 
 
 def _check_source_url(source: str, where: str, url: str) -> None:

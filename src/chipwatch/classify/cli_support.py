@@ -11,7 +11,13 @@ import chipwatch.classify.evaluate as ev
 from chipwatch.classify.model import FittedClassifier
 from chipwatch.errors import ClassifierError
 from chipwatch.markup import json_document
-from chipwatch.types import ClassifyInput, CorpusDocument, TextKind, language_code_problem
+from chipwatch.types import (
+    UNDETERMINED,
+    ClassifyInput,
+    CorpusDocument,
+    TextKind,
+    language_code_problem,
+)
 
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "title", "text")
 OPTIONAL_FIELDS: tuple[str, ...] = ("url", "published", "language", "text_kind")
@@ -167,7 +173,7 @@ def _new_topic_report(
         f"{NEW_TOPIC_EXAMPLES} corpus examples kept), text={text}"
         + (f", {folds}-fold CV" if cross_validate else ""),
     ]
-    languages = sorted({str(r.get("language") or "und") for r in rows}) if by_lang else []
+    languages = sorted({str(r.get("language") or UNDETERMINED) for r in rows}) if by_lang else []
     lines.append("topic".ljust(24) + "".join(c.rjust(9) for c in ["P", "R", "F1", *languages]))
     f1s: list[float] = []
     per_lang: dict[str, list[int]] = {lang: [0, 0, 0] for lang in languages}

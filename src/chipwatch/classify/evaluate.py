@@ -21,7 +21,7 @@ from chipwatch.classify.model import ClassifierParams, FittedClassifier, _Draft
 from chipwatch.classify.text import optional_str
 from chipwatch.classify.tune import tune_params
 from chipwatch.errors import ClassifierError
-from chipwatch.types import Classification, ClassifyInput, Evidence, TextKind
+from chipwatch.types import UNDETERMINED, Classification, ClassifyInput, Evidence, TextKind
 
 Row = Mapping[str, object]
 
@@ -110,10 +110,10 @@ def evaluate(
         raise ClassifierError(f"no prediction for row id {exc}") from exc
     if topic_ids is None:
         topic_ids = sorted({t for r in rows for t in r["topics"]})  # type: ignore[attr-defined]
-    languages = sorted({str(r.get("language") or "und") for r in rows})
+    languages = sorted({str(r.get("language") or UNDETERMINED) for r in rows})
     by_language = {}
     for lang in languages:
-        idx = [i for i, r in enumerate(rows) if str(r.get("language") or "und") == lang]
+        idx = [i for i, r in enumerate(rows) if str(r.get("language") or UNDETERMINED) == lang]
         by_language[lang] = _scores([rows[i] for i in idx], [preds[i] for i in idx], topic_ids)
     return Report(_scores(rows, preds, topic_ids), by_language, name)
 
@@ -291,7 +291,7 @@ class KeywordBaseline:
             topics=topics,
             topic_scores={t: float(t in topics) for t in self._topics},
             novel=relevant and not topics,
-            language=item.language or "und",
+            language=item.language or UNDETERMINED,
             evidence=Evidence(matched_terms={}, summary="keyword query"),
         )
 
