@@ -104,6 +104,10 @@ class ReviewSite:
     def maildir(self) -> Path:
         return self.settings.maildir_path
 
+    @property
+    def user_topics(self) -> Path:
+        return self.settings.user_topics_path
+
     def stop(self) -> None:
         self.process.terminate()
         try:

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from review_site import REPO, ReviewSite, csrf_of, free_port, run_cli, start_server, write_config
+from starlette.exceptions import HTTPException
 
 from chipwatch.errors import ConfigError
 from chipwatch.settings import load_settings
@@ -124,19 +125,17 @@ def test_serve_names_an_address_it_cannot_listen_on(tmp_path: Path) -> None:
             assert len(answer.stderr.splitlines()) == 1, answer.stderr
 
 
-def test_the_site_never_appends_a_topic_to_the_shipped_topics(tmp_path: Path) -> None:
-    from chipwatch.errors import ConfigError
-    from chipwatch.settings import PACKAGED_CONFIG_DIR
-    from chipwatch.web.topics import append_topic, topic_block
+def test_the_site_never_writes_a_topic_beside_the_shipped_topics(tmp_path: Path) -> None:
+    from chipwatch.classify.topics import add_user_topic
+    from chipwatch.settings import PACKAGED_CONFIG_DIR, load_settings
+    from chipwatch.web.topics import add_site_topic
 
-    block = topic_block("lithography-tools", "Lithography tools", "EUV machines.", ["EUV"])
-    for shipped in (PACKAGED_CONFIG_DIR / "topics.toml", REPO / "config" / "topics.toml"):
-        before = shipped.read_bytes()
-        with pytest.raises(ConfigError) as caught:
-            append_topic(shipped, block)
-        assert "chipwatch init" in caught.value.message
-        assert shipped.read_bytes() == before
-    own = tmp_path / "topics.toml"
-    own.write_bytes((REPO / "config" / "topics.toml").read_bytes())
-    append_topic(own, block)  # a copy of one's own takes it
+    for config in (PACKAGED_CONFIG_DIR / "chipwatch.toml", REPO / "config" / "chipwatch.toml"):
+        settings = load_settings(config, tmp_path / "data", {})
+        with pytest.raises(HTTPException) as caught:
+            add_site_topic(settings, "lithography-tools", "Lithography tools", "EUV machines.", [])
+        assert caught.value.status_code == 400 and "chipwatch init" in caught.value.detail
+        assert not settings.user_topics_path.exists()
+    own = tmp_path / "user-topics.toml"
+    add_user_topic(REPO / "config" / "topics.toml", own, "lithography-tools", "Litho", "EUV.")
     assert "lithography-tools" in own.read_text(encoding="utf-8")

@@ -486,7 +486,7 @@ def test_topic_suggestions_can_be_accepted_or_dismissed(
     )
     assert "done=topic-dismissed" in done.headers["location"]
     assert keys[0] not in client.get("/topics/suggestions").text
-    # Accepting: the same form with its terms appends the topic to topics.toml.
+    # Accepting: the same form with its terms adds the topic to the user's topics file.
     accepted = client.post(
         "/topics/suggestions",
         data={
@@ -498,7 +498,7 @@ def test_topic_suggestions_can_be_accepted_or_dismissed(
         },
     )
     assert "done=topic-accepted" in accepted.headers["location"]
-    topics = {t.id: t for t in load_topics(site.settings.topics_path)}
+    topics = {t.id: t for t in load_topics(site.settings.topics_path, site.user_topics)}
     assert topics["dutch-lithography-rules"].terms["en"] == ("ASML", "immersion")
 
 
@@ -517,7 +517,7 @@ def test_add_a_topic_from_examples(site: ReviewSite, client: httpx.Client) -> No
         },
     )
     assert "done=topic-added" in done.headers["location"]
-    topics = {t.id: t for t in load_topics(site.settings.topics_path)}
+    topics = {t.id: t for t in load_topics(site.settings.topics_path, site.user_topics)}
     assert "lithography-tools" in topics
     assert topics["lithography-tools"].terms["en"] == ("lithography", "EUV", "DUV")
     for article_id in examples:
@@ -531,21 +531,60 @@ def test_add_a_topic_from_examples(site: ReviewSite, client: httpx.Client) -> No
     assert twice.status_code == 409
 
 
-def test_a_topic_that_would_break_topics_toml_is_refused(
+def test_a_topic_that_would_not_load_is_refused_and_names_the_field(
     site: ReviewSite, client: httpx.Client
 ) -> None:
-    before = site.settings.topics_path.read_text(encoding="utf-8")
-    answer = client.post(
-        "/topics",
-        data={
-            "csrf": csrf_of(client.get("/topics").text),
-            "name": "Broken",
-            "terms": "\x00",  # a control character: the TOML would not load
-            "examples": str(_article_ids(site)[0]),
-        },
+    path = site.user_topics
+    before = path.read_bytes() if path.exists() else None
+    page = client.get("/topics").text
+    for field, value, says in (
+        ("terms", "\x00", "terms.en[0]"),  # a term with no word: it would match nothing
+        ("name", "Bell\x07tower", "holds the control character U+0007"),
+        ("description", "two\x1bwords", "holds the control character U+001B"),
+    ):
+        form = {"csrf": csrf_of(page), "name": "Broken", "examples": str(_article_ids(site)[0])}
+        answer = client.post("/topics", data={**form, field: value})
+        assert answer.status_code == 400 and says in answer.text, (field, answer.text)
+        assert "Traceback" not in answer.text and ".new" not in answer.text
+        assert (path.read_bytes() if path.exists() else None) == before
+
+
+def test_topics_added_at_the_same_moment_are_all_kept(
+    site: ReviewSite, client: httpx.Client
+) -> None:
+    """Each request writes a trial file of its own and takes the file lock: none of the
+    topics added together is lost (they shared one trial file name and overwrote it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chipwatch.classify import load_topics
+
+    page = client.get("/topics").text
+    example = str(_article_ids(site)[1])
+    names = [f"Parallel topic {i}" for i in range(6)]
+
+    def add(name: str) -> int:
+        form = {"csrf": csrf_of(page), "name": name, "examples": example}
+        return client.post("/topics", data=form).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = list(pool.map(add, names))
+    assert codes == [303] * 6, codes
+    ids = {t.id for t in load_topics(site.settings.topics_path, site.user_topics)}
+    assert {f"parallel-topic-{i}" for i in range(6)} <= ids
+    assert not list(site.user_topics.parent.glob(".user-topics.toml.*.new"))
+
+
+def test_a_topic_added_with_the_cli_is_on_the_site(site: ReviewSite, client: httpx.Client) -> None:
+    from chipwatch.classify.topics import add_user_topic
+
+    add_user_topic(
+        site.settings.topics_path,
+        site.user_topics,
+        "fab-tools",
+        "Fab tools",
+        "Controls on the machines that make chips.",
     )
-    assert answer.status_code == 400
-    assert site.settings.topics_path.read_text(encoding="utf-8") == before
+    assert "Fab tools" in client.get("/topics").text
 
 
 def test_add_a_feed_by_url_and_by_opml(site: ReviewSite, client: httpx.Client) -> None:
@@ -590,3 +629,67 @@ def test_an_id_no_row_could_have_is_not_found(client: httpx.Client) -> None:
         assert answer.status_code == 404, path
     form = {"csrf": csrf_of(client.get("/topics").text), "name": "X", "terms": "x"}
     assert client.post("/topics", data={**form, "examples": huge}).status_code == 400
+
+
+def test_marks_on_an_article_that_is_not_stored_are_not_found(client: httpx.Client) -> None:
+    token = csrf_of(client.get("/topics").text)
+    missing = 987_654_321  # a valid id no row has: the mark's foreign key made it a 500
+    for path, form in (
+        (f"/articles/{missing}/mark", {"field": "starred", "on": "1"}),
+        (f"/articles/{missing}/story", {"state": "mute"}),
+        (f"/articles/{missing}/story", {"state": "follow"}),
+        (f"/articles/{missing}/label", {"verdict": "relevant"}),
+    ):
+        assert client.post(path, data={"csrf": token, **form}).status_code == 404, path
+
+
+def test_the_same_correction_twice_at_once_is_done_once(
+    site: ReviewSite, client: httpx.Client
+) -> None:
+    """A double click sends two requests together: both succeed (they met the unique
+    constraint of the label or mark row and one of them was a 500)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chipwatch.store.review_models import ArticleMarkRow, LabelEventRow, StoryMarkRow
+
+    article_id = _article_ids(site)[2]
+    token = csrf_of(client.get(f"/articles/{article_id}").text)
+    events = select(LabelEventRow).filter_by(article_id=article_id)
+    with open_sessions(site.settings)() as session:
+        events_before = len(session.scalars(events).all())
+
+    def post(action: str, form: dict[str, str]) -> int:
+        path = f"/articles/{article_id}/{action}"
+        return client.post(path, data={"csrf": token, **form}).status_code
+
+    for action, form in (
+        ("label", {"verdict": "not-relevant"}),
+        ("mark", {"field": "starred", "on": "1"}),
+        ("story", {"state": "follow"}),
+    ):
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(post, [action] * 4, [form] * 4))
+        assert answers == [303] * 4, (action, answers)
+    assert _verdict(site, article_id) == (False, ())
+    with open_sessions(site.settings)() as session:
+        marks = session.scalars(select(ArticleMarkRow).filter_by(article_id=article_id)).all()
+        assert [m.starred for m in marks] == [True]
+        story = session.scalars(select(StoryMarkRow).filter_by(article_id=article_id)).all()
+        assert [m.state for m in story] == ["follow"]
+        # Each request is its own change, and each can be undone.
+        assert len(session.scalars(events).all()) == events_before + 4
+
+
+def test_the_api_refuses_a_malformed_number_and_the_page_falls_back(
+    client: httpx.Client,
+) -> None:
+    for params, says in (
+        ({"days": "abc"}, "days='abc': must be a whole number"),
+        ({"min": "nan"}, "min='nan': must be a number from 0 to 1"),
+        ({"min": "inf"}, "min='inf'"),
+        ({"days": "9" * 5000}, "days="),
+    ):
+        answer = client.get("/api/stories", params=params)
+        assert answer.status_code == 400 and says in answer.text, (params, answer.text)
+        assert client.get("/stories", params=params).status_code == 200, params
+    assert client.get("/api/stories", params={"days": "3", "min": "0.2"}).status_code == 200

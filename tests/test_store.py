@@ -285,6 +285,49 @@ def test_articles_round_trip_on_both_backends(url: str) -> None:
     database.dispose()
 
 
+def test_a_label_or_mark_written_twice_is_one_row_on_both_backends(url: str) -> None:
+    """Label, star and story marks are written as "insert or update" (two requests of a
+    double click must not meet the primary key); undo restores on both backends."""
+    from chipwatch.store.labels import get_label, relabel, undo_last
+    from chipwatch.store.review import mark_story, marks_of, set_mark, story_marks
+    from chipwatch.store.users import add_user
+
+    database = open_database(url)
+    with database.write() as session:
+        session.add(
+            ArticleRow(
+                identity="guid:marks", content_hash="1" * 64, title="t", text="x",
+                published_at=WHEN, fetched_at=WHEN,
+            )
+        )  # fmt: skip
+        user = add_user(session, "reader", "not-a-real-hash", "reader@example.org", WHEN)
+        assert user is not None
+        user_id = user.id
+    with database.write() as session:
+        article_id = session.scalars(select(ArticleRow.id)).one()
+        for on in (True, True, False, True):
+            set_mark(session, user_id, [article_id], "starred", on, WHEN)
+        set_mark(session, user_id, [article_id], "read", True, WHEN)
+        for state in ("mute", "follow", "follow"):
+            mark_story(session, user_id, [article_id], state, WHEN)
+        relabel(session, article_id, True, ["security-debate"], "reader", WHEN)
+        relabel(session, article_id, False, [], "reader", WHEN)
+    with database.write() as session:
+        marks = marks_of(session, user_id, [article_id])
+        assert marks.starred == {article_id} and marks.read == {article_id}
+        assert story_marks(session, user_id) == {article_id: "follow"}
+        label = get_label(session, article_id)
+        assert label is not None and (label.relevant, label.topics) == (False, ())
+        assert undo_last(session, article_id, "reader")
+    with database.write() as session:
+        label = get_label(session, article_id)
+        assert label is not None and label.topics == ("security-debate",)
+        assert undo_last(session, article_id, "reader")
+    with database.read() as session:
+        assert get_label(session, article_id) is None
+    database.dispose()
+
+
 def test_the_stages_build_no_sql() -> None:
     """Outside store/, SQLAlchemy is only the Session type (a transaction handed to the
     repositories), and the models only their enums: every query sits behind store/."""

@@ -1,4 +1,5 @@
-"""A per-job file lock so two runs of the same job (cron, timer, `chipwatch run`) never overlap."""
+"""File locks: one per job, so two runs of the same job (cron, timer, `chipwatch run`) never
+overlap; one per edited file, so two writers of it take turns."""
 
 from __future__ import annotations
 
@@ -39,3 +40,13 @@ def job_lock(data_dir: Path, job: str) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Wait for, then hold, an exclusive lock on `path`'s companion `.<name>.lock` (the
+    file itself is replaced by rename, which would leave a lock on it behind)."""
+    lock_path = path.with_name(f".{path.name}.lock")
+    with lock_path.open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

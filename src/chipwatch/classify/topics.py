@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +14,7 @@ from typing import Any
 
 from chipwatch.classify.text import TERM_LANGUAGES, fold, tokenize
 from chipwatch.errors import ConfigError
+from chipwatch.lock import file_lock
 from chipwatch.types import Topic
 
 _ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -19,6 +22,8 @@ _ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # well below any file system's name limit. Name and description are read in the digest.
 MAX_ID_CHARS = 64
 MAX_NAME_CHARS = 200
+# Invisible characters no name or description means to hold (tab and line breaks are fine).
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_DESCRIPTION_CHARS = 2000
 # The groups of the [scope] table; `goods` feeds the cheap gate.
 SCOPE_GROUPS: tuple[str, ...] = ("goods", "controls", "places")
@@ -115,6 +120,10 @@ def _string(table: Mapping[str, Any], key: str, source: str, where: str) -> str:
     value = table.get(key)
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(source, f"{where}.{key}", "missing or not a non-empty string")
+    control = _CONTROL_RE.search(value)
+    if control:
+        code = f"U+{ord(control[0]):04X}"
+        raise ConfigError(source, f"{where}.{key}", f"holds the control character {code}")
     return value.strip()
 
 
@@ -209,15 +218,33 @@ _USER_HEADER = """# Your topics, added by `chipwatch topics add` (or `topics acc
 
 
 def _toml_string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + " ".join(escaped.split()) + '"'
+    """A TOML basic string of the text on one line: every control character a form or a
+    shell can carry escaped, so no user text can break (or add keys to) the file."""
+    escaped = " ".join(value.split()).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m[0]):04x}", escaped) + '"'
+
+
+def _terms_block(terms: Mapping[str, Sequence[str]]) -> str:
+    lines = [
+        f"{language} = [{', '.join(_toml_string(t) for t in listed)}]"
+        for language, listed in terms.items()
+        if listed
+    ]
+    return "[topic.terms]\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def add_user_topic(
-    topics_path: Path, user_path: Path, topic_id: str, name: str, description: str
+    topics_path: Path,
+    user_path: Path,
+    topic_id: str,
+    name: str,
+    description: str,
+    terms: Mapping[str, Sequence[str]] | None = None,
 ) -> Topic:
     """Append a topic to the user's topics file (created if absent); never touches the
-    shipped topics.toml. The id must be new and lowercase-dashed."""
+    shipped topics.toml. The id must be new and lowercase-dashed; `terms` (language ->
+    terms) is the optional boost. Two writers at once (the site's form, the CLI) take
+    turns, and the file is replaced only by a version that loads whole."""
     source = str(user_path)
     _check_id(topic_id, source, "id")
     for key, value, limit in (
@@ -227,17 +254,36 @@ def add_user_topic(
         if not value.strip():
             raise ConfigError(source, key, "must not be empty")
         _bounded(" ".join(value.split()), limit, source, key)
-    if any(t.id == topic_id for t in load_topics(topics_path, user_path)):
-        raise ConfigError(source, "id", f"topic {topic_id!r} already exists")
     block = (
         f"\n[[topic]]\nid = {_toml_string(topic_id)}\nname = {_toml_string(name)}\n"
-        f"description = {_toml_string(description)}\n"
+        f"description = {_toml_string(description)}\n{_terms_block(terms or {})}"
     )
     user_path.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not user_path.exists()
-    with user_path.open("a", encoding="utf-8") as handle:
-        handle.write((_USER_HEADER if new_file else "") + block)
+    with file_lock(user_path):
+        if any(t.id == topic_id for t in load_topics(topics_path, user_path)):
+            raise ConfigError(source, "id", f"topic {topic_id!r} already exists")
+        current = user_path.read_text(encoding="utf-8") if user_path.exists() else _USER_HEADER
+        _replace_if_it_loads(topics_path, user_path, current.rstrip("\n") + "\n" + block)
     return next(t for t in load_topics(topics_path, user_path) if t.id == topic_id)
+
+
+def _replace_if_it_loads(topics_path: Path, user_path: Path, text: str) -> None:
+    """Write `text` beside the user's file, load the topics with it, then rename it over."""
+    descriptor, name = tempfile.mkstemp(
+        dir=user_path.parent, prefix=f".{user_path.name}.", suffix=".new"
+    )
+    trial = Path(name)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        try:
+            load_topics(topics_path, trial)
+        except ConfigError as exc:  # named after the user's file, not the trial copy
+            raise ConfigError(str(user_path), exc.field, exc.message) from None
+        os.chmod(trial, user_path.stat().st_mode & 0o7777 if user_path.exists() else 0o644)
+        os.replace(trial, user_path)
+    finally:
+        trial.unlink(missing_ok=True)
 
 
 def load_scope(path: Path) -> ScopeTerms:

@@ -4,7 +4,8 @@
   PostgreSQL, whose defaults already are what the PRAGMAs ask SQLite for;
 - parameters of driver SQL: `?` for sqlite3, `%s` for psycopg (and key lookups pass
   one array per kind with `= ANY(%s)` there: `store.lookup.present_keys`);
-- "insert unless present" (`INSERT OR IGNORE` / `ON CONFLICT DO NOTHING`);
+- "insert unless present" (`INSERT OR IGNORE` / `ON CONFLICT DO NOTHING`) and "insert or
+  update" (`ON CONFLICT DO UPDATE`, the same words on both);
 - text: PostgreSQL refuses NUL characters in text columns (SQLite stores them), so the
   repositories pass feed-supplied strings through `text_value` on both backends;
 - locking: PostgreSQL serialises schema upgrades with an advisory lock and lets
@@ -94,6 +95,22 @@ def insert_ignoring_duplicates(
         return
     module = postgresql if backend_of(session) is Backend.POSTGRESQL else sqlite
     session.execute(module.insert(table).on_conflict_do_nothing(), list(rows))
+
+
+def upsert(
+    session: Session, table: Table, row: Mapping[str, object], update: Sequence[str]
+) -> None:
+    """Insert the row, or where its primary key is taken set the `update` columns: two
+    requests doing the same (a double click) both succeed instead of one meeting the
+    unique constraint."""
+    module = postgresql if backend_of(session) is Backend.POSTGRESQL else sqlite
+    statement = module.insert(table).values(dict(row))
+    keys = [column.name for column in table.primary_key.columns]
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=keys, set_={name: statement.excluded[name] for name in update}
+        )
+    )
 
 
 def lock_for_migration(connection: Connection) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from chipwatch.errors import NotFound
+from chipwatch.store.dialect import upsert
 from chipwatch.store.models import ArticleRow, LabelRow
 from chipwatch.store.review_models import LabelEventRow
 from chipwatch.types import Label
@@ -35,14 +37,17 @@ def set_label(
     if session.get(ArticleRow, article_id) is None:
         raise NotFound(f"no stored article with id {article_id}")
     previous = get_label(session, article_id)
-    existing = session.get(LabelRow, article_id)
-    if existing is not None:
-        session.delete(existing)
-        session.flush()
-    session.add(
-        LabelRow(article_id=article_id, relevant=relevant, topics=list(topics), created_at=now)
-    )
+    _put_label(session, article_id, relevant, topics, now)
     return previous
+
+
+def _put_label(
+    session: Session, article_id: int, relevant: bool, topics: Sequence[str], at: datetime
+) -> None:
+    row = {"article_id": article_id, "relevant": relevant, "topics": list(topics), "created_at": at}
+    session.flush()  # pending changes first: expire_all below would discard them
+    upsert(session, cast(Table, LabelRow.__table__), row, ["relevant", "topics", "created_at"])
+    session.expire_all()  # a LabelRow the session holds would hide the statement's change
 
 
 def stored_labels(session: Session) -> list[Label]:
@@ -106,20 +111,17 @@ def undo_last(session: Session, article_id: int, actor: str) -> bool:
     ).first()
     if event is None:
         return False
-    existing = session.get(LabelRow, article_id)
-    if existing is not None:
-        session.delete(existing)
-        session.flush()
-    if event.previous is not None:
-        session.add(
-            LabelRow(
-                article_id=article_id,
-                relevant=bool(event.previous["relevant"]),
-                topics=list(event.previous["topics"]),
-                created_at=datetime.fromisoformat(event.previous["created_at"]),
-            )
-        )
     event.undone = True
+    if event.previous is None:
+        session.execute(delete(LabelRow).where(LabelRow.article_id == article_id))
+    else:
+        _put_label(
+            session,
+            article_id,
+            bool(event.previous["relevant"]),
+            list(event.previous["topics"]),
+            datetime.fromisoformat(event.previous["created_at"]),
+        )
     return True
 
 

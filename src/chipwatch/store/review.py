@@ -7,10 +7,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
+from chipwatch.store.dialect import upsert
 from chipwatch.store.models import ArticleRow, ClassificationRow, LabelRow, SourceRow
 from chipwatch.store.review_models import (
     ArticleMarkRow,
@@ -50,12 +52,13 @@ def set_mark(
     if field not in {"read", "starred"}:
         raise ValueError(field)
     for article_id in article_ids:
-        row = session.get(ArticleMarkRow, (user_id, article_id))
-        if row is None:
-            row = ArticleMarkRow(user_id=user_id, article_id=article_id, read=False, starred=False)
-            session.add(row)
-        setattr(row, field, on)
-        row.updated_at = now
+        row = {"user_id": user_id, "article_id": article_id, "read": False, "starred": False}
+        upsert(
+            session,
+            cast(Table, ArticleMarkRow.__table__),
+            {**row, field: on, "updated_at": now},
+            update=[field, "updated_at"],
+        )
 
 
 # --- mute and follow -------------------------------------------------------------------
@@ -80,9 +83,9 @@ def mark_story(
         return
     if state not in {"mute", "follow"}:
         raise ValueError(state)
-    session.add_all(
-        StoryMarkRow(user_id=user_id, article_id=i, state=state, created_at=now) for i in ids
-    )
+    for article_id in ids:
+        row = {"user_id": user_id, "article_id": article_id, "state": state, "created_at": now}
+        upsert(session, cast(Table, StoryMarkRow.__table__), row, update=["state", "created_at"])
 
 
 def muted_article_ids(session: Session, address: str) -> frozenset[int]:

@@ -46,7 +46,7 @@ def story_entry(story: Story) -> dict[str, Any]:
 @page
 def stories_json(request: Request) -> Response:
     site = site_of(request)
-    filters = request_filters(request)
+    filters = request_filters(request, strict=True)
     with site.sessions() as session:
         items = live_items(session, site, filters)
         grouped = group(session, items)

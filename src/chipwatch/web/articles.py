@@ -224,6 +224,8 @@ def _mark(request: Request, form: FormData) -> Response:
     if field not in {"read", "starred"}:
         raise HTTPException(400, "unknown mark")
     with site.sessions.begin() as session:
+        if article_detail(session, article_id) is None:
+            raise HTTPException(404)
         set_mark(session, user.id, [article_id], field, form.get("on") == "1", now_utc())
     return _back(request, article_id, "read")
 
@@ -234,6 +236,9 @@ def _story(request: Request, form: FormData) -> Response:
     state = str(form.get("state", ""))
     if state not in {"mute", "follow", "clear"}:
         raise HTTPException(400, "unknown story mark")
+    with site.sessions() as session:
+        if article_detail(session, article_id) is None:
+            raise HTTPException(404)
     story = story_of(request, article_id)
     ids = story.article_ids if story else (article_id,)
     with site.sessions.begin() as session:

@@ -4,11 +4,12 @@ check the CSRF token of every POST before its body runs."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +29,8 @@ from chipwatch.web.security import (
     pre_login_token,
     with_pre_cookie,
 )
+
+T = TypeVar("T", int, float)
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -69,7 +72,8 @@ class Site:
     def topics(self) -> tuple[Topic, ...]:
         from chipwatch.classify import load_topics
 
-        return load_topics(self.settings.topics_path)  # read per request: the file may change
+        # Read per request: `topics add` or another request may have changed the files.
+        return load_topics(self.settings.topics_path, self.settings.user_topics_path)
 
 
 def make_environment() -> Environment:
@@ -159,10 +163,23 @@ def form_action(body: FormBody, *, csrf: bool = True) -> Callable[[Request], Awa
                 "Refused: the form's CSRF token is missing or wrong. Reload the page and retry.",
                 status_code=403,
             )
-        return await run_in_threadpool(body, request, form)
+        return await run_in_threadpool(_once_more_on_conflict, body, request, form)
 
     endpoint.__name__ = body.__name__
     return endpoint
+
+
+def _once_more_on_conflict(body: FormBody, request: Request, form: FormData) -> Response:
+    """Run the body; where a request done at the same moment (a double click, two tabs)
+    took a row first, run it again on what that one stored, then answer 409, not 500."""
+    from sqlalchemy.exc import IntegrityError
+
+    for _attempt in range(2):
+        try:
+            return body(request, form)
+        except IntegrityError:
+            continue
+    raise HTTPException(409, "changed by another request at the same time: reload and retry")
 
 
 def row_id(request: Request, name: str) -> int:
@@ -176,17 +193,35 @@ def row_id(request: Request, name: str) -> int:
     return value
 
 
-def int_param(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def int_param(
+    params: Mapping[str, str], name: str, default: int, low: int, high: int, strict: bool = False
+) -> int:
+    """A whole-number query parameter kept within [low, high]; a malformed one is the
+    default on a page, and a 400 naming it where `strict` (the JSON API: a script that
+    asked for days=abc must not get a week's stories as if it had asked for them)."""
+    raw = params.get(name)
     try:
-        value = int(params.get(name, default))
+        value = default if raw is None else int(raw)
     except ValueError:
-        return default
+        return _malformed(name, raw, "a whole number", default, strict)
     return min(max(value, low), high)
 
 
-def float_param(params: Mapping[str, str], name: str, default: float) -> float:
+def float_param(
+    params: Mapping[str, str], name: str, default: float, strict: bool = False
+) -> float:
+    """A score between 0 and 1 (nan and infinities are malformed, as with int_param)."""
+    raw = params.get(name)
     try:
-        value = float(params.get(name, default))
+        value = default if raw is None else float(raw)
     except ValueError:
-        return default
+        return _malformed(name, raw, "a number from 0 to 1", default, strict)
+    if not math.isfinite(value):
+        return _malformed(name, raw, "a number from 0 to 1", default, strict)
     return min(max(value, 0.0), 1.0)
+
+
+def _malformed(name: str, raw: str | None, wanted: str, default: T, strict: bool) -> T:
+    if strict:
+        raise HTTPException(400, f"{name}={str(raw)[:40]!r}: must be {wanted}")
+    return default

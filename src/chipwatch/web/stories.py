@@ -48,16 +48,21 @@ class Filters:
 
     @classmethod
     def from_query(
-        cls, params: dict[str, str], default_relevance: float, default_days: int = 7
+        cls,
+        params: dict[str, str],
+        default_relevance: float,
+        default_days: int = 7,
+        strict: bool = False,
     ) -> Filters:
-        """The filters of a request; without `days`, the digest's own window."""
+        """The filters of a request; without `days`, the digest's own window. `strict`:
+        a malformed number is a 400, not the default (site.int_param)."""
         show = params.get("show", "all")
         return cls(
             topic=params.get("topic", "")[:100],
             language=params.get("language", "")[:8],
             source=params.get("source", "")[:300],
-            days=int_param(params, "days", min(default_days, MAX_DAYS), 1, MAX_DAYS),
-            min_relevance=float_param(params, "min", default_relevance),
+            days=int_param(params, "days", min(default_days, MAX_DAYS), 1, MAX_DAYS, strict),
+            min_relevance=float_param(params, "min", default_relevance, strict),
             q=params.get("q", "")[:200],
             show=show if show in SHOW else "all",
         )
@@ -141,13 +146,14 @@ def filter_choices(site: Site) -> dict[str, list[str]]:
     return {"sources": sources, "languages": languages}
 
 
-def request_filters(request: Request) -> Filters:
+def request_filters(request: Request, strict: bool = False) -> Filters:
     """The filters of a stories request, with the site's defaults (threshold, window)."""
     settings = site_of(request).settings
     return Filters.from_query(
         dict(request.query_params),
         settings.classify.relevance_threshold,
         settings.digest.lookback_days,
+        strict,
     )
 
 

@@ -5,13 +5,11 @@ with accept (appended to topics.toml) or dismiss."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from markupsafe import Markup
 from starlette.datastructures import FormData
@@ -21,6 +19,7 @@ from starlette.responses import Response
 
 from chipwatch.digest.render import NOVEL
 from chipwatch.errors import ConfigError
+from chipwatch.settings import Settings
 from chipwatch.store.labels import relabel
 from chipwatch.store.review import (
     article_detail,
@@ -159,28 +158,27 @@ def topic_block(topic_id: str, name: str, description: str, terms: Sequence[str]
     )
 
 
-def append_topic(topics_path: Path, block: str) -> None:
-    """Append a [[topic]] to topics.toml only if the whole file still loads; atomically.
-    Never the packaged topics or a checkout's tracked ones (a ConfigError says so)."""
-    from chipwatch.classify import load_topics
+def add_site_topic(
+    settings: Settings, topic_id: str, name: str, description: str, terms: Sequence[str]
+) -> None:
+    """A topic from the site's forms, into the user's topics file as `chipwatch topics
+    add` writes it (never the shipped topics); a refusal is a 400 naming the field."""
+    from chipwatch.classify.topics import add_user_topic
     from chipwatch.settings import shipped_file
 
-    if shipped_file(topics_path):
-        raise ConfigError(
-            str(topics_path),
-            "",
-            "the shipped topics are never written: run `chipwatch init` for an editable "
-            "copy and serve with it",
+    target = settings.user_topics_path
+    if shipped_file(target):
+        raise HTTPException(
+            400,
+            "the shipped configuration is never written: run `chipwatch init` for an "
+            "editable copy and serve with it",
         )
-    text = topics_path.read_text(encoding="utf-8")
-    trial = topics_path.with_name(f".{topics_path.name}.{os.getpid()}.new")
-    trial.write_text(text.rstrip("\n") + "\n" + block, encoding="utf-8")
     try:
-        load_topics(trial)
-    except ConfigError:
-        trial.unlink()
-        raise
-    os.replace(trial, topics_path)
+        add_user_topic(settings.topics_path, target, topic_id, name, description, {"en": terms})
+    except ConfigError as exc:
+        raise HTTPException(
+            400, f"{exc.field}: {exc.message}" if exc.field else exc.message
+        ) from None
 
 
 def topic_id_for(name: str, known: set[str]) -> str:
@@ -204,26 +202,31 @@ def _decide(request: Request, form: FormData) -> Response:
         name = str(form.get("name", "")).strip()[:100] or " / ".join(terms[:3])
         topic_id = topic_id_for(name, {t.id for t in site.topics()})
         description = f"Proposed by topics suggest from novel articles: {', '.join(terms)}."
-        try:
-            append_topic(site.settings.topics_path, topic_block(topic_id, name, description, terms))
-        except ConfigError as exc:
-            raise HTTPException(400, exc.message) from None
+        add_site_topic(site.settings, topic_id, name, description, terms)
     with site.sessions.begin() as session:
         decide_topic(session, key, "accepted" if topic_id else "dismissed", topic_id, now_utc())
     return redirect(request, "/topics", "topic-accepted" if topic_id else "topic-dismissed")
 
 
+def example_ids(field: str) -> list[int]:
+    """The article ids in the examples field; one no stored article could have (past
+    MAX_ROW_ID, or thousands of digits, which int() refuses) is a 400."""
+    numbers = re.findall(r"\d+", field)
+    if any(len(n) > len(str(MAX_ROW_ID)) or int(n) > MAX_ROW_ID for n in numbers):
+        raise HTTPException(400, "an example is not a stored article")
+    return sorted({int(n) for n in numbers})
+
+
 def _add_topic(request: Request, form: FormData) -> Response:
-    """A new topic from example articles: appended to topics.toml, and each example
-    labelled with it, so the next fit learns the topic from them."""
+    """A new topic from example articles: added to the user's topics file, and each
+    example labelled with it, so the next fit learns the topic from them (terms are an
+    optional boost)."""
     site, user = site_of(request), user_of(request)
     name = str(form.get("name", "")).strip()[:100]
     terms = [t.strip()[:80] for t in str(form.get("terms", "")).split(",") if t.strip()][:20]
-    examples = sorted({int(v) for v in re.findall(r"\d+", str(form.get("examples", "")))})
-    if not name or not terms or not examples:
-        raise HTTPException(400, "a topic needs a name, at least one term and one example")
-    if examples[-1] > MAX_ROW_ID:
-        raise HTTPException(400, "an example is not a stored article")
+    examples = example_ids(str(form.get("examples", "")))
+    if not name or not examples:
+        raise HTTPException(400, "a topic needs a name and at least one example article")
     known = {t.id for t in site.topics()}
     topic_id = topic_id_for(name, known)
     description = str(form.get("description", "")).strip()[:500] or f"Topic of articles {examples}."
@@ -231,10 +234,7 @@ def _add_topic(request: Request, form: FormData) -> Response:
         details = [article_detail(session, i) for i in examples]
         if any(d is None for d in details):
             raise HTTPException(400, "an example is not a stored article")
-        try:
-            append_topic(site.settings.topics_path, topic_block(topic_id, name, description, terms))
-        except ConfigError as exc:
-            raise HTTPException(400, exc.message) from None
+        add_site_topic(site.settings, topic_id, name, description, terms)
         for detail in details:
             assert detail is not None
             current = [t for t in current_topics(detail) if t in known]
