@@ -139,3 +139,51 @@ def test_the_site_never_writes_a_topic_beside_the_shipped_topics(tmp_path: Path)
     own = tmp_path / "user-topics.toml"
     add_user_topic(REPO / "config" / "topics.toml", own, "lithography-tools", "Litho", "EUV.")
     assert "lithography-tools" in own.read_text(encoding="utf-8")
+
+
+def test_attempts_count_as_failed_until_they_succeed() -> None:
+    """Logins sent together are counted as they start, not when their hash is done:
+    with a limit of 3, the fourth of ten simultaneous attempts is already refused."""
+    from chipwatch.web.security import LoginLimiter
+
+    limiter = LoginLimiter(3, window=60)
+    keys = ["name:carol", "addr:192.0.2.9"]
+    answers = [limiter.attempt(keys, now=100.0)[0] for _ in range(10)]
+    assert answers[:3] == [0, 0, 0] and all(wait > 0 for wait in answers[3:])
+    assert limiter.attempt(keys, now=161.0)[0] == 0  # the window has passed
+
+
+def test_a_success_clears_the_account_not_the_address() -> None:
+    """One's own account logged into between guesses must not reset the address's count
+    (it did: every key was cleared on success)."""
+    from chipwatch.web.security import LoginLimiter
+
+    limiter = LoginLimiter(3, window=60)
+    address = "addr:192.0.2.9"
+    for i in range(2):  # guesses at two accounts, one each: no account key is full
+        assert limiter.attempt([f"name:victim{i}", address], now=100.0 + i)[0] == 0
+    wait, ticket = limiter.attempt(["name:mallory", address], now=103.0)
+    assert wait == 0
+    limiter.succeeded(["name:mallory", address], ticket)  # mallory's own password
+    assert limiter.attempt(["name:victim2", address], now=104.0)[0] == 0  # the third
+    assert limiter.attempt(["name:victim3", address], now=105.0)[0] > 0
+    # An account's own typos are forgiven by its success (its key starts afresh).
+    for when in (106.0, 107.0):
+        limiter.attempt(["name:carol", f"addr:198.51.100.{when}"], now=when)
+    wait, ticket = limiter.attempt(["name:carol", "addr:198.51.100.8"], now=108.0)
+    limiter.succeeded(["name:carol", "addr:198.51.100.8"], ticket)
+    for when in (109.0, 110.0, 111.0):
+        assert limiter.attempt(["name:carol", f"addr:203.0.113.{when}"], now=when)[0] == 0
+
+
+def test_a_password_longer_than_login_takes_is_refused_by_users_add(tmp_path: Path) -> None:
+    from chipwatch.web.passwords import MAX_PASSWORD_CHARS, hash_password, verify_password
+
+    config = write_config(tmp_path, free_port(), [])
+    too_long = "p" * (MAX_PASSWORD_CHARS + 1)
+    made = run_cli(config, "users", "add", "dave", stdin=too_long + "\n")
+    assert made.returncode == 2 and "8 to 1,000 characters" in made.stderr, made.stderr
+    assert "Traceback" not in made.stderr
+    longest = "p" * MAX_PASSWORD_CHARS
+    assert verify_password(longest, hash_password(longest, log2_n=4))
+    assert not verify_password(too_long, hash_password(longest, log2_n=4))

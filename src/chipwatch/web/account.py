@@ -32,11 +32,11 @@ def login_page(request: Request) -> Response:
 def _login(request: Request, form: FormData) -> Response:
     site = site_of(request)
     name = str(form.get("name", ""))[:100]
-    password = str(form.get("password", ""))[:1000]
+    password = str(form.get("password", ""))
     target = safe_next(str(form.get("next", "")))
     client = request.client.host if request.client else "unknown"
     keys = [f"name:{name.casefold()}", f"addr:{client}"]
-    wait = site.limiter.retry_after(keys)
+    wait, ticket = site.limiter.attempt(keys)
     if wait:
         refused = render(
             request,
@@ -51,8 +51,7 @@ def _login(request: Request, form: FormData) -> Response:
         found = password_hash_of(session, name)
         # A missing name still pays for one hash, so timing does not tell names apart.
         ok = verify_password(password, found[1] if found else _dummy_hash())
-        if not (found and ok):
-            site.limiter.failed(keys)
+        if not (found and ok):  # the attempt stays counted as failed
             return render(
                 request,
                 "login.html.j2",
@@ -63,7 +62,7 @@ def _login(request: Request, form: FormData) -> Response:
         token = open_session(
             session, found[0], now_utc(), timedelta(hours=site.settings.web.session_hours)
         )
-    site.limiter.succeeded(keys)
+    site.limiter.succeeded(keys, ticket)
     response: Response = redirect(request, target)
     set_cookie(
         response,

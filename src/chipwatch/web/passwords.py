@@ -16,6 +16,9 @@ LOG2_N = 15
 R = 8
 P = 1
 _MAXMEM = 64 * 1024 * 1024
+# Longer than any passphrase; `users add` refuses more, and a login with more is wrong
+# without being hashed (it was cut to this length, so such an account never logged in).
+MAX_PASSWORD_CHARS = 1000
 
 
 def hash_password(password: str, *, log2_n: int = LOG2_N) -> str:
@@ -25,6 +28,8 @@ def hash_password(password: str, *, log2_n: int = LOG2_N) -> str:
 
 
 def verify_password(password: str, stored: str) -> bool:
+    if len(password) > MAX_PASSWORD_CHARS:
+        return False
     try:
         scheme, log2_n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":

@@ -95,7 +95,13 @@ def csrf_ok(request: Request, secret: bytes, submitted: str) -> bool:
 
 
 class LoginLimiter:
-    """Failed logins in a sliding window, per key ("name:x" and "addr:y")."""
+    """Failed logins in a sliding window, per key ("name:x" and "addr:y").
+
+    An attempt counts as a failure from the moment it starts (`attempt`) until it is
+    known to have succeeded: requests sent together cannot all pass the check while the
+    first password is still being hashed. A success clears the account's count only; the
+    address keeps its failures, or one's own account would reset the count between
+    guesses at others'."""
 
     def __init__(self, limit: int, window: float = LOGIN_WINDOW_SECONDS) -> None:
         self.limit = limit
@@ -109,8 +115,9 @@ class LoginLimiter:
             failures.popleft()
         return failures
 
-    def retry_after(self, keys: list[str], now: float | None = None) -> int:
-        """Seconds until a login may be tried again for these keys; 0: now."""
+    def attempt(self, keys: list[str], now: float | None = None) -> tuple[int, float]:
+        """(seconds to wait, 0 when the attempt may go ahead; the attempt's ticket). An
+        attempt that goes ahead is counted as failed until `succeeded` is told."""
         now = time.monotonic() if now is None else now
         with self._lock:
             waits = [
@@ -118,18 +125,20 @@ class LoginLimiter:
                 for key in keys
                 if len(failures := self._recent(key, now)) >= self.limit
             ]
-        return max(waits, default=0)
+            if not waits:
+                for key in keys:
+                    self._failures[key].append(now)
+        return max(waits, default=0), now
 
-    def failed(self, keys: list[str], now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+    def succeeded(self, keys: list[str], ticket: float) -> None:
+        """The attempt was right: its provisional failure goes, and an account key's
+        earlier failures (the user's own typos) with it."""
         with self._lock:
             for key in keys:
-                self._recent(key, now).append(now)
-
-    def succeeded(self, keys: list[str]) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+                if key.startswith("name:"):
+                    self._failures.pop(key, None)
+                elif ticket in (failures := self._failures.get(key, deque())):
+                    failures.remove(ticket)
 
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -9,7 +9,7 @@ from chipwatch.errors import ConfigError
 from chipwatch.pipeline import open_sessions
 from chipwatch.settings import Settings, mailbox
 from chipwatch.store.users import add_user
-from chipwatch.web.passwords import hash_password
+from chipwatch.web.passwords import MAX_PASSWORD_CHARS, hash_password
 from chipwatch.web.site import now_utc
 
 MIN_PASSWORD = 8
@@ -25,8 +25,10 @@ def read_password() -> str:
 def add_account(settings: Settings, name: str, password: str, email: str = "") -> str:
     if not name.strip() or len(name) > 100 or any(c.isspace() for c in name):
         raise ConfigError("users add", "NAME", "a name is 1-100 characters without spaces")
-    if len(password) < MIN_PASSWORD:
-        raise ConfigError("users add", "password", f"at least {MIN_PASSWORD} characters")
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD_CHARS:
+        raise ConfigError(
+            "users add", "password", f"{MIN_PASSWORD} to {MAX_PASSWORD_CHARS:,} characters"
+        )
     try:
         password.encode("utf-8")
     except UnicodeEncodeError:  # bytes that are not UTF-8 on standard input
