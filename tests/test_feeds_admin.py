@@ -173,3 +173,20 @@ def test_an_internationalised_host_is_one_feed_however_it_is_spelt() -> None:
     assert feed_key("http://bücher.example/feed") == feed_key("http://xn--bcher-kva.example/feed")
     assert feed_key("http://Bücher.example:8080/feed") == "xn--bcher-kva.example:8080/feed"
     assert feed_key("http://bücher.example/feed") != feed_key("http://buecher.example/feed")
+
+
+def test_a_path_is_one_feed_however_its_characters_are_escaped() -> None:
+    from chipwatch.store.source_admin import feed_key
+
+    unicode = feed_key("https://presse.example/actualités/flux?rubrique=économie")
+    escaped = feed_key("https://presse.example/actualit%C3%A9s/flux?rubrique=%C3%A9conomie")
+    assert (
+        unicode
+        == escaped
+        == feed_key("https://presse.example/actualit%c3%a9s/flux?rubrique=économie")
+    )
+    assert feed_key("https://ex.example/%7Euser/feed") == feed_key("https://ex.example/~user/feed")
+    # An escaped separator names another resource: it stays apart.
+    assert feed_key("https://ex.example/a%2Fb/feed") != feed_key("https://ex.example/a/b/feed")
+    assert feed_key("https://ex.example/f?a=1%262") != feed_key("https://ex.example/f?a=1&2")
+    assert feed_key("https://ex.example/%FF/feed") == "ex.example/%FF/feed"  # not UTF-8: as is

@@ -30,7 +30,10 @@ def test_nested_outlines() -> None:
             "https://gazette.test/atom", "Gazette", "fr", "fetch", tags=("Policy", "Deeper")
         ),
     )
-    assert read.skipped == ()
+    # The second listing of a URL: left out, and said (it went without a word).
+    assert read.skipped == (
+        "OPML: outline 5: skipped: https://wire.test/rss is listed already (outline 2)",
+    )
 
 
 def test_categories_become_tags_and_survive_a_round_trip(tmp_path: Path) -> None:

@@ -611,6 +611,25 @@ def test_add_a_feed_by_url_and_by_opml(site: ReviewSite, client: httpx.Client) -
     )
     assert "done=opml" in imported.headers["location"], imported.text
     assert "https://example.org/imported.xml" in client.get("/sources").text
+    # An outline whose URL is refused, and one that is another spelling of a stored feed:
+    # the import goes on and says what it left out (it dropped them without a word).
+    mixed = (
+        b'<?xml version="1.0"?><opml version="2.0"><head><title>t</title></head><body>'
+        b'<outline type="rss" text="Script" xmlUrl="javascript:alert(1)"/>'
+        b'<outline type="rss" text="Again" xmlUrl="http://example.org/imported.xml/"/>'
+        b'<outline type="rss" text="Fresh" xmlUrl="https://example.org/fresh.xml"/>'
+        b"</body></opml>"
+    )
+    reported = client.post(
+        "/sources/opml",
+        data={"csrf": csrf_of(page)},
+        files={"opml": ("feeds.opml", mixed, "text/x-opml")},
+    )
+    assert reported.status_code == 200, reported.text
+    assert "1 new feeds" in reported.text and "2 left out" in reported.text
+    assert "javascript:alert(1)" in reported.text and "scheme" in reported.text
+    assert "same feed as https://example.org/imported.xml" in reported.text
+    assert "https://example.org/fresh.xml" in client.get("/sources").text
     bad = client.post(
         "/sources/opml",
         data={"csrf": csrf_of(page)},

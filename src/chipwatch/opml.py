@@ -53,6 +53,7 @@ def parse_opml(data: bytes, origin: str = "OPML") -> OpmlImport:
     if body is None:
         raise UsageError(f"{origin}: OPML without <body>")
     sources: dict[str, SourceConfig] = {}
+    first_listed: dict[str, int] = {}
     skipped: list[str] = []
     for number, (outline, folders) in enumerate(_walk(body, (), origin), start=1):
         try:
@@ -60,8 +61,15 @@ def parse_opml(data: bytes, origin: str = "OPML") -> OpmlImport:
         except FetchError as exc:
             skipped.append(f"{origin}: outline {number}: skipped: {exc}")
             continue
-        if config is not None:
-            sources.setdefault(config.url, config)  # the first listing of a URL wins
+        if config is None:
+            continue
+        if config.url in sources:  # the first listing of a URL wins, and the rest are named
+            earlier = first_listed[config.url]
+            listed = f"{config.url} is listed already (outline {earlier})"
+            skipped.append(f"{origin}: outline {number}: skipped: {listed}")
+            continue
+        sources[config.url] = config
+        first_listed[config.url] = number
     return OpmlImport(tuple(sources.values()), tuple(skipped))
 
 

@@ -1,12 +1,14 @@
 """The user's edits of the feed list: duplicates, disabling, tags. Portable SQLAlchemy.
 
 Two URLs are one feed when they differ only in scheme (http/https), letter case of the
-host, a default port, tracking parameters, a fragment or a trailing slash: `feed_key`.
+host, a default port, tracking parameters, a fragment, a trailing slash or the spelling of
+characters (é or %C3%A9, ~ or %7E): `feed_key`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from urllib.parse import quote, unquote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,7 +26,25 @@ def feed_key(url: str) -> str:
     without_scheme = canonical.split("://", 1)[-1]
     host, _, rest = without_scheme.partition("/")
     path, _, query = rest.partition("?")
-    return f"{_ascii_host(host)}/{path.rstrip('/')}" + (f"?{query}" if query else "")
+    path = "/".join(_escaped(segment, _PATH_SAFE) for segment in path.rstrip("/").split("/"))
+    query = "&".join(_escaped(part, _QUERY_SAFE) for part in query.split("&")) if query else ""
+    return f"{_ascii_host(host)}/{path}" + (f"?{query}" if query else "")
+
+
+# What a path segment or a query part may hold unescaped (RFC 3986); "/" in a segment and
+# "&" in a query part stay escaped, they would change what the URL names.
+_PATH_SAFE = "-._~!$'()*+,;=:@"
+_QUERY_SAFE = "-._~!$'()*+,;=:@/?"
+
+
+def _escaped(part: str, safe: str) -> str:
+    """One spelling of a URL part: /actualités and /actualit%C3%A9s, %7E and ~, %c3 and
+    %C3 are the same address (they were two feeds). A part whose escapes are not UTF-8
+    is kept as written."""
+    try:
+        return quote(unquote(part, errors="strict"), safe=safe)
+    except UnicodeDecodeError:
+        return part
 
 
 def _ascii_host(host: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -14,7 +16,7 @@ from chipwatch.web.site import form_action, page, redirect, render, row_id, site
 MAX_OPML_BYTES = 2 * 1024 * 1024
 
 
-def _health_rows(request: Request, error: str = "") -> Response:
+def _health_rows(request: Request, error: str = "", report: Sequence[str] = ()) -> Response:
     from chipwatch.pipeline import sync_config_sources
     from chipwatch.store.sources import feed_health
 
@@ -23,7 +25,12 @@ def _health_rows(request: Request, error: str = "") -> Response:
     with site.sessions() as session:
         feeds = feed_health(session)
     return render(
-        request, "sources.html.j2", status_code=400 if error else 200, feeds=feeds, error=error
+        request,
+        "sources.html.j2",
+        status_code=400 if error else 200,
+        feeds=feeds,
+        error=error,
+        report=list(report),
     )
 
 
@@ -74,10 +81,21 @@ def _opml(request: Request, form: FormData) -> Response:
     except ChipwatchError as exc:
         return _health_rows(request, f"Not imported: {exc}")
     with site_of(request).sessions.begin() as session:
-        kept, _refused = without_duplicates(session, list(read.sources))
-        sync_sources(session, kept)
+        kept, refused = without_duplicates(session, list(read.sources))
+        report = sync_sources(session, kept)
         apply_tags(session, kept)
-    return redirect(request, "/sources", "opml")
+    if not (read.skipped or refused):
+        return redirect(request, "/sources", "opml")
+    # What was left out is said, outline by outline, as `feeds import` prints it.
+    left_out = [
+        *read.skipped,
+        *(f"refused: {url} is the same feed as {known}" for url, known in refused),
+    ]
+    summary = (
+        f"OPML imported: {len(report.added)} new feeds, {len(report.updated)} updated, "
+        f"{report.unchanged} unchanged; {len(left_out)} left out:"
+    )
+    return _health_rows(request, report=[summary, *left_out])
 
 
 @page
