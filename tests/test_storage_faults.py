@@ -187,6 +187,9 @@ def test_damaged_file_gives_one_line_from_every_command_and_is_never_touched(
         result = chipwatch(config, *args)
         line = assert_storage_line(result, database)
         assert "untouched" in line or "not a database" in line, (args, line)
+    exported = chipwatch(config, "export", "--csv")  # to standard output
+    assert_storage_line(exported, database)
+    assert exported.stdout == ""  # not the CSV header, then the error
     backup = chipwatch(config, "db", "backup", str(folder / "copy.sqlite3"))
     assert_storage_line(backup, database)
     assert not (folder / "copy.sqlite3").exists()

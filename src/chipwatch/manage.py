@@ -399,6 +399,7 @@ def export_csv(settings: Settings, out: TextIO, since_days: int | None = None) -
     Cells that a spreadsheet would run as a formula (=, +, -, @ first) get a leading
     apostrophe: a feed's title is untrusted text."""
     import csv
+    import itertools
     from datetime import timedelta
 
     from chipwatch.digest.select import plain_text
@@ -408,10 +409,14 @@ def export_csv(settings: Settings, out: TextIO, since_days: int | None = None) -
     if since_days is not None:
         since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=since_days)
     writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
     count = 0
     with open_sessions(settings)() as session:
-        for row in classified_articles(session, since):
+        rows = classified_articles(session, since)
+        # The first row is read before the header is written: on standard output a
+        # database that cannot be read must leave nothing, not a header and an error.
+        first = next(rows, None)
+        writer.writerow(CSV_COLUMNS)
+        for row in itertools.chain([first] if first else [], rows):
             writer.writerow(
                 (
                     row.id,
