@@ -408,3 +408,74 @@ def test_a_cache_dir_that_is_a_file_is_refused_at_start_up(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as caught:
         load_settings(path, environ={})
     assert caught.value.field == "classify.cache_dir" and "is a file" in str(caught.value)
+
+
+# database_url mistakes that failed only when connecting: a traceback from SQLAlchemy's
+# URL parser, or exit 5 as if the server were at fault.
+BAD_DATABASE_URLS = [
+    ("postgresql://h:secret@[::1", "Invalid IPv6 URL"),
+    ("postgresql://h:secret@[::1/chip", "Invalid IPv6 URL"),
+    ("postgresql://h:secret@db.example.org:99999/chip", "not a TCP port"),
+    ("postgresql://h:secret@db.example.org:abc/chip", "not a TCP port"),
+    ("postgresql://h:secret@db.example.org:0/chip", "not a TCP port"),
+    ("postgresql://h:secret@h1:5432,h2:5433/chip", "several hosts go in the query"),
+    ("postgresql://h@127.0.0.1:5432/chip?sslmode=bogus", "sslmode='bogus' is not one of"),
+    ("postgresql://h@127.0.0.1/chip?target_session_attrs=primry", "target_session_attrs="),
+    ("postgresql://h@127.0.0.1/chip?gssencmode=maybe", "gssencmode='maybe'"),
+    ("postgresql://h@127.0.0.1/chip?sslmod=require", "'sslmod'; did you mean sslmode?"),
+    ("postgresql://h@127.0.0.1/chip?nonsense=1", "unknown connection option 'nonsense'"),
+    ("postgresql://h@127.0.0.1/chip?connect_timeout=abc", "connect_timeout='abc' is not a whole"),
+    ("postgresql://h@/chip?host=h1&port=5432,70000", "not a TCP port"),
+    ("postgresql://h@127.0.0.1:5432/", "must name the database"),
+]
+
+
+@pytest.mark.parametrize(("url", "says"), BAD_DATABASE_URLS)
+def test_a_malformed_database_url_is_a_config_error_naming_its_source(
+    tmp_path: Path, url: str, says: str
+) -> None:
+    path = write_config(tmp_path, f'database_url = "{url}"\n')
+    with pytest.raises(ConfigError) as from_file:
+        load_settings(path, environ={})
+    with pytest.raises(ConfigError) as from_env:
+        load_settings(write_config(tmp_path, ""), environ={"CHIPWATCH_DATABASE_URL": url})
+    assert from_file.value.source == str(path)
+    assert from_env.value.source == "CHIPWATCH_DATABASE_URL"
+    for caught in (from_file, from_env):
+        assert caught.value.field == "database_url" and says in caught.value.message
+        assert "secret" not in str(caught.value)  # a password never reaches a log
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://h@[::1]:5432/chip",
+        "postgresql:///chip",  # libpq: the local Unix socket
+        "postgresql://h@/chip?host=/var/run/postgresql",
+        "postgresql://h@/chip?host=h1:5432&host=h2:5433",  # SQLAlchemy's several hosts
+        "postgresql://h@/chip?host=h1,h2&port=5432,",  # libpq's lists; empty = default port
+        "postgresql://h@db.example.org/chip?sslmode=verify-full&target_session_attrs=read-write",
+        "postgresql://h@db.example.org/chip?connect_timeout=0&application_name=chipwatch",
+    ],
+)
+def test_well_formed_database_urls_are_kept(tmp_path: Path, url: str) -> None:
+    settings = load_settings(write_config(tmp_path, ""), environ={"CHIPWATCH_DATABASE_URL": url})
+    assert settings.store_url == url.replace("postgresql://", "postgresql+psycopg://")
+
+
+def test_cli_refuses_a_malformed_database_url_in_one_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    for url, says in BAD_DATABASE_URLS[:1] + BAD_DATABASE_URLS[6:7]:
+        result = subprocess.run(
+            [sys.executable, "-m", "chipwatch", "--config", str(path), "outbox"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=_clean_env(tmp_path) | {"CHIPWATCH_DATABASE_URL": url},
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("configuration error: CHIPWATCH_DATABASE_URL: database_url: ")
+        assert says in line

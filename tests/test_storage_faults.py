@@ -6,29 +6,35 @@ file or folder the user cannot write (the command run as `nobody` with setpriv: 
 tests run as root, for whom permission bits do not count), another process holding an
 exclusive lock, a full disk (a file-size limit on the command's process), a kill -9 in
 the middle of the first run's schema creation, tables left without a schema revision by
-an older version, a revision newer than the code, a WAL file left by a crash.
+an older version, a revision newer than the code, a WAL file left by a crash; and a
+database_url whose port holds a server that accepts and never answers (connect timeout).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import resource
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from backends import configured_url
-from sqlalchemy import text
+from sqlalchemy import event, make_url, text
 
 from chipwatch.errors import ExitCode
+from chipwatch.store import dialect, faults
 from chipwatch.store.db import create_engine, head_revision, upgrade
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,11 +87,14 @@ def chipwatch(
     preexec: Callable[[], None] | None = None,
     user: str | None = None,
     timeout: float = 120,
+    database_url: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "chipwatch", "--config", str(config), *args]
     if user is not None:
         command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
     env = {k: v for k, v in os.environ.items() if k != "CHIPWATCH_DATABASE_URL"}
+    if database_url is not None:
+        env["CHIPWATCH_DATABASE_URL"] = database_url
     env["CHIPWATCH_CACHE_DIR"] = env.get(
         "CHIPWATCH_CACHE_DIR", str(Path.home() / ".cache/chipwatch")
     )
@@ -623,6 +632,79 @@ def test_unreachable_postgresql_server(folder: Path) -> None:
     for args in (("outbox",), ("db", "check")):
         line = assert_storage_line(chipwatch(config, *args), Path("127.0.0.1:9"))
         assert "server" in line
+
+
+@pytest.fixture()
+def silent_server() -> Iterator[int]:
+    """The port of a TCP server on 127.0.0.1 that accepts connections and never answers
+    (a proxy or another service on the port database_url names)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                accepted.append(listener.accept()[0])  # held open, never read or written
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in [*accepted, listener]:
+        connection.close()
+
+
+def test_a_server_that_never_answers_ends_with_exit_5_in_time(
+    folder: Path, silent_server: int
+) -> None:
+    """Without a connect timeout this waited for psycopg's 130 s per attempt."""
+    url = f"postgresql://nobody@127.0.0.1:{silent_server}/chipwatch?connect_timeout=2"
+    started = time.monotonic()
+    result = chipwatch(write_config(folder), "outbox", database_url=url, timeout=60)
+    took = time.monotonic() - started
+    line = assert_storage_line(result, Path(f"127.0.0.1:{silent_server}"))
+    assert "timeout" in line and "server" in line
+    assert took < 30, took  # 2 s per attempt, plus the start-up of a loaded machine
+
+
+def test_the_default_connect_timeout_reaches_psycopg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the driver is given: the default, unless the URL or PGCONNECT_TIMEOUT sets one."""
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    url = "postgresql://nobody@127.0.0.1:9/chipwatch"
+    assert _connect_params(url)["connect_timeout"] == dialect.CONNECT_TIMEOUT_SECONDS == 10
+    assert _connect_params(url + "?connect_timeout=3")["connect_timeout"] == "3"
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "4")  # libpq's own variable: psycopg reads it
+    assert "connect_timeout" not in _connect_params(url)
+    assert dialect.engine_options(make_url("sqlite:////tmp/x.sqlite3")) == {}
+
+
+def _connect_params(url: str) -> dict[str, object]:
+    """The keyword arguments the engine passes to psycopg.connect (no connection made)."""
+    engine = create_engine(url)
+    seen: dict[str, object] = {}
+
+    def record(_dialect: object, _record: object, _args: object, params: dict) -> None:
+        seen.update(params)
+        raise _Recorded
+
+    event.listen(engine, "do_connect", record)
+    with pytest.raises(_Recorded):
+        engine.connect()
+    engine.dispose()
+    return seen
+
+
+class _Recorded(Exception):
+    """Stops a connection once its parameters are seen."""
+
+
+def test_a_host_that_does_not_resolve_gets_the_server_hint() -> None:
+    """psycopg resolves names itself; its message read as a disk fault."""
+    message = "failed to resolve host 'db.invalid': [Errno -2] Name or service not known"
+    assert faults.hint_for(message) == faults.SERVER
 
 
 def test_full_disk_during_a_poll(folder: Path) -> None:

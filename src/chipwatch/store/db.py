@@ -79,9 +79,7 @@ def create_engine(url: str, *, pre_ping: bool = True) -> Engine:
     parsed = make_url(normalised)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         _make_folder(Path(parsed.database).parent)
-    engine = sqlalchemy_engine(
-        normalised, **dialect.engine_options(parsed.get_backend_name(), pre_ping=pre_ping)
-    )
+    engine = sqlalchemy_engine(normalised, **dialect.engine_options(parsed, pre_ping=pre_ping))
     dialect.configure(engine)
     faults.install(engine)  # storage failures of any statement become StorageError
     return engine

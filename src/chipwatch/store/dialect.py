@@ -1,7 +1,8 @@
 """Every difference between SQLite and PostgreSQL the store has to know, in one place.
 
 - connection set-up: SQLite's PRAGMAs (WAL, foreign keys, busy timeout); nothing on
-  PostgreSQL, whose defaults already are what the PRAGMAs ask SQLite for;
+  PostgreSQL, whose defaults already are what the PRAGMAs ask SQLite for, but a
+  connect timeout (`CONNECT_TIMEOUT_SECONDS`) unless the URL sets one;
 - parameters of driver SQL: `?` for sqlite3, `%s` for psycopg (and key lookups pass
   one array per kind with `= ANY(%s)` there: `store.lookup.present_keys`);
 - "insert unless present" (`INSERT OR IGNORE` / `ON CONFLICT DO NOTHING`) and "insert or
@@ -15,11 +16,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, Table, event, text
+from sqlalchemy import URL, Connection, Engine, Select, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -52,15 +54,32 @@ def lookup_target(engine: Engine) -> str | None:
     return sqlite_file(engine)
 
 
-def engine_options(backend_name: str, *, pre_ping: bool = True) -> dict[str, Any]:
-    if backend_name == Backend.POSTGRESQL and pre_ping:
+# Seconds a PostgreSQL connection attempt may take. Without it a port where something
+# else listens (an HTTP server, a proxy that never answers) held a command for psycopg's
+# 130 s per attempt; ten is ample for a server that answers at all.
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def engine_options(url: URL, *, pre_ping: bool = True) -> dict[str, Any]:
+    if url.get_backend_name() != Backend.POSTGRESQL:
+        return {}
+    options: dict[str, Any] = {"connect_args": connect_args(url)}
+    if pre_ping:
         # A connection that died with the server (restart, failover) is replaced, not
         # handed to a stage; cheap next to a poll's work. Not for a worker: a round trip
         # per session, 4-5 per feed job; a job that meets a dead connection fails, the
         # pool drops its connections (SQLAlchemy's disconnect handling) and the job is
         # retried (queue.app.RETRY).
-        return {"pool_pre_ping": True}
-    return {}
+        options["pool_pre_ping"] = True
+    return options
+
+
+def connect_args(url: URL) -> dict[str, Any]:
+    """The default connect timeout, unless the user chose one: in the URL's query or in
+    libpq's PGCONNECT_TIMEOUT (connect_args would override both)."""
+    if "connect_timeout" in url.query or "PGCONNECT_TIMEOUT" in os.environ:
+        return {}
+    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
 
 
 def configure(engine: Engine) -> None:

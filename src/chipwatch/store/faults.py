@@ -60,6 +60,7 @@ _HINTS: tuple[tuple[str, str], ...] = (
     ("disk i/o error", IO),
     ("connection", SERVER),
     ("could not translate host", SERVER),
+    ("failed to resolve host", SERVER),  # psycopg resolves names itself (it read as a disk fault)
 )
 
 # Classes that are a bug of ours, not a state of the storage.
