@@ -17,16 +17,35 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import URL, Connection, Engine, Select, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 # Any constant: the key of the advisory lock schema upgrades take on PostgreSQL.
 MIGRATION_LOCK_KEY = 0x63686970  # "chip"
+
+
+T = TypeVar("T")
+
+
+class WriteConflict(Exception):
+    """Another transaction wrote the same row at the same moment, twice in a row."""
+
+
+def once_more_on_conflict(work: Callable[[], T]) -> T:
+    """Run `work` (its own transaction); where a transaction done at the same moment took
+    a unique key first, run it once more on what that one stored; then WriteConflict."""
+    for _attempt in range(2):
+        try:
+            return work()
+        except IntegrityError:
+            continue
+    raise WriteConflict
 
 
 class Backend(StrEnum):

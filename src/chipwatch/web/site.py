@@ -170,16 +170,15 @@ def form_action(body: FormBody, *, csrf: bool = True) -> Callable[[Request], Awa
 
 
 def _once_more_on_conflict(body: FormBody, request: Request, form: FormData) -> Response:
-    """Run the body; where a request done at the same moment (a double click, two tabs)
-    took a row first, run it again on what that one stored, then answer 409, not 500."""
-    from sqlalchemy.exc import IntegrityError
+    """The body, run again where a request done at the same moment (a double click, two
+    tabs) took a row first; a 409 if it is taken again, not a 500."""
+    from chipwatch.store.dialect import WriteConflict, once_more_on_conflict
 
-    for _attempt in range(2):
-        try:
-            return body(request, form)
-        except IntegrityError:
-            continue
-    raise HTTPException(409, "changed by another request at the same time: reload and retry")
+    try:
+        return once_more_on_conflict(lambda: body(request, form))
+    except WriteConflict:
+        message = "changed by another request at the same time: reload and retry"
+        raise HTTPException(409, message) from None
 
 
 def row_id(request: Request, name: str) -> int:
