@@ -1,4 +1,5 @@
-"""A per-job file lock so two runs of the same job (cron, timer, `chipwatch run`) never overlap."""
+"""A per-job file lock so two runs of the same job (cron, timer, `chipwatch run`) never overlap;
+`chipwatch run` also holds one named "run" for its whole life (one watch per data folder)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from chipwatch.errors import LockBusy
 
@@ -31,7 +33,7 @@ def job_lock(data_dir: Path, job: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockBusy(f"another '{job}' run holds {path}") from None
+            raise LockBusy(_busy_message(job, path, handle)) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -39,3 +41,13 @@ def job_lock(data_dir: Path, job: str) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+def _busy_message(job: str, path: Path, handle: IO[str]) -> str:
+    """One line naming the lock and its holder (the pid it wrote, when it had the time)."""
+    handle.seek(0)
+    holder = handle.read().strip()
+    pid = f" (pid {holder})" if holder.isdigit() else ""
+    if job == "run":  # the lock of the whole watch, not of one job
+        return f"chipwatch run is already running on this data folder{pid}: {path}"
+    return f"another '{job}' run holds {path}{pid}"

@@ -9,6 +9,9 @@ each import.
 from __future__ import annotations
 
 import ctypes
+import os
+import signal
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -51,6 +54,34 @@ class DocumentResult:
     entries_per_week: float | None = None
     error: FeedError | None = None
     alternates: tuple[str, ...] = ()
+
+
+def init_worker() -> None:
+    """Each parse worker's start (the pool's initializer).
+
+    - SIGINT is ignored: Ctrl-C reaches the terminal's whole process group, and a worker
+      dying of it would break the pool under the feeds being parsed; the parent decides
+      what a stop means (`chipwatch.stop`).
+    - On Linux the worker asks to be killed when its parent (the forkserver) dies: after a
+      `kill -9` of chipwatch the forkserver exits, and without this the workers would
+      wait on their queue for ever, each holding its database connection."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if _set_parent_death_signal(signal.SIGKILL) and os.getppid() == 1:
+        os._exit(0)  # the parent died before the request took effect
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _set_parent_death_signal(signum: int) -> bool:
+    """prctl(PR_SET_PDEATHSIG): False where there is no such call (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
 
 
 def process_document(job: DocumentJob) -> DocumentResult:
