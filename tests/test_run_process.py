@@ -177,3 +177,41 @@ def test_a_second_run_on_the_same_data_folder_exits_at_once(
     until(lambda: "chipwatch running" in third.stdout(), "the third run's start-up line")
     third.process.send_signal(signal.SIGTERM)
     assert third.wait() == ExitCode.TERMINATED
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (from /proc: each process's parent)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie holds no connection; its parent is gone
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_parse_workers_die_with_a_killed_run(
+    tmp_path: Path, feeds: tuple[FeedServer, FeedServer], runs: Callable[[Path], RunProcess]
+) -> None:
+    run = runs(write_config(tmp_path, [server.url("/feed.xml") for server in feeds]))
+    until(lambda: "http://example.test/fast-1" in stored_urls(tmp_path), "the fast feed stored")
+    children = descendants(run.process.pid)
+    assert len(children) >= 3  # the resource tracker, the forkserver, a parse worker
+    run.process.kill()  # kill -9: no handler, no clean-up
+    run.wait()
+    until(lambda: not any(alive(pid) for pid in children), "the children to exit", timeout=10)

@@ -146,7 +146,10 @@ class ParsePool:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["chipwatch.worker"])
         return ProcessPoolExecutor(
-            max_workers=self._workers, mp_context=context, initializer=init_worker
+            max_workers=self._workers,
+            mp_context=context,
+            initializer=init_worker,
+            initargs=(os.getpid(),),  # the workers end with this process (init_worker)
         )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
