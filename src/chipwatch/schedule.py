@@ -71,6 +71,8 @@ def run_forever(scheduler: BlockingScheduler, stop: StopRequest) -> ExitCode:
             signal.Signals(signum).name,
         )
         stop.request(signum)
+        if not scheduler.running:  # the signal came before the scheduler started
+            raise SystemExit(stopped_exit_code(signum))
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, on_signal)
