@@ -9,7 +9,8 @@
         server.hits["/feed.xml"]                  # requests seen per path
 
 Routes answer with a configurable status and headers, ETag/Last-Modified validation
-(304), gzip, and a slow trickle (`trickle=(chunk_bytes, delay_seconds)`). HTTP/1.1 with
+(304), gzip, a slow trickle (`trickle=(chunk_bytes, delay_seconds)`) and a slow start
+(`delay=seconds` before the answer). HTTP/1.1 with
 keep-alive, like real servers, so connection reuse is exercised.
 """
 
@@ -36,6 +37,7 @@ class Route:
     gzip: bool = False  # compress the body and send Content-Encoding: gzip
     raw_gzip: bytes | None = None  # pre-compressed body (gzip bombs)
     trickle: tuple[int, float] | None = None  # (bytes per chunk, seconds between chunks)
+    delay: float = 0.0  # seconds before the answer starts (a slow server)
 
 
 class FeedServer:
@@ -143,6 +145,8 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                 server.hits[path] += 1
                 server.request_headers[path] = dict(self.headers.items())
             route = server.resolve(path)
+            if route is not None and route.delay:
+                time.sleep(route.delay)
             if route is None:
                 self._send(404, {"Content-Type": "text/plain"}, b"not found")
                 return

@@ -70,6 +70,8 @@ def test_units_parse_and_run_real_commands() -> None:
         ["/usr/local/bin/chipwatch", "--data-dir", "/var/lib/chipwatch", "run"]
     ]
     assert service["Service"]["RestartPreventExitStatus"] == "2"  # ExitCode.CONFIG
+    # `run` stopped by SIGTERM exits 143 (ExitCode.TERMINATED): a clean stop, not a failure
+    assert set(service["Service"]["SuccessExitStatus"].split()) == {"130", "143"}
     assert service["Install"]["WantedBy"] == "multi-user.target"
 
     oneshot = parse("chipwatch-poll.service")

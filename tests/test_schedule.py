@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chipwatch.errors import LockBusy
+from chipwatch.errors import ExitCode, LockBusy
 from chipwatch.lock import job_lock
 from chipwatch.schedule import JOB_DEFAULTS, build_scheduler, digest_schedules
 from chipwatch.settings import Recipient, load_settings
@@ -95,8 +95,11 @@ def test_lock_is_refused_across_processes(tmp_path: Path) -> None:
         pass
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_run_stops_cleanly_on_signal(tmp_path: Path, signum: int) -> None:
+@pytest.mark.parametrize(
+    ("signum", "code"),
+    [(signal.SIGTERM, ExitCode.TERMINATED), (signal.SIGINT, ExitCode.INTERRUPTED)],
+)
+def test_run_stops_cleanly_on_signal(tmp_path: Path, signum: int, code: ExitCode) -> None:
     config = tmp_path / "chipwatch.toml"
     # No sources: the first poll finds nothing to do, and the process just waits.
     config.write_text(
@@ -125,11 +128,13 @@ def test_run_stops_cleanly_on_signal(tmp_path: Path, signum: int) -> None:
         assert "chipwatch running" in process.stdout.readline()
         time.sleep(1.0)
         process.send_signal(signum)
-        code = process.wait(timeout=60)
+        returned = process.wait(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
-    assert code == 0, process.stderr.read() if process.stderr else ""
+    errors = process.stderr.read() if process.stderr else ""
+    assert returned == code, errors  # 143 / 130: stopped by that signal (README)
+    assert "Traceback" not in errors
 
 
 def test_scheduled_poll_collects_classifies_and_sends_once(tmp_path: Path) -> None:

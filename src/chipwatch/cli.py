@@ -638,23 +638,28 @@ def run() -> None:
     """Run the watch: poll on an interval, digests at their cron times, until stopped."""
     from chipwatch import pipeline, schedule
 
-    def body() -> None:
+    def body() -> ExitCode:
+        from chipwatch import metrics
+        from chipwatch.stop import StopRequest
+
         s = settings()
         set_chipwatch_level(logging.INFO)  # a service reports its runs; libraries stay quiet
+        stop = StopRequest()
         scheduler = schedule.build_scheduler(
             s,
-            poll_job=lambda: pipeline.scheduled(s, "poll"),
-            digest_job=lambda: pipeline.scheduled(s, "digest"),
+            poll_job=lambda: pipeline.scheduled(s, "poll", stop),
+            digest_job=lambda: pipeline.scheduled(s, "digest", stop),
         )
-        from chipwatch import metrics
+        # For its whole life: a second `run` on this data folder exits at once (75),
+        # before it binds the metrics port or polls anything.
+        with job_lock(s.data_dir, "run"):
+            port = metrics.serve(s)
+            if port is not None:
+                typer.echo(f"metrics on http://127.0.0.1:{port}/metrics")
+            typer.echo(f"chipwatch running; data in {s.data_dir}; Ctrl-C or SIGTERM stops it")
+            return schedule.run_forever(scheduler, stop)
 
-        port = metrics.serve(s)
-        if port is not None:
-            typer.echo(f"metrics on http://127.0.0.1:{port}/metrics")
-        typer.echo(f"chipwatch running; data in {s.data_dir}; Ctrl-C or SIGTERM stops it")
-        schedule.run_forever(scheduler)
-
-    guarded(body)
+    raise typer.Exit(guarded(body))  # 130 after SIGINT, 143 after SIGTERM
 
 
 # --- retention, export, health ----------------------------------------------------------

@@ -48,12 +48,13 @@ from chipwatch.errors import (
 from chipwatch.fetch import Fetcher, utcnow
 from chipwatch.parse import NotAFeed, parse_feed
 from chipwatch.settings import FetchSettings, Settings
+from chipwatch.stop import StopRequest
 from chipwatch.store.articles import filter_new_many, insert_articles
 from chipwatch.store.dialect import lookup_target
 from chipwatch.store.sources import FetchOutcome, due_sources, record_outcomes
 from chipwatch.types import Article, FetchResult, Source
 from chipwatch.urls import check_url
-from chipwatch.worker import DocumentJob, DocumentResult, process_document
+from chipwatch.worker import DocumentJob, DocumentResult, init_worker, process_document
 
 SessionFactory = Callable[[], Session]
 T = TypeVar("T")
@@ -98,6 +99,7 @@ class PollReport:
     feeds: tuple[FeedReport, ...] = ()
     new_article_ids: tuple[int, ...] = ()
     articles: ArticleStats = field(default_factory=ArticleStats)  # the page stage's counts
+    stopped: int = 0  # feeds dropped unread by a stop (not in `feeds`: they stay due)
 
     @property
     def feeds_polled(self) -> int:
@@ -143,7 +145,12 @@ class ParsePool:
         # forkserver: workers never inherit the event loop's or the server's threads.
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["chipwatch.worker"])
-        return ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=context,
+            initializer=init_worker,
+            initargs=(os.getpid(),),  # the workers end with this process (init_worker)
+        )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -306,29 +313,19 @@ class _Context:
     backlog: asyncio.Semaphore
     store_path: str | None = None
     articles: ArticleStage | None = None  # resolves links, fetches pages (articles_fetch)
+    stopped: asyncio.Future[None] | None = None  # done once a stop is requested
     new_ids: list[int] = field(default_factory=list)
 
 
-async def collect_one(source: Source, ctx: _Context) -> FeedReport:
+async def collect_one(source: Source, ctx: _Context) -> FeedReport | None:
     """Fetch, parse, extract and store one feed; never raises: anything that goes wrong
-    is this feed's error, recorded with it (and counted towards disabling it)."""
-    fetched = FetchResult(source_url=source.url, final_url=source.url, status=None)
-    result: DocumentResult | None = None
-    articles: Sequence[Article] = ()
-    try:
-        async with ctx.backlog:  # bounds bodies fetched but not yet parsed (memory)
-            fetched = await ctx.fetcher.fetch(source)
-            result, fetched = await _parse(source, fetched, ctx)
-            if fetched.content:
-                fetched = replace(fetched, content=b"")  # the body is parsed: free it now
-        outcome = _outcome(fetched, result)
-        if result is not None and outcome.ok and result.articles:
-            articles = await _new_articles(source, result.articles, ctx)
-            outcome = _after_pages(source, fetched, outcome, ctx)
-    except StorageError:
-        raise  # the database, not this feed: the whole poll stops (exit 5)
-    except Exception as exc:  # noqa: BLE001 - see the docstring
-        outcome = _failed_outcome(fetched, feed_error(exc, source.url))
+    is this feed's error, recorded with it (and counted towards disabling it).
+    None if a stop (`ctx.stopped`) cut its fetch or its pages short: nothing of the
+    feed is recorded, so it stays due and the next poll reads it whole."""
+    read = await _read(source, ctx)
+    if read is None:
+        return None
+    fetched, result, outcome, articles = read
     try:
         ids = await ctx.writer.store(source, outcome, articles, ctx.now)
     except StorageError:
@@ -338,6 +335,55 @@ async def collect_one(source: Source, ctx: _Context) -> FeedReport:
         ids = []
     ctx.new_ids.extend(ids)
     return _report(source, fetched, result, outcome, len(ids))
+
+
+_Read = tuple[FetchResult, DocumentResult | None, FetchOutcome, Sequence[Article]]
+
+
+async def _read(source: Source, ctx: _Context) -> _Read | None:
+    """Fetch, parse and extract one feed: what to store (or the feed's error), or None
+    if stopped. A stop cuts the network waits short (the feed's fetch, its article
+    pages); a body already fetched is still parsed (bounded by the parse time limit)."""
+    fetched = FetchResult(source_url=source.url, final_url=source.url, status=None)
+    result: DocumentResult | None = None
+    articles: Sequence[Article] = ()
+    try:
+        async with ctx.backlog:  # bounds bodies fetched but not yet parsed (memory)
+            got = await _unless_stopped(ctx.fetcher.fetch(source), ctx.stopped)
+            if got is None:
+                return None
+            result, fetched = await _parse(source, got, ctx)
+            if fetched.content:
+                fetched = replace(fetched, content=b"")  # the body is parsed: free it now
+        outcome = _outcome(fetched, result)
+        if result is not None and outcome.ok and result.articles:
+            completed = await _unless_stopped(
+                _new_articles(source, result.articles, ctx), ctx.stopped
+            )
+            if completed is None:
+                return None
+            articles = completed
+            outcome = _after_pages(source, fetched, outcome, ctx)
+    except StorageError:
+        raise  # the database, not this feed: the whole poll stops (exit 5)
+    except Exception as exc:  # noqa: BLE001 - see collect_one
+        outcome = _failed_outcome(fetched, feed_error(exc, source.url))
+    return fetched, result, outcome, articles
+
+
+async def _unless_stopped(work: Awaitable[T], stopped: asyncio.Future[None] | None) -> T | None:
+    """`work`'s result, or None if `stopped` completes first; `work` is then cancelled.
+    Work that needs no real wait still completes: its first step runs before the check."""
+    if stopped is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
 
 
 async def _new_articles(
@@ -497,18 +543,23 @@ async def poll(
     sources: Sequence[Source] | None = None,
     fetchers: tuple[Fetcher, Fetcher] | None = None,
     prune_cache: bool = True,
+    stop: StopRequest | None = None,
 ) -> PollReport:
     """Poll the due feeds (or every enabled feed, or `sources`) once and store what is
     new. `on_feed(report, feeds in this poll)` is called as each feed is done
     (progress). A worker's job passes its feed (loaded with its check), the worker's
     feed and page fetchers (kept open across its jobs, with the gate its workers share),
     and
-    `prune_cache=False` when it pruned the page cache for `now` already."""
+    `prune_cache=False` when it pruned the page cache for `now` already. Once `stop` is
+    requested, the feeds still being fetched or parsed are dropped (recorded nowhere,
+    they stay due) and what was fetched before is stored; `PollReport.stopped` counts
+    the dropped ones."""
     started = utcnow()
     now = now or started
     writer = Writer(session_factory, settings)
     own_pool = pool is None
     parse_pool = pool or ParsePool()
+    stopped = asyncio.ensure_future(stop.wait()) if stop is not None else None
     try:
         due, store_path = await writer.call(writer.load_due, now, all_feeds, sources)
         if len(due) <= 1:
@@ -530,22 +581,26 @@ async def poll(
             ctx = _Context(
                 settings, fetcher, parse_pool, writer, now, _backlog(settings.fetch), store_path
             )
-            ctx.articles = stage
-            feeds = await asyncio.gather(
+            ctx.articles, ctx.stopped = stage, stopped
+            reports = await asyncio.gather(
                 *(_reported(collect_one(s, ctx), len(sources), on_feed) for s in sources)
             )
     finally:
+        if stopped is not None:
+            stopped.cancel()
         # Off the event loop: the writer's last gather pause (WRITE_GATHER_SECONDS) would
         # block it, and a worker's other feeds wait on that loop (bench-scale: 25 ms/feed).
         await asyncio.to_thread(writer.close)
         if own_pool:
             parse_pool.close()
+    feeds = tuple(r for r in reports if r is not None)
     return PollReport(
         started_at=started,
         finished_at=utcnow(),
-        feeds=tuple(feeds),
+        feeds=feeds,
         new_article_ids=tuple(sorted(ctx.new_ids)),
         articles=stage.stats,
+        stopped=len(reports) - len(feeds),
     )
 
 
@@ -555,10 +610,12 @@ async def _kept_open(fetcher: Fetcher) -> AsyncIterator[Fetcher]:
 
 
 async def _reported(
-    work: Awaitable[FeedReport], total: int, on_feed: Callable[[FeedReport, int], None] | None
-) -> FeedReport:
+    work: Awaitable[FeedReport | None],
+    total: int,
+    on_feed: Callable[[FeedReport, int], None] | None,
+) -> FeedReport | None:
     report = await work
-    if on_feed is not None:
+    if on_feed is not None and report is not None:
         on_feed(report, total)
     return report
 
@@ -576,10 +633,11 @@ def poll_sync(
     all_feeds: bool = False,
     now: datetime | None = None,
     on_feed: Callable[[FeedReport, int], None] | None = None,
+    stop: StopRequest | None = None,
 ) -> PollReport:
     """`poll` for synchronous callers (CLI, scheduler jobs)."""
     return asyncio.run(
-        poll(settings, session_factory, all_feeds=all_feeds, now=now, on_feed=on_feed)
+        poll(settings, session_factory, all_feeds=all_feeds, now=now, on_feed=on_feed, stop=stop)
     )
 
 

@@ -37,6 +37,8 @@ class ExitCode(IntEnum):
     ALL_FAILED = 4  # every feed failed, or nothing could be sent
     STORAGE = 5  # the database is damaged, locked, read-only or its disk is full
     LOCKED = 75  # EX_TEMPFAIL: another run holds the job lock; cron may try again later
+    INTERRUPTED = 130  # `run` stopped by SIGINT (128 + 2, the shells' convention)
+    TERMINATED = 143  # `run` stopped by SIGTERM (128 + 15)
 
 
 class ChipwatchError(Exception):

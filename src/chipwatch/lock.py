@@ -1,5 +1,6 @@
 """File locks: one per job, so two runs of the same job (cron, timer, `chipwatch run`) never
-overlap; one per edited file, so two writers of it take turns."""
+overlap, and `chipwatch run` holds one named "run" for its whole life (one watch per data
+folder); one per edited file, so two writers of it take turns."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from chipwatch.errors import LockBusy
 
@@ -32,7 +34,7 @@ def job_lock(data_dir: Path, job: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockBusy(f"another '{job}' run holds {path}") from None
+            raise LockBusy(_busy_message(job, path, handle)) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -50,3 +52,13 @@ def file_lock(path: Path) -> Iterator[None]:
     with lock_path.open("a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+def _busy_message(job: str, path: Path, handle: IO[str]) -> str:
+    """One line naming the lock and its holder (the pid it wrote, when it had the time)."""
+    handle.seek(0)
+    holder = handle.read().strip()
+    pid = f" (pid {holder})" if holder.isdigit() else ""
+    if job == "run":  # the lock of the whole watch, not of one job
+        return f"chipwatch run is already running on this data folder{pid}: {path}"
+    return f"another '{job}' run holds {path}{pid}"

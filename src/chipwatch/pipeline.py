@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the classifier and the digest load numpy & co.: imported wh
     from chipwatch.collect import PollReport
     from chipwatch.digest.stories import Embedder
     from chipwatch.settings import Recipient
+    from chipwatch.stop import StopRequest
     from chipwatch.types import ClassifyInput, Topic
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,8 @@ class PollSummary:
                 f"{self.backfill} of them older than the first-poll backfill window: "
                 "stored and classified, not mailed"
             )
+        if r.stopped:
+            lines.append(f"stopped: {r.stopped} feeds cut short, left for the next poll")
         if self.classified is not None:
             lines.append(str(self.classified))
         lines += [
@@ -257,9 +260,11 @@ def poll_and_classify(
     all_feeds: bool,
     classify: bool,
     track: Callable[[str], Callable[[int, int], None]] | None = None,
+    stop: StopRequest | None = None,
 ) -> PollSummary:
     """Poll, flag first-poll backfill, classify. `track(step)` gives each step's progress
-    callback (chipwatch.progress)."""
+    callback (chipwatch.progress). After a `stop`, what was stored is flagged but not
+    classified: the next poll classifies the whole backlog anyway."""
     from chipwatch.clock import utcnow
     from chipwatch.collect import poll_sync
     from chipwatch.store.backfill import mark_backfill, never_polled
@@ -277,11 +282,13 @@ def poll_and_classify(
             done[0] += 1
             advance(done[0], total)
 
-    report = poll_sync(settings, sessions, all_feeds=all_feeds, on_feed=on_feed)
+    report = poll_sync(settings, sessions, all_feeds=all_feeds, on_feed=on_feed, stop=stop)
     with sessions.begin() as session:
         backfill = mark_backfill(
             session, first_time, started, settings.poll.first_poll_backfill_hours
         )
+    if stop is not None and stop.is_set():
+        return PollSummary(report, None, backfill)
     on_batch = track("classify: articles") if track is not None else None
     classified = classify_backlog(settings, sessions, on_batch) if classify else None
     return PollSummary(report, classified, backfill)
@@ -468,8 +475,9 @@ def run_due_digests(settings: Settings) -> str:
 # --- scheduled jobs ----------------------------------------------------------------------
 
 
-def scheduled(settings: Settings, job: str) -> None:
-    """One scheduler job under its lock; failures are logged and the scheduler goes on."""
+def scheduled(settings: Settings, job: str, stop: StopRequest | None = None) -> None:
+    """One scheduler job under its lock; failures are logged and the scheduler goes on.
+    Once `stop` is requested, a poll stores what it fetched and no digest is started."""
     from chipwatch import metrics
     from chipwatch.errors import LockBusy
     from chipwatch.lock import job_lock
@@ -478,11 +486,12 @@ def scheduled(settings: Settings, job: str) -> None:
         with job_lock(settings.data_dir, job):
             if job == "poll":
                 summary = poll_and_classify(
-                    settings, all_feeds=False, classify=settings.poll.classify_on_poll
+                    settings, all_feeds=False, classify=settings.poll.classify_on_poll, stop=stop
                 )
                 metrics.observe_poll(summary)
                 log.info("%s", summary)
-            log.info("%s", run_due_digests(settings))
+            if stop is None or not stop.is_set():
+                log.info("%s", run_due_digests(settings))
         metrics.write_textfile(settings)
     except LockBusy as exc:
         log.warning("skipped: %s", exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,7 +14,9 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from chipwatch.errors import ExitCode
 from chipwatch.settings import Settings
+from chipwatch.stop import StopRequest
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +55,38 @@ def build_scheduler(
     return scheduler
 
 
-def run_forever(scheduler: BlockingScheduler) -> None:
-    """Start the scheduler; SIGTERM and SIGINT let the running job finish, then stop."""
+def run_forever(scheduler: BlockingScheduler, stop: StopRequest) -> ExitCode:
+    """Run the scheduler until SIGTERM or SIGINT; return the exit code for that signal.
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s received: stopping after the running jobs", signum)
+    The first signal stops the scheduler and asks the running poll to stop (`stop`): it
+    stores what it fetched and drops what it was still fetching; a running digest is
+    finished. The jobs are waited for here, before the interpreter starts exiting: past
+    that point the poll's thread pools refuse new work. A second signal exits at once."""
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            os._exit(stopped_exit_code(signum))  # the user insists: no waiting, no cleanup
+        log.warning(
+            "stopping on %s: the running job stores what it has (a second signal exits now)",
+            signal.Signals(signum).name,
+        )
+        stop.request(signum)
+        if not scheduler.running:  # the signal came before the scheduler started
+            raise SystemExit(stopped_exit_code(signum))
         scheduler.shutdown(wait=False)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     for job in scheduler.get_jobs():
         log.info("scheduled: %s", job.name)
-    scheduler.start()
+    scheduler.start()  # returns once on_signal shut it down
+    scheduler.remove_executor("default")  # joins the job threads: the running jobs end
+    return stopped_exit_code(stop.signum or signal.SIGTERM)
+
+
+def stopped_exit_code(signum: int) -> ExitCode:
+    """The shells' convention, 128 + the signal: 130 for SIGINT, 143 for SIGTERM."""
+    return ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
 
 
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")

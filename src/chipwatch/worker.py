@@ -9,6 +9,11 @@ each import.
 from __future__ import annotations
 
 import ctypes
+import os
+import select
+import signal
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -51,6 +56,45 @@ class DocumentResult:
     entries_per_week: float | None = None
     error: FeedError | None = None
     alternates: tuple[str, ...] = ()
+
+
+def init_worker(owner_pid: int) -> None:
+    """Each parse worker's start (the pool's initializer; `owner_pid` made the pool).
+
+    - SIGINT is ignored: Ctrl-C reaches the terminal's whole process group, and a worker
+      dying of it would break the pool under the feeds being parsed; the owner decides
+      what a stop means (`chipwatch.stop`).
+    - The worker ends when its owner does. After a `kill -9` of chipwatch nothing else
+      would end it: it waits on its queue for ever, holding its database connection, and
+      keeps the forkserver alive too (each worker holds the forkserver's liveness pipe).
+      Its parent is the forkserver, not the owner, so PR_SET_PDEATHSIG would not fire."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch = threading.Thread(target=_exit_with, args=(owner_pid,), daemon=True)
+    watch.start()
+
+
+def _exit_with(pid: int) -> None:
+    """Wait for process `pid` to end, then end this process."""
+    try:
+        handle = os.pidfd_open(pid)  # Linux 5.3+: readable once the process has ended
+    except ProcessLookupError:
+        os._exit(1)  # it ended before we looked
+    except (AttributeError, OSError):  # no pidfd here: look once a second
+        while _alive(pid):
+            time.sleep(1.0)
+        os._exit(1)
+    select.select([handle], [], [])
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: alive
+        return True
+    return True
 
 
 def process_document(job: DocumentJob) -> DocumentResult:
