@@ -24,9 +24,12 @@ demo: $(STAMP)
 serve-demo: $(STAMP)
 	CHIPWATCH_DATABASE_URL= CHIPWATCH_DIGEST_LOOKBACK_DAYS=3650 $(BIN)/chipwatch --data-dir $(DEMO_DIR) serve
 
-## Install what the tests need (browser included, where the machine allows) and run them.
+## Install what the tests need (browser included, where the machine allows) and run them,
+## one process per core (TEST_WORKERS=auto; a number, or 0 for a single process), each test
+## file whole in one process (its module fixtures, a review site say, are made once).
+TEST_WORKERS ?= auto
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 browser:
 	@bash scripts/ensure-chromium.sh || echo "chromium unavailable: browser checks will skip"
