@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from chipwatch.classify import HashingEmbedder, suggest_topics
 from chipwatch.manage import format_table
 from chipwatch.types import ClassifyInput
@@ -187,3 +189,28 @@ def test_corpus_add_writes_into_the_users_copy_never_the_package(tmp_path: Path)
     assert packaged.read_bytes() == before  # the package (here: the checkout) untouched
     listing = run("corpus", "list")  # later commands find the user's copy
     assert len(listing.stdout.strip().splitlines()) == 6
+
+
+def test_an_unforeseen_error_is_one_line_to_report_and_exit_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A bug in a command body (here a ZeroDivisionError) is one line saying what to
+    report, exit 1 (README: exit codes), not Typer's page-long traceback; a command's own
+    exit code passes through untouched."""
+    import typer
+
+    from chipwatch.cli import guarded
+
+    with pytest.raises(typer.Exit) as stopped:
+        guarded(lambda: 1 / 0)
+    assert stopped.value.exit_code == 1
+    said = capsys.readouterr().err
+    assert said.startswith("unexpected error: ZeroDivisionError: division by zero; ")
+    assert "--verbose" in said and len(said.splitlines()) == 1
+
+    def own_code() -> None:
+        raise typer.Exit(75)
+
+    with pytest.raises(typer.Exit) as passed:
+        guarded(own_code)
+    assert passed.value.exit_code == 75 and capsys.readouterr().err == ""

@@ -57,6 +57,41 @@ def test_topics_add_refuses_an_overlong_id_name_or_description(config: Path) -> 
     assert longest.returncode == 0, longest.stderr
 
 
+def test_the_id_of_the_novel_section_is_not_a_topic_id(config: Path) -> None:
+    """ "novel" is the digest's section, Atom feed and site filter of relevant articles on
+    no topic: a topic of that id collided with all three (it was accepted)."""
+    says = one_line(run(config, "topics", "add", "novel", "--name", "N", "--description", "D"))
+    assert "id:" in says and "'novel' is reserved" in says
+    assert not (config.parent / "user-topics.toml").exists()
+    (config.parent / "user-topics.toml").write_text(
+        '[[topic]]\nid = "novel"\nname = "N"\ndescription = "D"\n', encoding="utf-8"
+    )
+    assert "topic[0].id: 'novel' is reserved" in one_line(run(config, "topics", "list"))
+
+
+def test_a_timezone_that_names_a_folder_of_the_zone_database(config: Path) -> None:
+    """ZoneInfo("Europe") opens a folder (IsADirectoryError) and a 300-character name no
+    file (name too long): both were a traceback from every command."""
+    base = config.read_text(encoding="utf-8")
+    for zone in ("Europe", "America", "x" * 300):
+        config.write_text(base + f'[digest]\ntimezone = "{zone}"\n', encoding="utf-8")
+        says = one_line(run(config, "feeds", "list"))
+        assert f"{config}: digest.timezone: unknown timezone" in says, says
+    config.write_text(base, encoding="utf-8")
+    from_env = run(config, "feeds", "list", env={"CHIPWATCH_DIGEST_TIMEZONE": "Etc"})
+    # Named after its true source, the variable (it named the file, digest.schedule's).
+    assert "CHIPWATCH_DIGEST_TIMEZONE: digest.timezone: unknown timezone 'Etc'" in one_line(
+        from_env
+    )
+
+
+def test_stories_since_a_date_that_leaves_the_calendar_in_utc(config: Path) -> None:
+    for since in ("9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"):
+        says = one_line(run(config, "stories", "--since", since))
+        assert "--since: DATE: out of range in UTC" in says, says
+    assert run(config, "stories", "--since", "2026-01-01T00:00:00+01:00").returncode == 0
+
+
 def test_an_overlong_id_in_a_topics_file_is_named_with_its_field(config: Path) -> None:
     (config.parent / "user-topics.toml").write_text(
         f'[[topic]]\nid = "{"a" * 300}"\nname = "N"\ndescription = "D"\n', encoding="utf-8"

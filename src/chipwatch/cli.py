@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+import typer.exceptions
 
 from chipwatch import __version__
 from chipwatch.errors import (
@@ -74,6 +77,7 @@ class _State:
     config: Path | None = None
     data_dir: Path | None = None
     settings: Settings | None = None
+    verbose: bool = False
 
 
 state = _State()
@@ -121,6 +125,7 @@ def main_options(
     configure_logging(verbose=verbose, json_lines=log_format == "json")
     state.config = config
     state.data_dir = data_dir
+    state.verbose = verbose
 
 
 def settings() -> Settings:
@@ -165,6 +170,17 @@ def guarded(action: Callable[[], T]) -> T:
             err=True,
         )
         _log_traceback()
+        raise typer.Exit(ExitCode.UNEXPECTED) from None
+    except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+        raise  # a command's own exit code or usage message
+    except Exception as exc:  # a bug: one line to report; the traceback with --verbose
+        typer.echo(
+            f"unexpected error: {type(exc).__name__}: {str(exc)[:300]}; this is a chipwatch "
+            "bug: run the command again with --verbose for the traceback and report it",
+            err=True,
+        )
+        if state.verbose:
+            traceback.print_exc()
         raise typer.Exit(ExitCode.UNEXPECTED) from None
 
 
@@ -594,6 +610,21 @@ def digest(
     guarded(body)
 
 
+def _since_utc(since: str | None) -> datetime | None:
+    """--since as naive UTC (what the database keeps); a date whose offset takes it past
+    year 1 or 9999 is out of range, said as such (it was an OverflowError)."""
+    if since is None:
+        return None
+    try:
+        start = datetime.fromisoformat(since)
+    except ValueError:
+        raise ConfigError("--since", "DATE", f"not an ISO date: {since[:80]!r}") from None
+    try:
+        return start.astimezone(UTC).replace(tzinfo=None) if start.tzinfo else start
+    except OverflowError:
+        raise ConfigError("--since", "DATE", f"out of range in UTC: {since!r}") from None
+
+
 @app.command()
 def stories(
     since: Annotated[
@@ -604,16 +635,12 @@ def stories(
 ) -> None:
     """Export the stories: every relevant stored article in exactly one story."""
     import json
-    from datetime import datetime
 
     from chipwatch import pipeline
     from chipwatch.digest.export import story_lines
 
     def body() -> None:
-        try:
-            start = datetime.fromisoformat(since) if since is not None else None
-        except ValueError:
-            raise ConfigError("--since", "DATE", f"not an ISO date: {since!r}") from None
+        start = _since_utc(since)
         found = pipeline.export_stories(settings(), start)
         typer.echo(
             json.dumps(found, ensure_ascii=False) if as_json else "\n".join(story_lines(found))

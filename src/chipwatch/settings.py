@@ -772,7 +772,13 @@ def _validate(settings: Settings, origin: Callable[[str], str]) -> None:
         )
     if smtp.ca_file and not Path(smtp.ca_file).is_file():
         raise ConfigError(origin("smtp.ca_file"), "smtp.ca_file", f"no such file: {smtp.ca_file}")
-    _check_schedule(origin("digest.schedule"), "digest", digest.schedule, digest.timezone)
+    _check_schedule(
+        origin("digest.schedule"),
+        "digest",
+        digest.schedule,
+        digest.timezone,
+        origin("digest.timezone"),
+    )
     _check_mail_fields(settings, origin)
     if settings.classify.cache_dir:
         for candidate in (settings.cache_dir, *settings.cache_dir.parents):
@@ -935,13 +941,21 @@ def _check_recipient_topics(settings: Settings) -> None:
             )
 
 
-def _check_schedule(source: str, where: str, cron: str, timezone: str) -> None:
+def _check_schedule(
+    source: str, where: str, cron: str, timezone: str, timezone_source: str = ""
+) -> None:
+    """The cron expression (named after `source`) and the zone (after `timezone_source`,
+    which may be another file or variable: each error names its true source)."""
+    timezone_source = timezone_source or source
     from chipwatch.schedule import cron_trigger  # schedule imports Settings from here
 
     try:
         zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(source, f"{where}.timezone", f"unknown timezone {timezone!r}") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: "Europe" names a folder of the zone database, a very long name no file.
+        raise ConfigError(
+            timezone_source, f"{where}.timezone", f"unknown timezone {timezone[:80]!r}"
+        ) from None
     try:
         trigger = cron_trigger(cron, zone)
     except (ValueError, IndexError) as exc:

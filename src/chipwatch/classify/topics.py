@@ -22,6 +22,8 @@ _ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # well below any file system's name limit. Name and description are read in the digest.
 MAX_ID_CHARS = 64
 MAX_NAME_CHARS = 200
+# The digest's section, Atom feed and site filter of relevant articles on no topic.
+RESERVED_IDS = frozenset({"novel"})
 # Invisible characters no name or description means to hold (tab and line breaks are fine).
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_DESCRIPTION_CHARS = 2000
@@ -140,6 +142,10 @@ def _check_id(topic_id: str, source: str, where: str) -> None:
         )
     if not _ID_RE.match(topic_id):
         raise ConfigError(source, where, f"{topic_id!r} is not a lowercase-dashed id")
+    if topic_id in RESERVED_IDS:
+        raise ConfigError(
+            source, where, f"{topic_id!r} is reserved: the digest's section of articles on no topic"
+        )
 
 
 def _topic(raw: object, source: str, where: str) -> Topic:
