@@ -405,3 +405,31 @@ def test_full_text_source(server, settings, sessions, pool) -> None:
     run_poll(settings, sessions, pool)
     (stored,) = articles(sessions)
     assert "wafer fabrication equipment" in stored.text and len(stored.text) > 500
+
+
+def test_an_item_link_with_a_nul_is_dropped_and_the_feed_stored_on_both_backends(
+    server: FeedServer, settings: Settings, sessions: sessionmaker[Session], pool: ParsePool
+) -> None:
+    """PostgreSQL refuses NUL in text: the raw link in the dedupe lookup failed the whole
+    feed as an internal error (its clean item too), on that backend only."""
+    import json
+
+    when = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Wire",
+        "items": [
+            {"id": "n1", "url": "https://wire.test/1", "title": "Licences for H20 sales",
+             "content_text": "The first item.", "date_published": when},
+            {"id": "n2", "url": "https://wire.test/2\u0000x", "title": "Second item",
+             "content_text": "The second item.", "date_published": when},
+        ],
+    }  # fmt: skip
+    headers = {"Content-Type": "application/feed+json"}
+    server.add("/feed.json", json.dumps(feed).encode(), headers=headers)
+    feed_id = add(sessions, server.url("/feed.json"))
+    report = run_poll(settings, sessions, pool)
+    assert report.feeds_failed == 0, report
+    stored = {row.title: row.url for row in articles(sessions)}
+    assert stored == {"Licences for H20 sales": "https://wire.test/1", "Second item": None}
+    assert source(sessions, feed_id).consecutive_errors == 0

@@ -25,6 +25,13 @@ FETCHED = datetime(2025, 3, 5, 12, 0, 0)
         ("javascript:alert(1)", None),
         ("mailto:someone@example.com", None),
         ("", None),
+        # A link that cannot be stored or shown as given is no link (the entry is kept):
+        ("https://example.com/nul/2\x00x", None),  # failed the whole feed on PostgreSQL
+        ("https://example.com/a\tb", None),
+        ("http://user:pw@example.com/up", None),  # was stored and linked from the digest
+        ("https://trusted.example@evil.example/", None),
+        ("https://example.com/" + "a" * 2100, None),  # was stored cut at 2,048: broken
+        ("https://example.com/a b c", "https://example.com/a%20b%20c"),
     ],
 )  # fmt: skip
 def test_canonical_url(raw: str, canonical: str | None) -> None:

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from chipwatch.dedupe import content_hash, hash_identity, key_identity
 from chipwatch.types import UNDETERMINED, UNSURE_BELOW, Article, FeedEntry, Source
+from chipwatch.urls import MAX_URL_CHARS
 
 # Query parameters that only track the reader; dropping them makes URLs comparable.
 TRACKING_PARAMS = {
@@ -52,11 +53,21 @@ LANGUAGE_SAMPLE_CHARS = 400  # langid cost grows with length; 400 chars are plen
 FUTURE_TOLERANCE = timedelta(days=1)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def canonical_url(url: str | None, base: str | None = None) -> str | None:
-    """Absolute http(s) URL without tracking parameters, fragment or default port."""
+    """Absolute http(s) URL without tracking parameters, fragment or default port.
+
+    None (the entry is kept without a link) where a link cannot be shown or stored as
+    given: a control character in it (a NUL fails PostgreSQL's lookup of the whole feed),
+    a user name or password (how `trusted.example@evil.example` tricks are spelt), more
+    than MAX_URL_CHARS (it was stored cut: a broken link). Spaces inside are escaped."""
     if not url:
         return None
-    url = url.strip()
+    url = url.strip().replace(" ", "%20")
+    if _CONTROL.search(url) or len(url) > MAX_URL_CHARS:
+        return None
     try:  # a malformed link ("http://[::1") is no link; its entry is kept without one
         if base:
             url = urljoin(base, url)
@@ -72,8 +83,9 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
         host = f"[{host}]"  # IPv6 literal
     if port is not None and port != DEFAULT_PORTS[scheme]:
         host = f"{host}:{port}"
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@{host}" if userinfo else host
+    if "@" in parts.netloc:
+        return None
+    netloc = host
     query = parts.query and urlencode(
         [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _tracking(k)]
     )
