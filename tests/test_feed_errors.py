@@ -378,3 +378,13 @@ def test_a_database_of_the_first_revision_is_upgraded_with_the_kind(tmp_path: Pa
             "SELECT consecutive_errors, last_error, last_error_kind FROM sources"
         ).one()
     assert tuple(row) == (2, "HTTP 503", None)  # kept; the kind is known from the next poll
+
+
+def test_an_internal_error_is_its_first_line() -> None:
+    """A database error goes on with its SQL and parameters (a 560-character line, the
+    feed's items in it): the feed's error keeps the first line."""
+    error = feed_error(
+        ValueError("text fields cannot contain NUL bytes\n[SQL: SELECT identity FROM x]"),
+        "https://wire.test/feed",
+    )
+    assert error.message == "internal error: ValueError: text fields cannot contain NUL bytes"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import os
 import threading
@@ -55,6 +56,8 @@ from chipwatch.store.sources import FetchOutcome, due_sources, record_outcomes
 from chipwatch.types import Article, FetchResult, Source
 from chipwatch.urls import check_url
 from chipwatch.worker import DocumentJob, DocumentResult, init_worker, process_document
+
+log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[], Session]
 T = TypeVar("T")
@@ -333,8 +336,20 @@ async def collect_one(source: Source, ctx: _Context) -> FeedReport | None:
     except Exception as exc:  # noqa: BLE001 - the other feeds' writes go on
         outcome = _failed_outcome(fetched, feed_error(exc, source.url))
         ids = []
+        await _record_failure(source, outcome, ctx)
     ctx.new_ids.extend(ids)
     return _report(source, fetched, result, outcome, len(ids))
+
+
+async def _record_failure(source: Source, outcome: FetchOutcome, ctx: _Context) -> None:
+    """The feed's error alone, where storing its articles failed (the transaction that
+    would have recorded it was rolled back): counted and shown like any other error."""
+    try:
+        await ctx.writer.store(source, outcome, (), ctx.now)
+    except StorageError:
+        raise
+    except Exception:  # noqa: BLE001 - the report still carries the error
+        log.warning("%s: the feed's error could not be recorded either", source.url)
 
 
 _Read = tuple[FetchResult, DocumentResult | None, FetchOutcome, Sequence[Article]]

@@ -167,7 +167,9 @@ def feed_error(exc: BaseException, url: str = "") -> FeedError:
     kind = _kind_of(exc)
     status = getattr(exc, "status", None) if isinstance(exc, FetchError) else None
     if kind is FeedErrorKind.INTERNAL:
-        message = f"internal error: {type(exc).__name__}: {exc}"
+        # The first line: a database error goes on with its SQL and parameters.
+        first = (str(exc).strip().splitlines() or [""])[0]
+        message = f"internal error: {type(exc).__name__}: {first}"
     else:
         message = str(exc) or type(exc).__name__
     if url and message.startswith(f"{url}: "):
