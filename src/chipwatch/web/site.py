@@ -157,6 +157,9 @@ def form_action(body: FormBody, *, csrf: bool = True) -> Callable[[Request], Awa
 
     async def endpoint(request: Request) -> Response:
         form = await request.form(max_files=1, max_fields=200)
+        if any("\x00" in value for value in form.values() if isinstance(value, str)):
+            # No field means a NUL, and PostgreSQL refuses one in a lookup (a 500).
+            return HTMLResponse("Refused: a field holds a NUL character.", status_code=400)
         submitted = form.get("csrf") or request.headers.get("x-csrf-token", "")
         if csrf and not csrf_ok(request, site_of(request).secret, str(submitted)):
             return HTMLResponse(
