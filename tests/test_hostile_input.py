@@ -314,3 +314,24 @@ def test_cross_validation_on_too_few_rows_says_what_it_needs(
     line = one_line(run(config, "eval", str(path), "--cross-validate"))  # was sklearn's traceback
     assert f"{path}: 5-fold cross-validation needs at least 5 relevant and 5 not relevant" in line
     assert f"the file has {relevant} relevant and {not_relevant} not relevant" in line
+
+
+def test_a_metrics_textfile_that_cannot_be_written_is_refused_before_the_work(
+    config: Path, tmp_path: Path
+) -> None:
+    """It was found out after the poll, whose report it then replaced (exit 2 for a poll
+    that worked), naming the config file even for the variable; and a device at the path
+    was replaced by a regular file (the rename)."""
+    base = config.read_text(encoding="utf-8")
+    for path, says in (
+        (tmp_path / "nodir" / "x.prom", "no such folder"),
+        (tmp_path, "is a folder"),
+        (Path("/dev/null"), "is not a regular file"),
+    ):
+        config.write_text(base + f'[metrics]\ntextfile = "{path}"\n', encoding="utf-8")
+        line = one_line(run(config, "feeds", "list"))
+        assert f"{config}: metrics.textfile: " in line and says in line, line
+    config.write_text(base, encoding="utf-8")
+    from_env = run(config, "poll", env={"CHIPWATCH_METRICS_TEXTFILE": str(tmp_path / "a" / "b")})
+    assert "CHIPWATCH_METRICS_TEXTFILE: metrics.textfile: no such folder" in one_line(from_env)
+    assert Path("/dev/null").is_char_device()

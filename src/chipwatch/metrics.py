@@ -8,6 +8,7 @@ registry and appears in the textfile written after each `poll` and `digest`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from chipwatch.settings import Settings
 if TYPE_CHECKING:
     from chipwatch.pipeline import PollSummary
 
+log = logging.getLogger(__name__)
 FETCH_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 60.0)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -121,7 +123,9 @@ def serve(settings: Settings) -> int | None:
 
 
 def write_textfile(settings: Settings) -> Path | None:
-    """Write the metrics to [metrics] textfile (atomically: a temporary file, renamed)."""
+    """Write the metrics to [metrics] textfile (atomically: a temporary file, renamed).
+    Checked at start-up (settings); a failure after the work (the disk filled, the folder
+    went) is one logged error: the command's own report and exit code stand."""
     path = settings.metrics_textfile
     if path is None:
         return None
@@ -130,7 +134,6 @@ def write_textfile(settings: Settings) -> Path | None:
     try:
         write_to_textfile(str(path), registry_for(settings))
     except OSError as exc:
-        raise ConfigError(
-            str(settings.config_path), "metrics.textfile", f"cannot write {path}: {exc.strerror}"
-        ) from None
+        log.error("metrics.textfile: cannot write %s: %s", path, exc.strerror or exc)
+        return None
     return path

@@ -780,6 +780,7 @@ def _validate(settings: Settings, origin: Callable[[str], str]) -> None:
         origin("digest.timezone"),
     )
     _check_mail_fields(settings, origin)
+    _check_textfile(settings.metrics_textfile, origin("metrics.textfile"))
     if settings.classify.cache_dir:
         for candidate in (settings.cache_dir, *settings.cache_dir.parents):
             if candidate.exists() and not candidate.is_dir():
@@ -939,6 +940,21 @@ def _check_recipient_topics(settings: Settings) -> None:
                 f"recipients[{i}].topics",
                 f"unknown topic ids: {', '.join(unknown)}; known: {', '.join(sorted(known))}",
             )
+
+
+def _check_textfile(path: Path | None, source: str) -> None:
+    """[metrics] textfile at start-up, not after a poll's work: a file (replaced by rename,
+    so a device or a pipe there would be destroyed) in a folder that exists."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(source, "metrics.textfile", f"{path} is a folder; name a file in it")
+    if path.exists() and not path.is_file():
+        raise ConfigError(
+            source, "metrics.textfile", f"{path} is not a regular file (it is replaced by rename)"
+        )
+    if not path.parent.is_dir():
+        raise ConfigError(source, "metrics.textfile", f"no such folder: {path.parent}")
 
 
 def _check_schedule(
