@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -554,7 +555,8 @@ def test_classify_jsonl_round_trip(classifier: FittedClassifier, tmp_path: Path)
     ]
     source.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    assert run_classify(source, out, classifier) == 2
+    with out.open("w", encoding="utf-8") as handle:
+        assert run_classify(source, handle, classifier) == 2
     results = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     keys = {
         "id",
@@ -584,8 +586,10 @@ def test_malformed_line_names_the_line(
     source = tmp_path / "in.jsonl"
     good = json.dumps({"id": "a", "title": "t", "text": "x"})
     source.write_text(f"{good}\n{bad_line}\n", encoding="utf-8")
+    out = io.StringIO()
     with pytest.raises(ClassifierError, match=rf"in\.jsonl:2: {message}"):
-        run_classify(source, tmp_path / "out.jsonl", classifier)
+        run_classify(source, out, classifier)
+    assert out.getvalue() == ""  # nothing written before the whole input is read
 
 
 # ---------- suggestions ----------

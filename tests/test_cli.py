@@ -208,9 +208,25 @@ def test_classify_jsonl_through_the_command(config: Path, tmp_path: Path) -> Non
     assert json.loads(odd.stdout)["relevant"]
 
     source.write_text('{"id": "c", "title": "no text"}\n', encoding="utf-8")
+    before = out.read_bytes()
     broken = run(config, "classify", "--input", str(source), "--output", str(out))
     assert broken.returncode != 0
     assert "in.jsonl:1" in broken.stderr
+    assert out.read_bytes() == before  # replaced only once complete
+
+    # --output is checked before any work, as export's is (these were tracebacks, the
+    # input overwritten by its results, or --output ignored without --input).
+    for bad, says in (
+        (str(tmp_path), "is a folder"),
+        (str(tmp_path / "nowhere" / "x.jsonl"), "no such folder"),
+        ("", "an empty path"),
+        (str(source), "is the --input file"),
+    ):
+        refused = run(config, "classify", "--input", str(source), "--output", bad)
+        assert refused.returncode == 2 and says in refused.stderr, (bad, refused.stderr)
+        assert len(refused.stderr.splitlines()) == 1 and "Traceback" not in refused.stderr
+    alone = run(config, "classify", "--output", str(out))
+    assert alone.returncode == 2 and "--output: only with --input" in alone.stderr
 
     # A language is a code, not markup (it came out cut to "<s").
     source.write_text('{"id": "l", "title": "t", "text": "x", "language": "<script>"}\n')

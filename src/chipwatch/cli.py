@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 import typer.exceptions
@@ -32,6 +32,10 @@ from chipwatch.lock import job_lock
 from chipwatch.logs import configure_logging, set_chipwatch_level
 from chipwatch.settings import Settings, ensure_data_dir, load_settings
 from chipwatch.types import MAX_ROW_ID
+
+if TYPE_CHECKING:  # the model is imported by the commands that classify, not at start-up
+    from chipwatch.classify import FittedClassifier
+    from chipwatch.progress import Advance
 
 app = typer.Typer(
     help="chipwatch: a multilingual news watch on chip export controls.",
@@ -369,10 +373,12 @@ def classify(
         Path | None,
         typer.Option("--input", metavar="FILE", help="JSONL of articles: id, title, text, ..."),
     ] = None,
-    output_path: Annotated[
-        Path | None,
+    output: Annotated[
+        str | None,  # not Path: Typer reads "" as "." (output_path refuses both)
         typer.Option(
-            "--output", metavar="FILE", help="JSONL of classifications (default: stdout)."
+            "--output",
+            metavar="FILE",
+            help="JSONL of classifications (default: stdout). Replaced once complete.",
         ),
     ] = None,
     again: Annotated[
@@ -383,6 +389,7 @@ def classify(
     from chipwatch import pipeline
 
     def body() -> None:
+        target = _classify_output(input_path, output)
         s = settings()
         if input_path is None:
             from chipwatch.progress import progress
@@ -393,7 +400,7 @@ def classify(
                 report = run(s, sessions, track("classify: articles"))
             typer.echo(report)
             return
-        from chipwatch.classify import load_or_fit, run_classify
+        from chipwatch.classify import load_or_fit
         from chipwatch.progress import progress
 
         classifier = load_or_fit(
@@ -404,13 +411,44 @@ def classify(
             user_topics=s.user_topics_path,
             relevance_threshold=s.classify.relevance_threshold,
         )
-        target = output_path or Path("/dev/stdout")  # a filter: JSONL in, JSONL out
         with progress() as track:
-            count = run_classify(input_path, target, classifier, track("classify: articles"))
-        if output_path is not None:
-            typer.echo(f"classified {count} articles into {output_path}")
+            count = _write_classified(input_path, target, classifier, track("classify: articles"))
+        if target is not None:
+            typer.echo(f"classified {count} articles into {target}")
 
     guarded(body)
+
+
+def _classify_output(input_path: Path | None, output: str | None) -> Path | None:
+    """--output checked before the model loads: a file, not the input it would replace,
+    and only with --input (the stored articles are classified into the database)."""
+    from chipwatch.outfile import output_path
+
+    if output is None:
+        return None
+    if input_path is None:
+        raise UsageError("--output: only with --input (stored articles are classified in place)")
+    target = output_path(output, "--output")
+    if target.exists() and target.resolve() == input_path.resolve():
+        raise UsageError(f"--output {output}: is the --input file, which it would replace")
+    return target
+
+
+def _write_classified(
+    input_path: Path, target: Path | None, classifier: FittedClassifier, track: Advance
+) -> int:
+    """A filter, JSONL in and JSONL out: to standard output, or to `target` replaced only
+    once complete (a failure leaves the user's old file as it was)."""
+    import sys
+
+    from chipwatch.classify import run_classify
+    from chipwatch.outfile import write_replacing
+
+    if target is None:
+        return run_classify(input_path, sys.stdout, classifier, track)
+    return write_replacing(
+        target, "--output", lambda out: run_classify(input_path, out, classifier, track)
+    )
 
 
 @app.command("eval")

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TextIO
 
 import chipwatch.classify.evaluate as ev
 from chipwatch.classify.model import FittedClassifier
@@ -74,22 +75,21 @@ def read_inputs(path: Path) -> list[ClassifyInput]:
 
 def run_classify(
     input_jsonl: Path,
-    output_jsonl: Path,
+    out: TextIO,
     classifier: FittedClassifier,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Classify every line of `input_jsonl` into `output_jsonl`; returns the count.
+    """Classify every line of `input_jsonl` into `out` as JSONL; returns the count.
 
     The whole input is validated before anything is written, so a malformed line
     leaves no half-written output.
     """
     items = read_inputs(input_jsonl)
-    with output_jsonl.open("w", encoding="utf-8") as out:
-        for start in range(0, len(items), BATCH_SIZE):
-            for result in classifier.classify(items[start : start + BATCH_SIZE]):
-                out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
-            if on_batch is not None:  # progress: (done, total)
-                on_batch(min(start + BATCH_SIZE, len(items)), len(items))
+    for start in range(0, len(items), BATCH_SIZE):
+        for result in classifier.classify(items[start : start + BATCH_SIZE]):
+            out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+        if on_batch is not None:  # progress: (done, total)
+            on_batch(min(start + BATCH_SIZE, len(items)), len(items))
     return len(items)
 
 
