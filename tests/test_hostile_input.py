@@ -335,3 +335,29 @@ def test_a_metrics_textfile_that_cannot_be_written_is_refused_before_the_work(
     from_env = run(config, "poll", env={"CHIPWATCH_METRICS_TEXTFILE": str(tmp_path / "a" / "b")})
     assert "CHIPWATCH_METRICS_TEXTFILE: metrics.textfile: no such folder" in one_line(from_env)
     assert Path("/dev/null").is_char_device()
+
+
+def test_input_nested_deeper_than_the_interpreter_goes(config: Path, tmp_path: Path) -> None:
+    """100,000 levels of arrays: a RecursionError (exit 1, a traceback) from the config
+    file, a topics file and classify --input; now invalid TOML or JSON, named."""
+    deep_json = "[" * 100_000 + "]" * 100_000
+    articles = tmp_path / "deep.jsonl"
+    articles.write_text('{"id": "a", "title": "t", "text": ' + deep_json + "}\n")
+    says = one_line(run(config, "classify", "--input", str(articles)))
+    assert "deep.jsonl:1: invalid JSON: nested too deeply" in says, says
+    (config.parent / "user-topics.toml").write_text("x = " + deep_json + "\n", encoding="utf-8")
+    assert "user-topics.toml: (syntax): invalid TOML: nested too deeply" in one_line(
+        run(config, "topics", "list")
+    )
+    (config.parent / "user-topics.toml").unlink()
+    config.write_text(config.read_text(encoding="utf-8") + "x = " + deep_json + "\n")
+    assert f"{config}: invalid TOML: nested too deeply" in one_line(run(config, "feeds", "list"))
+
+
+def test_a_json_feed_nested_too_deeply_is_a_parse_error() -> None:
+    from chipwatch.errors import ParseError
+    from chipwatch.parse import parse_json_feed
+
+    deep = b'{"version": "https://jsonfeed.org/version/1.1", "items": ' + b"[" * 100_000
+    with pytest.raises(ParseError, match="invalid JSON: nested too deeply"):
+        parse_json_feed(deep + b"]" * 100_000 + b"}", "https://wire.test/feed.json", 100, 1000)

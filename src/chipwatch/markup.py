@@ -24,9 +24,14 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 def json_document(text: str) -> Any:
     """`json.loads`, with lone surrogate escapes ("\\ud800": valid JSON, not valid text)
-    replaced by U+FFFD: a string holding one cannot be encoded, stored or embedded."""
-    document = json.loads(text)
-    return _scrubbed(document) if _SURROGATE_ESCAPE.search(text) else document
+    replaced by U+FFFD: a string holding one cannot be encoded, stored or embedded.
+    A document nested deeper than the interpreter's recursion limit is invalid JSON
+    (a JSONDecodeError, as for any other malformed input; it was a RecursionError)."""
+    try:
+        document = json.loads(text)
+        return _scrubbed(document) if _SURROGATE_ESCAPE.search(text) else document
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
 
 
 def _scrubbed(value: Any) -> Any:

@@ -45,6 +45,7 @@ from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
 from chipwatch.dedupe import content_hash, key_identity
 from chipwatch.extract import canonical_url
 from chipwatch.fetch import Fetcher
+from chipwatch.markup import json_document
 from chipwatch.settings import NewsSearchSettings
 from chipwatch.types import Article, Source
 
@@ -254,14 +255,14 @@ def batch_answers(body: bytes) -> dict[int, str]:
 
 def _json_documents(text: str) -> list[Any]:
     try:
-        return [json.loads(text)]
+        return [json_document(text)]
     except ValueError:
         pass
     documents = []
     for line in text.splitlines():
         if line.lstrip().startswith("["):
             try:
-                documents.append(json.loads(line))
+                documents.append(json_document(line))
             except ValueError:
                 continue
     return documents
@@ -273,7 +274,7 @@ def _answer(row: Any) -> tuple[int, str] | None:
     if row[1] != GOOGLE_RPC or not isinstance(row[2], str):
         return None
     try:
-        payload = json.loads(row[2])
+        payload = json_document(row[2])
     except ValueError:
         return None
     if not (isinstance(payload, list) and len(payload) > 1 and payload[0] == "garturlres"):

@@ -603,6 +603,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "", f"not UTF-8 text: {exc.reason}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"invalid TOML: {exc}") from None
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise ConfigError(str(path), "", "invalid TOML: nested too deeply") from None
 
 
 def _classifier_input(

@@ -78,6 +78,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "(file)", f"not UTF-8 text: {exc.reason}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "(syntax)", f"invalid TOML: {exc}") from exc
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise ConfigError(str(path), "(syntax)", "invalid TOML: nested too deeply") from None
 
 
 def check_keys(table: Mapping[str, Any], known: Sequence[str], source: str, where: str) -> None:
