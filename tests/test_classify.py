@@ -389,6 +389,29 @@ def test_label_overrides_the_same_story(classifier: FittedClassifier) -> None:
     assert result.relevant and result.topics == ("chipmaker-stakes",)
 
 
+def test_a_label_with_a_topic_no_longer_defined_still_fits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A topic taken out of the user's file while a label carries it refused the fit, so
+    every poll stopped (exit 2) and no command could undo it: the label keeps its
+    verdict and its other topics, with a warning naming it."""
+    topics = load_topics(TOPICS)
+    label = Label(
+        article_id="17",
+        title=OFF_PRODUCT.title,
+        text=OFF_PRODUCT.text,
+        relevant=True,
+        topics=("entity-list", "chipmaker-stakes"),
+    )
+    with caplog.at_level("WARNING", logger="chipwatch"):
+        labelled = fit(
+            load_corpus(CORPUS), topics, load_scope(TOPICS), [label], embedder=HashingEmbedder()
+        )
+    result = one(labelled, OFF_PRODUCT)
+    assert result.relevant and result.topics == ("chipmaker-stakes",)
+    assert "label 17: topics entity-list are not defined any more" in caplog.text
+
+
 # ---------- cache ----------
 def test_cache_refits_when_corpus_changes(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"

@@ -16,6 +16,7 @@ Pipeline for each article:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -62,6 +63,7 @@ from chipwatch.types import (
     Topic,
 )
 
+log = logging.getLogger(__name__)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -620,6 +622,25 @@ def _references(
     return refs, n_corpus
 
 
+def _known_topics_only(labels: Sequence[Label], known: set[str]) -> list[Label]:
+    """The labels without topics that are no longer defined (a topic taken out of the
+    user's file while articles carry it): a warning, not a refusal to fit, which stopped
+    every poll with no command to undo it. The labels' relevance verdicts stay."""
+    kept: list[Label] = []
+    for label in labels:
+        gone = sorted(set(label.topics) - known)
+        if gone:
+            log.warning(
+                "label %s: topics %s are not defined any more; the label keeps its other "
+                "topics (put the topic back, or relabel the article)",
+                label.article_id,
+                ", ".join(gone),
+            )
+            label = replace(label, topics=tuple(t for t in label.topics if t in known))
+        kept.append(label)
+    return kept
+
+
 def fit(
     corpus: Sequence[CorpusDocument],
     topics: Sequence[Topic],
@@ -634,11 +655,7 @@ def fit(
     if not topics:
         raise ClassifierError("no topics to classify against")
     params = params or ClassifierParams()
-    known = {t.id for t in topics}
-    for label in labels:
-        unknown = set(label.topics) - known
-        if unknown:
-            raise ClassifierError(f"label {label.article_id}: unknown topics {sorted(unknown)}")
+    labels = _known_topics_only(labels, {t.id for t in topics})
     matcher = Matcher(scope_terms, topics)
     passages = corpus_passages(corpus, matcher)
     emb = embedder or get_embedder(params.embedder)
