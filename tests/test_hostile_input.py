@@ -260,6 +260,22 @@ def test_corpus_add_of_an_empty_file_names_that_file(
     assert f"{empty}: the document is empty" in line and "corpus.toml" not in line
 
 
+def test_corpus_add_of_a_folder_or_a_file_with_a_byte_order_mark(
+    config: Path, tmp_path: Path
+) -> None:
+    folder = one_line(run(config, "corpus", "add", str(tmp_path), "--topics", "security-debate"))
+    assert f"{tmp_path}: is a folder" in folder  # it said "no such file"
+    marked = tmp_path / "memo.txt"
+    marked.write_bytes(
+        "\ufeffExport rules\x00 widen\nThe ministry widens its export rules.\n".encode()
+    )
+    added = run(config, "corpus", "add", str(marked), "--topics", "security-debate")
+    assert added.returncode == 0, added.stderr
+    listed = run(config, "corpus", "list")
+    assert listed.stdout.splitlines()[-1].endswith("\tsecurity-debate\tExport rules widen")
+    assert "\ufeff" not in listed.stdout and "\x00" not in listed.stdout
+
+
 def test_corpus_add_with_an_empty_topics_value_names_the_option(
     config: Path, tmp_path: Path
 ) -> None:

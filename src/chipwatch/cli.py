@@ -504,7 +504,7 @@ def evaluate(
                 f"--seeds {seeds}: pools cross-validation shuffles; add --cross-validate"
             )
         if not path.is_file():
-            raise NotFound(f"no such file: {path}")
+            raise NotFound(f"{path}: is a folder" if path.is_dir() else f"no such file: {path}")
         s = settings()
         if cross_validate:  # before the fit: a file too small for folds is known at once
             from chipwatch.classify.evaluate import check_folds, load_rows

@@ -268,7 +268,11 @@ def add_corpus_document(
                 f"{source[:200]}: not a file, and {scheme.group(1)}: URLs are not fetched "
                 "(http and https only)"
             )
-        raise NotFound(f"no such file: {source}")
+        raise NotFound(
+            f"{source}: is a folder; give a UTF-8 text file"
+            if Path(source).is_dir()
+            else f"no such file: {source}"
+        )
     paths = writable_copy(settings)
     doc = add_document(
         paths.corpus_dir,

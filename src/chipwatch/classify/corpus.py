@@ -29,8 +29,9 @@ _DOCUMENT_KEYS = ("id", "file", "language", "topics", "relevant", "title")
 def read_bounded(path: Path) -> tuple[str, bool]:
     """The file's text up to MAX_DOCUMENT_CHARS, and whether it goes on beyond them; a
     huge file is never read whole."""
-    with path.open(encoding="utf-8") as handle:
-        text = handle.read(MAX_DOCUMENT_CHARS + 1)
+    # utf-8-sig: a byte-order mark (Windows editors write one) is no part of the title.
+    with path.open(encoding="utf-8-sig") as handle:
+        text = handle.read(MAX_DOCUMENT_CHARS + 1).replace("\x00", "")
     return text[:MAX_DOCUMENT_CHARS], len(text) > MAX_DOCUMENT_CHARS
 
 
