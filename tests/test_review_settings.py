@@ -88,6 +88,9 @@ def test_forwarded_headers_only_from_trusted_proxies(proxied: ReviewSite) -> Non
         ("session_hours = 0", "web.session_hours"),
         ("link_ttl_days = -1", "web.link_ttl_days"),
         ("login_attempts = 0", "web.login_attempts"),
+        # A typo trusted no proxy, without a word:
+        ('forwarded_allow_ips = "not-an-ip"', "web.forwarded_allow_ips"),
+        ('forwarded_allow_ips = "127.0.0.1, 10.0.0.0/33"', "web.forwarded_allow_ips"),
     ],
 )
 def test_web_settings_are_validated(tmp_path: Path, line: str, field: str) -> None:
@@ -96,6 +99,15 @@ def test_web_settings_are_validated(tmp_path: Path, line: str, field: str) -> No
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
     assert caught.value.field == field and caught.value.source == str(config)
+
+
+def test_proxies_may_be_addresses_networks_or_any() -> None:
+    from chipwatch.settings import _proxy_address
+
+    for good in ("127.0.0.1", "::1", "10.0.0.0/8", "2001:db8::/32", "*"):
+        assert _proxy_address(good), good
+    for bad in ("", "localhost", "10.0.0.0/33", "1.2.3"):
+        assert not _proxy_address(bad), bad
 
 
 def test_serve_reports_a_bad_setting_without_a_traceback(tmp_path: Path) -> None:

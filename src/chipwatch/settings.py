@@ -909,10 +909,31 @@ def _host_problem(host: str) -> str | None:
 _DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
+def _proxy_address(text: str) -> bool:
+    """What uvicorn reads in forwarded_allow_ips: an address, a network, or "*" (a typo
+    there trusted no proxy, without a word)."""
+    import ipaddress
+
+    if text == "*":
+        return True
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def _validate_web(web: WebSettings, origin: Callable[[str], str]) -> None:
     problem = _host_problem(web.host)
     if problem:
         raise ConfigError(origin("web.host"), "web.host", problem)
+    for proxy in web.forwarded_allow_ips.split(","):
+        if not _proxy_address(proxy.strip()):
+            raise ConfigError(
+                origin("web.forwarded_allow_ips"),
+                "web.forwarded_allow_ips",
+                f"{proxy.strip()[:80]!r} is not an IP address, a network (10.0.0.0/8) or *",
+            )
     if not web.public_url.startswith(("http://", "https://")):
         raise ConfigError(
             origin("web.public_url"), "web.public_url", "must start with http:// or https://"
