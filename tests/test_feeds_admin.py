@@ -164,6 +164,10 @@ def test_a_language_that_is_no_language_code_is_refused(tmp_path: Path, feeds: l
     # A line break in a name would split the rows of `feeds list` and `feeds status`.
     named = run_chipwatch(config, "feeds", "add", feeds[0], "--name", "Wire\nservice")
     assert named.returncode == 2 and "--name: a line break" in named.stderr
+    # A blank name was stored as the feed's name; a long one cut at the column's length.
+    for name, says in (("", "--name: empty"), ("   ", "--name: empty"), ("n" * 301, "at most 300")):
+        refused = run_chipwatch(config, "feeds", "add", feeds[0], "--name", name)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
 
 
 def test_an_internationalised_host_is_one_feed_however_it_is_spelt() -> None:

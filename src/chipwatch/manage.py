@@ -81,7 +81,7 @@ def add_feed(
     from chipwatch.collect import discover_feed_url
     from chipwatch.errors import UsageError
     from chipwatch.store.source_admin import change_feed, enable, feed_key, same_feed
-    from chipwatch.store.sources import add_source
+    from chipwatch.store.sources import NAME_CHARS, add_source
     from chipwatch.urls import check_url
 
     url = check_url(url.strip())
@@ -90,6 +90,10 @@ def add_feed(
         raise UsageError(f"--language: {problem}")
     if name and not name.isprintable():  # a line break would split the feeds tables
         raise UsageError("--name: a line break or control character")
+    if name is not None and not name.strip():  # it was stored as the feed's blank name
+        raise UsageError("--name: empty; leave it out to keep the feed's own title")
+    if name is not None and len(name.strip()) > NAME_CHARS:
+        raise UsageError(f"--name: {len(name):,} characters; at most {NAME_CHARS}")
     sessions = open_sessions(settings)
     sync_config_sources(settings, sessions)
     with sessions() as session:

@@ -58,7 +58,7 @@ def _add(request: Request, form: FormData) -> Response:
     if not feed_url.startswith(("http://", "https://")):
         return _health_rows(request, "A feed address starts with http:// or https://.")
     try:
-        name = str(form.get("name", ""))[:300] or None
+        name = str(form.get("name", "")).strip() or None  # too long: said, not cut
         add_feed(site_of(request).settings, feed_url, name)
     except ChipwatchError as exc:
         return _health_rows(request, f"Not added: {exc}")
