@@ -433,3 +433,29 @@ def test_an_item_link_with_a_nul_is_dropped_and_the_feed_stored_on_both_backends
     stored = {row.title: row.url for row in articles(sessions)}
     assert stored == {"Licences for H20 sales": "https://wire.test/1", "Second item": None}
     assert source(sessions, feed_id).consecutive_errors == 0
+
+
+def test_an_entry_with_nothing_to_read_is_not_stored(
+    server: FeedServer, settings: Settings, sessions: sessionmaker[Session], pool: ParsePool
+) -> None:
+    """No title, no text, no usable link: such JSON items were stored as empty articles."""
+    import json
+
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Wire",
+        "items": [
+            {"id": None},
+            {"id": "odd", "url": 12345, "title": ["array"]},
+            {"id": "blank", "title": "   ", "content_text": "  "},
+            {"id": "ok", "title": "Licences for H20 sales", "content_text": "Granted."},
+            {"id": "link-only", "url": "https://wire.test/only-a-link"},
+        ],
+    }
+    headers = {"Content-Type": "application/feed+json"}
+    server.add("/feed.json", json.dumps(feed).encode(), headers=headers)
+    add(sessions, server.url("/feed.json"))
+    report = run_poll(settings, sessions, pool)
+    assert report.feeds_failed == 0, report
+    stored = sorted((row.title, row.url) for row in articles(sessions))
+    assert stored == [("", "https://wire.test/only-a-link"), ("Licences for H20 sales", None)]

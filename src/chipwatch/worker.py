@@ -157,6 +157,14 @@ def _unstored_articles(entries: Sequence[FeedEntry], job: DocumentJob) -> tuple[
     the content hash, and both before language detection, the costliest step."""
     source, base = job.source, job.base_url
     keys = [entry_key(entry, source, base) for entry in entries]
+    # An entry with no title, no text and no usable link has nothing to read or show (a
+    # JSON item {"id": null} was stored as an empty article).
+    kept = [
+        (e, k)
+        for e, k in zip(entries, keys, strict=True)
+        if k.url or e.title.strip() or e.summary.strip()
+    ]
+    entries, keys = [e for e, _ in kept], [k for _, k in kept]
     lookup = _store_lookup(job.store_path)
     if lookup is not None and keys:
         identities, urls, _ = lookup.present(
