@@ -116,8 +116,10 @@ def test_feedparser_corpus_through_the_parse_path(pool: ParsePool) -> None:
         if not r.articles and r.error is not None and not CLEAR_ERROR.match(str(r.error))
     ]
     assert not unclear
-    with_entries = sum(1 for r in results if r.articles)
-    assert with_entries > 1000
+    # Documents whose entries were read (an entry with nothing to read or show, only a
+    # <rights> or a <source>, as many of these files hold, is not stored as an article).
+    with_entries = sum(1 for r in results if r.entries)
+    assert with_entries > 1000 and sum(1 for r in results if r.articles) > 500
     markup = [
         (p.name, a.title)
         for p, r in zip(files, results, strict=True)

@@ -538,7 +538,8 @@ def test_a_topic_that_would_not_load_is_refused_and_names_the_field(
     before = path.read_bytes() if path.exists() else None
     page = client.get("/topics").text
     for field, value, says in (
-        ("terms", "\x00", "terms.en[0]"),  # a term with no word: it would match nothing
+        ("terms", "\x01", "terms.en[0]"),  # a term with no word: it would match nothing
+        ("terms", "\x00", "a field holds a NUL character"),
         ("name", "Bell\x07tower", "holds the control character U+0007"),
         ("description", "two\x1bwords", "holds the control character U+001B"),
     ):
