@@ -199,3 +199,36 @@ def test_a_password_longer_than_login_takes_is_refused_by_users_add(tmp_path: Pa
     longest = "p" * MAX_PASSWORD_CHARS
     assert verify_password(longest, hash_password(longest, log2_n=4))
     assert not verify_password(too_long, hash_password(longest, log2_n=4))
+
+
+def test_a_damaged_database_is_a_503_page_and_one_log_line(tmp_path: Path) -> None:
+    """Tables gone from the file (edited by another program): every request that needs
+    them was a bare 500 and a 60-frame traceback in the log; the login form and a
+    request carrying a session cookie (read before any route) alike."""
+    import sqlite3
+
+    port = free_port()
+    config = write_config(tmp_path, port, [])
+    made = run_cli(config, "users", "add", "erin", stdin=PASSWORD + "\n")
+    assert made.returncode == 0, made.stderr
+    settings = load_settings(config)
+    with sqlite3.connect(settings.data_dir / "chipwatch.sqlite3") as connection:
+        connection.execute("DROP TABLE web_sessions")
+        connection.execute("DROP TABLE users")
+    running = start_server(config, settings, port)
+    try:
+        with httpx.Client(base_url=running.url) as client:
+            token = csrf_of(client.get("/login").text)
+            login = client.post("/login", data={"csrf": token, "name": "erin", "password": "x"})
+            client.cookies.set("cw_session", "a" * 43)  # any: it is looked up first
+            stories = client.get("/stories", follow_redirects=False)
+        for answer in (login, stories):
+            assert answer.status_code == 503, answer.text
+            assert "cannot be read or written just now" in answer.text
+            assert answer.headers["retry-after"] == "60"
+    finally:
+        running.stop()
+    assert running.process.stdout is not None
+    log = running.process.stdout.read()
+    assert "Traceback" not in log, log[-3000:]
+    assert log.count("storage error: ") == 2 and "no such table: " in log, log[-2000:]

@@ -764,3 +764,38 @@ def test_garbage_wal_and_shm_files_are_ignored(folder: Path) -> None:
     assert listing.returncode == 0 and "feed 1 x" in listing.stdout  # the rows, intact
     check = chipwatch(config, "db", "check")
     assert check.returncode == 0 and "integrity ok" in check.stdout
+
+
+def test_a_schema_edited_by_another_program_is_reported_as_damage(folder: Path) -> None:
+    """Two rows in alembic_version (an alembic error: exit 1, "a chipwatch bug"), a table
+    or a column dropped (the hint blamed the disk; db check said all was well), another
+    program's tables (db check said "no schema yet")."""
+    cases: list[tuple[str, list[str], str]] = [
+        ("two-revisions", ["INSERT INTO alembic_version VALUES ('0001')"], "more than one head"),
+        ("no-labels", ["DROP TABLE labels"], "missing tables: labels"),
+        ("no-column", ["ALTER TABLE sources DROP COLUMN tags"], "missing columns: sources.tags"),
+    ]
+    for name, statements, says in cases:
+        database = make_database(folder / name)
+        with sqlite3.connect(database) as connection:
+            for statement in statements:
+                connection.execute(statement)
+        config = write_config(folder, data=folder / name)
+        check = chipwatch(config, "db", "check")
+        assert check.returncode == ExitCode.STORAGE, (name, check.stdout, check.stderr)
+        assert says in check.stdout + check.stderr, (name, check.stdout, check.stderr)
+        assert "Traceback" not in check.stderr
+    broken = chipwatch(write_config(folder, data=folder / "two-revisions"), "feeds", "list")
+    assert "damaged or not a chipwatch database" in assert_storage_line(
+        broken, folder / "two-revisions" / DB_NAME
+    )
+    listed = chipwatch(write_config(folder, data=folder / "no-column"), "feeds", "list")
+    line = assert_storage_line(listed, folder / "no-column" / DB_NAME)
+    assert "no such column: sources.tags" in line and "not a chipwatch database" in line
+    foreign = folder / "foreign"
+    foreign.mkdir()
+    with sqlite3.connect(foreign / DB_NAME) as connection:
+        connection.execute("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT)")
+    check = chipwatch(write_config(folder, data=foreign), "db", "check")
+    assert check.returncode == ExitCode.STORAGE, check.stdout
+    assert "tables that are not chipwatch's: moz_places" in check.stdout

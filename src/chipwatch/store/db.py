@@ -110,7 +110,20 @@ def head_revision() -> str | None:
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
+        return _revision_of(connection, engine)
+
+
+def _revision_of(connection: Connection, engine: Engine) -> str | None:
+    """The schema revision; a version table with several rows is a damaged database (no
+    chipwatch writes two), not a bug: alembic's CommandError was an exit 1."""
+    from alembic.util import CommandError
+
+    try:
         return MigrationContext.configure(connection).get_current_revision()
+    except CommandError as exc:
+        raise StorageError(
+            faults.target_of(engine), f"alembic_version: {exc}".split(";")[0], faults.DAMAGED
+        ) from None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -131,7 +144,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         begin_schema_change(connection)
         dialect.lock_for_migration(connection)
-        current = MigrationContext.configure(connection).get_current_revision()
+        current = _revision_of(connection, engine)
         if current == target:
             return
         config.attributes["connection"] = connection
@@ -164,7 +177,7 @@ def refuse_unknown_revision(engine: Engine, current: str | None) -> None:
         raise StorageError(
             faults.target_of(engine),
             f"schema revision {current} is newer than this chipwatch knows "
-            f"(up to {head_revision()})",
+            f"(up to {head_revision()}), or the database is not chipwatch's",
             faults.NEWER,
         )
 
@@ -200,6 +213,30 @@ def repair_half_made(connection: Connection, config: Config, target: str) -> Non
     metadata.reflect(connection, only=sorted(tables))
     for table in reversed(metadata.sorted_tables):  # dependants first (foreign keys)
         table.drop(connection)
+
+
+def schema_problem(engine: Engine, revision: str | None) -> str:
+    """What `db check` says of the tables (SQLite; the reference schema is built there):
+    those of the revision missing, or their columns; without a revision, tables that are
+    not chipwatch's. "" when the schema is whole (integrity_check reads pages, not this)."""
+    with engine.connect() as connection:
+        tables = set(inspect(connection).get_table_names()) - {"alembic_version"}
+        if revision is None:
+            if not tables or _matching_revision(connection, tables) is not None:
+                return ""  # none yet, or chipwatch's own: the next command completes them
+            return "tables that are not chipwatch's: " + ", ".join(sorted(tables)[:10])
+        reference = _reference_schema(revision)
+        found = inspect(connection)
+        missing = sorted(reference.keys() - tables)
+        columns = sorted(
+            f"{table}.{column}"
+            for table in reference.keys() & tables
+            for column in reference[table] - {c["name"] for c in found.get_columns(table)}
+        )
+    parts = ([f"missing tables: {', '.join(missing)}"] if missing else []) + (
+        [f"missing columns: {', '.join(columns)}"] if columns else []
+    )
+    return "schema damaged: " + "; ".join(parts) if parts else ""
 
 
 def _matching_revision(connection: Connection, tables: set[str]) -> tuple[str, bool] | None:

@@ -49,6 +49,10 @@ _HINTS: tuple[tuple[str, str], ...] = (
     ("file is not a database", DAMAGED),
     ("malformed", DAMAGED),
     ("file is encrypted", DAMAGED),
+    # A table or column of the schema revision is missing: the schema was edited by hand
+    # or by another program (it read as a failing disk).
+    ("no such table", DAMAGED),
+    ("no such column", DAMAGED),
     ("database or disk is full", FULL),
     ("no space left", FULL),
     ("file too large", FULL),

@@ -20,6 +20,7 @@ from chipwatch.store.db import (
     current_revision,
     head_revision,
     refuse_unknown_revision,
+    schema_problem,
 )
 from chipwatch.store.dialect import Backend, backend_of
 from chipwatch.store.url import normalise_url
@@ -32,10 +33,11 @@ class CheckReport:
     integrity: str  # "ok", or what PRAGMA integrity_check found (SQLite); "connected" (PostgreSQL)
     revision: str | None
     head: str | None
+    schema_problem: str = ""  # tables or columns the revision has and the file lacks
 
     @property
     def ok(self) -> bool:
-        return self.integrity in ("ok", "connected")
+        return self.integrity in ("ok", "connected") and not self.schema_problem
 
     def __str__(self) -> str:
         if self.revision == self.head:
@@ -46,6 +48,8 @@ class CheckReport:
             schema = (
                 f"schema revision {self.revision} (the next command upgrades it to {self.head})"
             )
+        if self.schema_problem:
+            schema = f"{schema}; {self.schema_problem}"
         return f"{self.target}: {self.backend} database, integrity {self.integrity}; {schema}"
 
 
@@ -67,7 +71,10 @@ def check(url: str) -> CheckReport:
                 integrity = "connected"
         revision = current_revision(engine)
         refuse_unknown_revision(engine, revision)
-        return CheckReport(faults.target_of(engine), backend, integrity, revision, head_revision())
+        problem = schema_problem(engine, revision) if backend is Backend.SQLITE else ""
+        return CheckReport(
+            faults.target_of(engine), backend, integrity, revision, head_revision(), problem
+        )
     finally:
         engine.dispose()
 

@@ -8,6 +8,8 @@ to the login form elsewhere.
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from chipwatch.errors import StorageError
 from chipwatch.settings import Settings
 from chipwatch.store.users import session_user
 from chipwatch.web import account, api, articles, digest_links, sources, stories, topics
@@ -25,7 +28,23 @@ from chipwatch.web.security import SESSION_COOKIE, LoginLimiter, add_headers
 from chipwatch.web.signing import site_secret
 from chipwatch.web.site import STATIC, Site, make_environment, now_utc, route_path, url
 
+log = logging.getLogger(__name__)
 PUBLIC_PREFIXES = ("/login", "/static/", "/d/", "/u/", "/feeds/")
+
+
+STORAGE_PAGE = (
+    "The database cannot be read or written just now (the server's log says why: a "
+    "storage error). Nothing was changed; try again later."
+)
+
+
+async def storage_fault(request: Request, exc: Exception) -> Response:
+    """A damaged, locked or unreachable database: one log line naming the file and the
+    hint, and a 503 page (it was a bare 500 and a 60-frame traceback per request)."""
+    log.error("storage error: %s %s: %s", request.method, request.url.path, exc)
+    response = PlainTextResponse(STORAGE_PAGE, status_code=503)
+    response.headers["Retry-After"] = "60"
+    return add_headers(response)
 
 
 def _resolve_user(sessions: sessionmaker[Session], token: str) -> object:
@@ -49,7 +68,10 @@ class LoginGate(BaseHTTPMiddleware):
         request.state.session_id = None
         token = request.cookies.get(SESSION_COOKIE, "")
         if token:
-            found = await run_in_threadpool(_resolve_user, site.sessions, token)
+            try:
+                found = await run_in_threadpool(_resolve_user, site.sessions, token)
+            except StorageError as exc:  # before the routes: their handler is not reached
+                return await storage_fault(request, exc)
             if found is not None:
                 request.state.session_id, request.state.user = found  # type: ignore[misc]
         path = route_path(request)
@@ -107,7 +129,11 @@ def routes() -> list[Route | Mount]:
 
 
 def create_app(settings: Settings, sessions: sessionmaker[Session]) -> Starlette:
-    app = Starlette(routes=routes(), middleware=[Middleware(LoginGate)])
+    app = Starlette(
+        routes=routes(),
+        middleware=[Middleware(LoginGate)],
+        exception_handlers={StorageError: storage_fault},
+    )
     app.state.site = Site(
         settings=settings,
         sessions=sessions,
