@@ -54,9 +54,12 @@ class _Handler:
 
 
 class SmtpServer:
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int | None = None, smtputf8: bool = False
+    ) -> None:
         self.host = host
         self.port = port or free_port()
+        self.smtputf8 = smtputf8  # advertise SMTPUTF8 (addresses that are not ASCII)
         self.refuse: str | None = None  # e.g. "451 4.3.0 Try again later"
         self.refuse_rcpt: str | None = None  # answer RCPT TO with this, e.g. "550 no such user"
         self.messages: list[EmailMessage] = []
@@ -69,7 +72,11 @@ class SmtpServer:
         if self._controller is None:
             # decode_data=False keeps the bytes exactly as the client sent them.
             self._controller = Controller(
-                _Handler(self), hostname=self.host, port=self.port, decode_data=False
+                _Handler(self),
+                hostname=self.host,
+                port=self.port,
+                decode_data=False,
+                enable_SMTPUTF8=self.smtputf8,
             )
             self._controller.start()
         return self

@@ -255,3 +255,27 @@ def test_a_server_that_is_not_smtp_is_named_so(tmp_path: Path) -> None:
         error = session.get(DigestRow, built[0]).last_error
     # (was "-1 inary noise, no reply code")
     assert error.endswith("not an SMTP server: its reply has no SMTP reply code"), error
+
+
+@pytest.mark.parametrize("smtputf8", [False, True])
+def test_an_address_that_is_not_ascii(tmp_path: Path, smtputf8: bool) -> None:
+    """smtplib refused it with a UnicodeEncodeError that escaped the send loop: that
+    digest, and every other reader's after it, stayed unsent at each run."""
+    recipients = (Recipient("josé@exämple.org"), Recipient("plain@example.org"))
+    server = SmtpServer(smtputf8=smtputf8).start()
+    try:
+        settings = make_settings(
+            tmp_path, smtp_host=server.host, smtp_port=server.port, recipients=recipients
+        )
+        factory = open_db(settings)
+        with factory() as session:
+            seed(session)
+        _built, report = run(settings, factory)
+    finally:
+        server.stop()
+    received = sorted(address for _, rcpts in server.envelopes for address in rcpts)
+    if smtputf8:
+        assert not report.failed and received == ["josé@exämple.org", "plain@example.org"]
+    else:
+        assert received == ["plain@example.org"] and len(report.failed) == 1
+        assert "not ASCII and the server does not offer SMTPUTF8" in report.failed[0][1]

@@ -90,15 +90,17 @@ class SmtpTransport:
 
     def send(self, message: bytes, recipient: str, msg_id: str) -> None:
         envelope_from = parseaddr(self.smtp.sender)[1] or "chipwatch@localhost"
+        where = f"SMTP {self.smtp.host}:{self.smtp.port} to {recipient}"
         try:
             with self._connect() as client:
                 if self.smtp.username:
                     client.login(self.smtp.username, self.password)
-                client.sendmail(envelope_from, [recipient], message)
-        except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(
-                f"SMTP {self.smtp.host}:{self.smtp.port} to {recipient}: {_describe(exc)}"
-            ) from exc
+                options = _mail_options(client, envelope_from, recipient, where)
+                client.sendmail(envelope_from, [recipient], message, mail_options=options)
+        except (smtplib.SMTPException, OSError, UnicodeError) as exc:
+            # UnicodeError: whatever smtplib could not encode is this digest's failure; it
+            # escaped the send loop, and no other reader got a digest either.
+            raise DeliveryError(f"{where}: {_describe(exc)}") from exc
 
     def _connect(self) -> smtplib.SMTP:
         timeout = self.smtp.timeout_seconds
@@ -119,6 +121,19 @@ class SmtpTransport:
     def _tls_context(self) -> ssl.SSLContext:
         # Certificates and host names are always verified; ca_file adds a private CA.
         return ssl.create_default_context(cafile=self.smtp.ca_file or None)
+
+
+def _mail_options(client: smtplib.SMTP, sender: str, recipient: str, where: str) -> list[str]:
+    """SMTPUTF8 where an address is not ASCII (josé@exämple.org), if the server takes it;
+    a server that does not cannot carry that digest: its own failure, said as such."""
+    if sender.isascii() and recipient.isascii():
+        return []
+    client.ehlo_or_helo_if_needed()
+    if not client.has_extn("smtputf8"):
+        raise DeliveryError(
+            f"{where}: the address is not ASCII and the server does not offer SMTPUTF8"
+        )
+    return ["SMTPUTF8"]
 
 
 def _describe(exc: BaseException) -> str:
