@@ -377,3 +377,19 @@ def test_a_json_feed_nested_too_deeply_is_a_parse_error() -> None:
     deep = b'{"version": "https://jsonfeed.org/version/1.1", "items": ' + b"[" * 100_000
     with pytest.raises(ParseError, match="invalid JSON: nested too deeply"):
         parse_json_feed(deep + b"]" * 100_000 + b"}", "https://wire.test/feed.json", 100, 1000)
+
+
+def test_an_smtp_host_that_no_server_could_have_is_refused_at_start_up(config: Path) -> None:
+    """Each was found out at every send, as a DNS error pushing the digest's back-off."""
+    for host, says in (
+        ("127.0.0.1:2525", "give the port as smtp.port"),
+        ("smtp example.org", "is not a host name or an IP address"),
+        ("http://smtp.example.org", "is not a host name or an IP address"),
+        ("[::1]", "without brackets"),
+        ("-oProxyCommand=x", "is not a host name"),
+    ):
+        line = one_line(run(config, "feeds", "list", env={"CHIPWATCH_SMTP_HOST": host}))
+        assert "CHIPWATCH_SMTP_HOST: smtp.host: " in line and says in line, line
+    for host in ("smtp.example.org", "127.0.0.1", "::1", "localhost"):
+        ok = run(config, "feeds", "list", env={"CHIPWATCH_SMTP_HOST": host})
+        assert ok.returncode == 0, (host, ok.stderr)

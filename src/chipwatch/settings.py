@@ -772,6 +772,9 @@ def _validate(settings: Settings, origin: Callable[[str], str]) -> None:
         raise ConfigError(
             origin("smtp.security"), "smtp.security", "must be one of starttls, tls, none"
         )
+    problem = _smtp_host_problem(smtp.host) if smtp.host else None
+    if problem:  # it was found out at each send, as a DNS error, pushing the back-off
+        raise ConfigError(origin("smtp.host"), "smtp.host", problem)
     if smtp.ca_file and not Path(smtp.ca_file).is_file():
         raise ConfigError(origin("smtp.ca_file"), "smtp.ca_file", f"no such file: {smtp.ca_file}")
     _check_schedule(
@@ -907,6 +910,17 @@ def _host_problem(host: str) -> str | None:
 
 
 _DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _smtp_host_problem(host: str) -> str | None:
+    """A name or an address for smtplib: no port (that is smtp.port), no URL, no spaces,
+    an IPv6 address without brackets (smtplib reads them as part of a name)."""
+    if host.startswith("[") or host.endswith("]"):
+        return f"{host[:80]!r}: write an IPv6 address without brackets"
+    if ":" in host and "://" not in host and host.count(":") == 1:
+        return f"{host[:80]!r}: give the port as smtp.port, the host alone here"
+    problem = _host_problem(host)
+    return problem and f"{problem} (a name such as smtp.example.org, or an IP address)"
 
 
 def _proxy_address(text: str) -> bool:
