@@ -137,3 +137,25 @@ def test_a_date_with_an_offset_no_zone_has_is_no_date(date: str, published: obje
     )
     feed = parse_feed(body.encode(), "http://a.test/feed")
     assert feed.entries[0].published == published
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_reference_to_a_character_that_cannot_exist_loses_only_itself(fast: bool) -> None:
+    """&#xDFFF; (a surrogate), &#x110000; (past Unicode) failed the whole feed, its good
+    items with it; such a reference is now U+FFFD. Ordinary ones are untouched."""
+    refs = ["&#xDFFF;", "&#55296;", "&#x110000;", "&#x0000DFFF;", "&#" + "9" * 5000 + ";"]
+    items = "".join(
+        f"<item><title>bad {ref} item {i}</title><link>https://wire.test/{i}</link>"
+        f"<description>text {ref}</description></item>"
+        for i, ref in enumerate(refs)
+    )
+    document = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        "<link>https://wire.test/</link><description>d</description>"
+        "<item><title>good &#8217;one&#x1F600;</title><link>https://wire.test/g</link>"
+        f"<description>fine</description></item>{items}</channel></rss>"
+    ).encode()
+    parsed = parse_feed(document, "https://wire.test/feed", "application/rss+xml", fast=fast)
+    titles = [entry.title for entry in parsed.entries]
+    assert titles[0] == "good \u2019one\U0001f600"
+    assert titles[1:] == [f"bad \ufffd item {i}" for i in range(len(refs))]

@@ -113,11 +113,37 @@ def parse_feed(
         raise NotAFeed(url, discover_feeds(content, url))
     if content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
         return parse_json_feed(content, url, max_entries, max_entry_chars)
+    content = without_impossible_references(content)
     if fast:
         quick = fast_parse(content, content_type, max_entries, max_entry_chars)
         if quick is not None:
             return quick
     return reference_parse(content, url, content_type, max_entries, max_entry_chars)
+
+
+# Numeric references long enough to name a surrogate (U+D800-DFFF) or a code point past
+# U+10FFFF; the callback decides. Shorter ones (&#8217;, &#xE9;) are never looked at.
+_LONG_REFERENCE = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{4,})|([0-9]{5,}));")
+
+
+def without_impossible_references(content: bytes) -> bytes:
+    """The document with each reference to a character that cannot exist (&#xDFFF;,
+    &#x110000;: emitted by some publishers' systems) made U+FFFD: one of them failed the
+    whole feed (a UnicodeEncodeError deep in feedparser), its good items with it."""
+    if b"&#" not in content:
+        return content
+    return _LONG_REFERENCE.sub(_replacement, content)
+
+
+def _replacement(match: re.Match[bytes]) -> bytes:
+    hex_digits, decimal = match.groups()
+    digits = (hex_digits or decimal).lstrip(b"0") or b"0"
+    if len(digits) > 8:  # past U+10FFFF in either base (and int() refuses thousands)
+        return b"&#xFFFD;"
+    code = int(digits, 16) if hex_digits else int(digits)
+    if 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+        return b"&#xFFFD;"
+    return match.group(0)
 
 
 class _BufferedExpatReader(xml.sax.expatreader.ExpatParser):
