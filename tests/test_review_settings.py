@@ -232,3 +232,18 @@ def test_a_damaged_database_is_a_503_page_and_one_log_line(tmp_path: Path) -> No
     log = running.process.stdout.read()
     assert "Traceback" not in log, log[-3000:]
     assert log.count("storage error: ") == 2 and "no such table: " in log, log[-2000:]
+
+
+def test_two_servers_started_at_once_on_one_port(tmp_path: Path) -> None:
+    """Both bound the port; the second one's listen() failed inside uvicorn: a 35-line
+    traceback and "a chipwatch bug" instead of the one line of a port in use."""
+    from chipwatch.errors import UsageError
+    from chipwatch.web.serve import listening_socket
+
+    first = listening_socket("127.0.0.1", 0)
+    try:
+        port = first.getsockname()[1]
+        with pytest.raises(UsageError, match=f"127.0.0.1:{port}: cannot listen: "):
+            listening_socket("127.0.0.1", port).close()
+    finally:
+        first.close()

@@ -24,8 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings, concurrency: int | None = None) -> None:
+    from procrastinate.exceptions import ConnectorException
+    from sqlalchemy import make_url
+
     from chipwatch import pipeline
     from chipwatch.collect import ParsePool
+    from chipwatch.errors import StorageError
     from chipwatch.queue.app import build_app, require_postgresql
     from chipwatch.queue.tasks import Runtime, install
     from chipwatch.store.host_gate import HostGate
@@ -46,8 +50,21 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     install(runtime)
     try:
         asyncio.run(_work(runtime, jobs))
+    except ConnectorException as exc:  # the queue's tables or functions went (a dropped schema)
+        raise StorageError(
+            make_url(settings.store_url).render_as_string(hide_password=True),
+            f"the task queue's database failed: {_cause(exc)}",
+            "if the procrastinate schema was dropped, any chipwatch command recreates it "
+            "(queued jobs are gone); then start the worker again",
+        ) from exc
     finally:
         pool.close()
+
+
+def _cause(exc: BaseException) -> str:
+    """The driver's first line under procrastinate's "Database error."."""
+    cause = exc.__cause__ or exc.__context__ or exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
 
 
 async def _work(runtime: Runtime, concurrency: int) -> None:

@@ -50,6 +50,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        # Listening here, not in uvicorn: two servers started at once both bind, and the
+        # second one's listen() failed inside uvicorn as a traceback.
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise UsageError(f"{where}: cannot listen: {_reason(exc)}") from None

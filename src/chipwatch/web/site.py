@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from chipwatch.settings import Settings
@@ -156,7 +156,10 @@ def form_action(body: FormBody, *, csrf: bool = True) -> Callable[[Request], Awa
     """A POST: read the form, refuse it without the right CSRF token, then run the body."""
 
     async def endpoint(request: Request) -> Response:
-        form = await request.form(max_files=1, max_fields=200)
+        try:
+            form = await request.form(max_files=1, max_fields=200)
+        except ClientDisconnect:  # gone halfway through its body: no one reads an answer
+            return HTMLResponse("the request's body did not arrive whole", status_code=400)
         if any("\x00" in value for value in form.values() if isinstance(value, str)):
             # No field means a NUL, and PostgreSQL refuses one in a lookup (a 500).
             return HTMLResponse("Refused: a field holds a NUL character.", status_code=400)
