@@ -171,3 +171,28 @@ def test_scheduled_poll_collects_classifies_and_sends_once(tmp_path: Path) -> No
         scheduled(settings, "poll")
         scheduled(settings, "digest")
     assert len(list((settings.maildir_path / "new").iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    ("weekdays", "says"),
+    [
+        ("8", "'8' is no day"),  # was read as 8 % 7, a Monday
+        ("99999999999999999999", "is no day"),
+        ("5-1", "the range 5-1 goes down"),  # was "got 4 fields" (5 were given)
+        ("1-", "'' is no day"),  # these were "tuple.index(x): x not in tuple"
+        ("x1", "'x1' is no day"),
+        ("1/0", "step '0' is not 1-7"),  # "range() arg 3 must not be zero"
+    ],
+)
+def test_a_weekday_field_cron_refuses_is_named(tmp_path: Path, weekdays: str, says: str) -> None:
+    from chipwatch.errors import ConfigError
+    from chipwatch.settings import load_settings
+
+    config = tmp_path / "chipwatch.toml"
+    config.write_text(f'[digest]\nschedule = "0 7 * * {weekdays}"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config, tmp_path / "data", {})
+    assert refused.value.field == "digest.schedule"
+    assert (
+        f"weekday field {weekdays!r}: " in refused.value.message and says in refused.value.message
+    )

@@ -103,21 +103,31 @@ def cron_trigger(expression: str, zone: ZoneInfo) -> CronTrigger:
 
 
 def _cron_days(field: str) -> set[int]:
+    """The days (0 = Sunday) of cron's weekday field; ValueError naming what cron refuses
+    (a day past 7, a range that goes down, a zero step: some were read modulo 7)."""
     days: set[int] = set()
     for part in field.split(","):
-        span, _, step = part.partition("/")
+        span, slash, step = part.partition("/")
+        if slash and not (step.isdigit() and 0 < int(step) <= 7):
+            raise ValueError(f"weekday field {field!r}: step {step!r} is not 1-7")
         if span == "*":
             low, high = 0, 6
         elif "-" in span:
-            low, high = (_cron_day(x) for x in span.split("-", 1))
+            low, high = (_cron_day(x, field) for x in span.split("-", 1))
             high = 7 if high == 0 and low > 0 else high  # "5-7", "5-0": through Sunday
+            if low > high:
+                raise ValueError(f"weekday field {field!r}: the range {span} goes down")
         else:
-            low = high = _cron_day(span)
+            low = high = _cron_day(span, field)
             high = 6 if step else high
         days.update(d % 7 for d in range(low, high + 1, int(step or 1)))
     return days
 
 
-def _cron_day(token: str) -> int:
+def _cron_day(token: str, field: str) -> int:
     token = token.strip().lower()
-    return int(token) if token.isdigit() else _CRON_DAYS.index(token[:3])
+    if token.isdigit() and len(token) <= 2 and int(token) <= 7:
+        return int(token)
+    if token.isalpha() and token[:3] in _CRON_DAYS:
+        return _CRON_DAYS.index(token[:3])
+    raise ValueError(f"weekday field {field!r}: {token!r} is no day (0-7, or sun-sat)")
