@@ -25,13 +25,13 @@ log = logging.getLogger(__name__)
 
 def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     from procrastinate.exceptions import ConnectorException
-    from sqlalchemy import make_url
 
     from chipwatch import pipeline
     from chipwatch.collect import ParsePool
     from chipwatch.errors import StorageError
     from chipwatch.queue.app import build_app, require_postgresql
     from chipwatch.queue.tasks import Runtime, install
+    from chipwatch.store import faults
     from chipwatch.store.host_gate import HostGate
     from chipwatch.store.url import libpq_url
 
@@ -52,7 +52,7 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
         asyncio.run(_work(runtime, jobs))
     except ConnectorException as exc:  # the queue's tables or functions went (a dropped schema)
         raise StorageError(
-            make_url(settings.store_url).render_as_string(hide_password=True),
+            faults.target_of(sessions.kw["bind"]),  # the URL without its password
             f"the task queue's database failed: {_cause(exc)}",
             "if the procrastinate schema was dropped, any chipwatch command recreates it "
             "(queued jobs are gone); then start the worker again",
