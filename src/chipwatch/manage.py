@@ -93,7 +93,7 @@ def add_feed(
     if name is not None and not name.strip():  # it was stored as the feed's blank name
         raise UsageError("--name: empty; leave it out to keep the feed's own title")
     if name is not None and len(name.strip()) > NAME_CHARS:
-        raise UsageError(f"--name: {len(name):,} characters; at most {NAME_CHARS}")
+        raise UsageError(f"--name: {len(name.strip()):,} characters; at most {NAME_CHARS}")
     sessions = open_sessions(settings)
     sync_config_sources(settings, sessions)
     with sessions() as session:

@@ -330,11 +330,10 @@ def story_embedder() -> Embedder:
 
 
 def export_stories(settings: Settings, since: datetime | None) -> list[dict[str, object]]:
-    """Every relevant stored article in exactly one story (grouping what is new first)."""
+    """Every relevant stored article in exactly one story (grouping what is new first).
+    `since` is naive UTC, as the database keeps it (the CLI converts --since)."""
     from chipwatch.digest.export import export_stories as export
 
-    if since is not None and since.tzinfo is not None:
-        since = since.astimezone(UTC).replace(tzinfo=None)  # the database keeps naive UTC
     sessions = open_sessions(settings)
     with sessions() as session:
         return export(session, since, embed=story_embedder())

@@ -156,27 +156,20 @@ def _unstored_articles(entries: Sequence[FeedEntry], job: DocumentJob) -> tuple[
     Most entries of a changed feed are stored already: the GUID/URL check comes before
     the content hash, and both before language detection, the costliest step."""
     source, base = job.source, job.base_url
-    keys = [entry_key(entry, source, base) for entry in entries]
     # An entry with no title, no text and no usable link has nothing to read or show (a
     # JSON item {"id": null} was stored as an empty article).
-    kept = [
-        (e, k)
-        for e, k in zip(entries, keys, strict=True)
-        if k.url or e.title.strip() or e.summary.strip()
-    ]
-    entries, keys = [e for e, _ in kept], [k for _, k in kept]
+    keyed = ((entry, entry_key(entry, source, base)) for entry in entries)
+    pairs = [(e, k) for e, k in keyed if k.url or e.title.strip() or e.summary.strip()]
     lookup = _store_lookup(job.store_path)
-    if lookup is not None and keys:
+    if lookup is not None and pairs:
         identities, urls, _ = lookup.present(
-            (k.identity for k in keys if k.identity), (k.url for k in keys)
+            (k.identity for _, k in pairs if k.identity), (k.url for _, k in pairs)
         )
         pairs = [
             (entry, key)
-            for entry, key in zip(entries, keys, strict=True)
+            for entry, key in pairs
             if key.identity not in identities and not (key.url and key.url in urls)
         ]
-    else:
-        pairs = list(zip(entries, keys, strict=True))
     articles = [
         to_article(entry, source, job.fetched_at, base, language=False, key=key)
         for entry, key in pairs

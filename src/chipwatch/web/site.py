@@ -49,9 +49,9 @@ NOTICES = {
     "source-added": "Feed added.",
     "opml": "OPML imported.",
     "subscribed": "Digest subscription saved.",
-    "topic-accepted": "Topic added to topics.toml; it counts at the next fit.",
+    "topic-accepted": "Topic added to your topics file; it counts at the next fit.",
     "topic-dismissed": "Suggestion dismissed.",
-    "topic-added": "Topic added to topics.toml and its examples labelled with it; "
+    "topic-added": "Topic added to your topics file and its examples labelled with it; "
     "both count at the next fit.",
 }
 

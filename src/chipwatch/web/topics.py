@@ -1,6 +1,6 @@
 """The topics page: each topic's examples (corpus documents and labelled articles), its
 figures (articles in the last 7 days, a 90-day chart), and `topics suggest`'s proposals
-with accept (appended to topics.toml) or dismiss."""
+with accept (added to the user's topics file) or dismiss."""
 
 from __future__ import annotations
 
@@ -144,18 +144,6 @@ def proposals(site: Site) -> list[Proposal]:
 @page
 def suggestions_page(request: Request) -> Response:
     return render(request, "suggestions.html.j2", proposals=proposals(site_of(request)))
-
-
-def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def topic_block(topic_id: str, name: str, description: str, terms: Sequence[str]) -> str:
-    listed = ", ".join(_quoted(t) for t in terms)
-    return (
-        f"\n[[topic]]\nid = {_quoted(topic_id)}\nname = {_quoted(name)}\n"
-        f"description = {_quoted(description)}\n[topic.terms]\nen = [{listed}]\n"
-    )
 
 
 def add_site_topic(
