@@ -33,12 +33,18 @@ def server() -> Iterator[SmtpServer]:
     smtp.stop()
 
 
-@pytest.fixture
-def setup(tmp_path: Path, server: SmtpServer) -> tuple[Settings, sessionmaker[Session]]:
-    settings = make_settings(tmp_path, smtp_host=server.host, smtp_port=server.port)
+def seeded(settings: Settings) -> sessionmaker[Session]:
+    """The database of `settings`, with the sample articles stored."""
     factory = open_db(settings)
     with factory() as session:
         seed(session)
+    return factory
+
+
+@pytest.fixture
+def setup(tmp_path: Path, server: SmtpServer) -> tuple[Settings, sessionmaker[Session]]:
+    settings = make_settings(tmp_path, smtp_host=server.host, smtp_port=server.port)
+    factory = seeded(settings)
     return settings, factory
 
 
@@ -152,9 +158,7 @@ def test_crash_after_smtp_accept_resends_same_message_id(setup, server) -> None:
 
 def test_crash_after_maildir_delivery_leaves_one_copy(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)  # no SMTP host: Maildir
-    factory = open_db(settings)
-    with factory() as session:
-        seed(session)
+    factory = seeded(settings)
 
     def crash(_row: DigestRow) -> None:
         raise Crash
@@ -191,9 +195,7 @@ def test_empty_policies(tmp_path: Path, server: SmtpServer) -> None:
     settings = make_settings(
         tmp_path, smtp_host=server.host, smtp_port=server.port, recipients=recipients
     )
-    factory = open_db(settings)
-    with factory() as session:
-        seed(session)
+    factory = seeded(settings)
     built, report = run(settings, factory)
     assert len(built) == 1 and len(report.sent) == 1
     (message,) = server.messages
@@ -213,9 +215,7 @@ def test_recipient_filters(tmp_path: Path, server: SmtpServer) -> None:
     settings = make_settings(
         tmp_path, smtp_host=server.host, smtp_port=server.port, recipients=recipients
     )
-    factory = open_db(settings)
-    with factory() as session:
-        seed(session)
+    factory = seeded(settings)
     run(settings, factory)
     by_rcpt = {str(m["To"]): m for m in server.messages}
     assert str(by_rcpt["rare@example.org"]["Subject"]) == "chipwatch: 1 story, 1 rare earths"
@@ -245,9 +245,7 @@ def test_a_server_that_is_not_smtp_is_named_so(tmp_path: Path) -> None:
 
     threading.Thread(target=greet_with_noise, daemon=True).start()
     settings = make_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=listener.getsockname()[1])
-    factory = open_db(settings)
-    with factory() as session:
-        seed(session)
+    factory = seeded(settings)
     built, report = run(settings, factory)
     listener.close()
     assert len(report.failed) == 1
@@ -267,9 +265,7 @@ def test_an_address_that_is_not_ascii(tmp_path: Path, smtputf8: bool) -> None:
         settings = make_settings(
             tmp_path, smtp_host=server.host, smtp_port=server.port, recipients=recipients
         )
-        factory = open_db(settings)
-        with factory() as session:
-            seed(session)
+        factory = seeded(settings)
         _built, report = run(settings, factory)
     finally:
         server.stop()

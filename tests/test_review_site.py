@@ -605,11 +605,12 @@ def test_add_a_feed_by_url_and_by_opml(site: ReviewSite, client: httpx.Client) -
         b'<outline type="rss" text="Imported" xmlUrl="https://example.org/imported.xml"/>'
         b"</body></opml>"
     )
-    imported = client.post(
-        "/sources/opml",
-        data={"csrf": csrf_of(page)},
-        files={"opml": ("feeds.opml", opml, "text/x-opml")},
-    )
+
+    def upload(data: bytes, kind: str = "text/x-opml") -> httpx.Response:
+        files = {"opml": ("feeds.opml", data, kind)}
+        return client.post("/sources/opml", data={"csrf": csrf_of(page)}, files=files)
+
+    imported = upload(opml)
     assert "done=opml" in imported.headers["location"], imported.text
     assert "https://example.org/imported.xml" in client.get("/sources").text
     # An outline whose URL is refused, and one that is another spelling of a stored feed:
@@ -621,21 +622,13 @@ def test_add_a_feed_by_url_and_by_opml(site: ReviewSite, client: httpx.Client) -
         b'<outline type="rss" text="Fresh" xmlUrl="https://example.org/fresh.xml"/>'
         b"</body></opml>"
     )
-    reported = client.post(
-        "/sources/opml",
-        data={"csrf": csrf_of(page)},
-        files={"opml": ("feeds.opml", mixed, "text/x-opml")},
-    )
+    reported = upload(mixed)
     assert reported.status_code == 200, reported.text
     assert "1 new feeds" in reported.text and "2 left out" in reported.text
     assert "javascript:alert(1)" in reported.text and "scheme" in reported.text
     assert "same feed as https://example.org/imported.xml" in reported.text
     assert "https://example.org/fresh.xml" in client.get("/sources").text
-    bad = client.post(
-        "/sources/opml",
-        data={"csrf": csrf_of(page)},
-        files={"opml": ("feeds.opml", b"<html>not opml</html>", "text/html")},
-    )
+    bad = upload(b"<html>not opml</html>", "text/html")
     assert bad.status_code == 400 and "Not imported" in bad.text
 
 
